@@ -1,0 +1,195 @@
+"""Effective configuration: built-in defaults < `sleuth.toml` < `SLEUTH_*` environment.
+
+Every setting has a dotted name (`net.allow_private`); its environment variable is that name
+upper-cased with dots as underscores and the `SLEUTH_` prefix (`SLEUTH_NET_ALLOW_PRIVATE`).
+Top-level names keep their own spelling (`data_dir` → `SLEUTH_DATA_DIR`).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any, get_type_hints
+from urllib.parse import urlsplit, urlunsplit
+
+CONFIG_FILE_ENV = "SLEUTH_CONFIG"
+DEFAULT_CONFIG_FILE = "sleuth.toml"
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be parsed; the message names the setting and its source."""
+
+
+@dataclass(frozen=True)
+class NetSettings:
+    """Limits and politeness of every outgoing HTTP request (see `sleuth.net`)."""
+
+    allow_private: bool = False
+    connect_timeout: float = 5.0
+    read_timeout: float = 10.0
+    total_timeout: float = 30.0
+    max_bytes: int = 25 * 1024 * 1024
+    max_redirects: int = 5
+    retries: int = 2
+    per_host_concurrency: int = 8
+    per_host_delay: float = 0.0
+    user_agent: str = "sleuth/0.1 (+self-hosted crawler)"
+
+
+@dataclass(frozen=True)
+class ImagingSettings:
+    """Decoding limits: anything larger is refused before it can exhaust memory."""
+
+    max_pixels: int = 64_000_000
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """How many concurrent I/O jobs and CPU processes one `sleuth worker` runs."""
+
+    concurrency: int = 64
+    processes: int = 0  # 0: one per CPU core
+    lease_seconds: float = 60.0
+    max_attempts: int = 5
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    host: str = "127.0.0.1"
+    port: int = 5000
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("sleuth-data")
+    database_url: str = ""  # empty: SQLite file in data_dir
+    queue_url: str = ""  # empty: SQLite queue file in data_dir
+    blob_dir: Path | None = None  # None: data_dir / "blobs"
+    net: NetSettings = field(default_factory=NetSettings)
+    imaging: ImagingSettings = field(default_factory=ImagingSettings)
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+    web: WebSettings = field(default_factory=WebSettings)
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'sleuth.db').resolve()}"
+
+    @property
+    def effective_queue_url(self) -> str:
+        return self.queue_url or f"sqlite:///{(self.data_dir / 'queue.db').resolve()}"
+
+    @property
+    def effective_blob_dir(self) -> Path:
+        return self.blob_dir if self.blob_dir is not None else self.data_dir / "blobs"
+
+
+def _parse(value: Any, kind: Any, name: str, source: str) -> Any:
+    """Convert a TOML or environment value to the setting's declared type."""
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in {"1", "true", "yes", "on"}:
+                return True
+            if text in {"0", "false", "no", "off", ""}:
+                return False
+            raise ValueError(f"not a boolean: {value!r}")
+        if kind is int:
+            return int(value)
+        if kind is float:
+            return float(value)
+        if kind is str:
+            return str(value)
+        if kind in (Path, Path | None):
+            return Path(str(value)).expanduser() if str(value) else None
+    except ValueError as exc:
+        raise ConfigError(f"{name} from {source}: {exc}") from None
+    raise ConfigError(f"{name} from {source}: unsupported type {kind!r}")
+
+
+def _apply(obj: Any, values: dict[str, Any], source: str, prefix: str = "") -> Any:
+    hints = get_type_hints(type(obj))
+    changes: dict[str, Any] = {}
+    for key, value in values.items():
+        known = {f.name for f in fields(obj)}
+        if key not in known:
+            raise ConfigError(f"unknown setting {prefix}{key} in {source}")
+        current = getattr(obj, key)
+        if is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{prefix}{key} in {source} must be a table")
+            changes[key] = _apply(current, value, source, f"{prefix}{key}.")
+        else:
+            changes[key] = _parse(value, hints[key], prefix + key, source)
+    return replace(obj, **changes)
+
+
+def _env_values(obj: Any, environ: dict[str, str], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in fields(obj):
+        current = getattr(obj, f.name)
+        if is_dataclass(current):
+            nested = _env_values(current, environ, f"{prefix}{f.name}_")
+            if nested:
+                out[f.name] = nested
+        else:
+            var = f"SLEUTH_{prefix}{f.name}".upper()
+            if var in environ:
+                out[f.name] = environ[var]
+    return out
+
+
+def load_settings(
+    config_file: Path | None = None, environ: dict[str, str] | None = None
+) -> Settings:
+    """Build the effective settings; a missing default `sleuth.toml` is not an error."""
+    env = dict(os.environ if environ is None else environ)
+    settings = Settings()
+    path = config_file or Path(env.get(CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE))
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        settings = _apply(settings, data, str(path))
+    elif config_file is not None or CONFIG_FILE_ENV in env:
+        raise ConfigError(f"configuration file not found: {path}")
+    return _apply(settings, _env_values(settings, env), "environment")
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a URL such as `postgresql://user:secret@host/db`."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def as_dict(settings: Settings) -> dict[str, Any]:
+    """The effective configuration as plain values, secrets masked, for `sleuth config`."""
+
+    def walk(obj: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(obj):
+            value = getattr(obj, f.name)
+            if is_dataclass(value):
+                out[f.name] = walk(value)
+            elif isinstance(value, Path):
+                out[f.name] = str(value)
+            elif f.name.endswith("_url") and isinstance(value, str):
+                out[f.name] = mask_url(value)
+            else:
+                out[f.name] = value
+        return out
+
+    data = walk(settings)
+    data["database_url"] = mask_url(settings.effective_database_url)
+    data["queue_url"] = mask_url(settings.effective_queue_url)
+    data["blob_dir"] = str(settings.effective_blob_dir)
+    return data

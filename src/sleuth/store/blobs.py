@@ -1,0 +1,59 @@
+"""Content-addressed blob folder: `ab/cd/<key>.<ext>`, written atomically.
+
+A blob is written to a temporary file in its final folder, flushed, then renamed over the
+final name, so a crash never leaves half a file and readers never see one. Writing the same
+key twice is harmless (same content, same name).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+_KEY = re.compile(r"^[A-Za-z0-9_-]{4,128}$")
+_EXT = re.compile(r"^[a-z0-9]{1,8}$")
+
+
+class BlobStore:
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+
+    def path(self, key: str, ext: str) -> Path:
+        if not _KEY.match(key):
+            raise ValueError(f"invalid blob key {key!r}")
+        if not _EXT.match(ext):
+            raise ValueError(f"invalid blob extension {ext!r}")
+        return self.root / key[:2] / key[2:4] / f"{key}.{ext}"
+
+    def put(
+        self, key: str, ext: str, data: bytes, *, overwrite: bool = False, fsync: bool = False
+    ) -> Path:
+        """Store `data` under `key`. A content-addressed blob that exists is left as it is;
+        `overwrite=True` (for keys that do not name their content) swaps it atomically."""
+        final = self.path(key, ext)
+        if not overwrite and final.exists():
+            return final
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".tmp-", suffix=f".{ext}")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                if fsync:
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            os.replace(tmp, final)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return final
+
+    def get(self, key: str, ext: str) -> bytes:
+        return self.path(key, ext).read_bytes()
+
+    def exists(self, key: str, ext: str) -> bool:
+        return self.path(key, ext).exists()
+
+    def delete(self, key: str, ext: str) -> None:
+        self.path(key, ext).unlink(missing_ok=True)
