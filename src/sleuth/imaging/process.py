@@ -1,0 +1,57 @@
+"""The per-image CPU kernel of the images app: one decode, then gray copy and pHash.
+
+Pure functions of their arguments, importable by reference, so they run unchanged in a
+`ProcessPoolExecutor`; what they return is small apart from the packed gray bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from sleuth.imaging.decode import decode_image
+from sleuth.imaging.encode import pack_gray
+from sleuth.imaging.gray import gray_image
+from sleuth.imaging.phash import phash_from_image
+
+
+@dataclass(frozen=True)
+class ProcessedImage:
+    """What one image yields. `mode`/`format` describe the original (Pillow names);
+    `gray` is the `pack_gray` container and `gray_digest` the SHA-256 hex of those bytes,
+    which names its content-addressed blob (SHA-256 rather than BLAKE2/MD5: with the CPU's
+    SHA extensions it is the fastest of the three here, ~1 GB/s)."""
+
+    width: int
+    height: int
+    mode: str
+    format: str
+    frames: int
+    phash: int
+    gray: bytes
+    gray_digest: str
+
+
+def md5_hex(data: bytes) -> str:
+    """MD5 of the bytes as downloaded (not of decoded pixels, which the seed hashed)."""
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def process_image(data: bytes, max_pixels: int) -> ProcessedImage:
+    """Decode `data` once at full resolution (first frame, pixels as stored) and derive the
+    exact (R+G+B)/3 gray copy and the imagehash-identical pHash from that one decode.
+
+    Raises `ImageError` with a stable reason for anything that is not a decodable image."""
+    decoded = decode_image(data, max_pixels)
+    gray = gray_image(decoded.image)
+    packed = pack_gray(decoded.width, decoded.height, gray.tobytes())
+    return ProcessedImage(
+        width=decoded.width,
+        height=decoded.height,
+        mode=decoded.mode,
+        format=decoded.format,
+        frames=decoded.frames,
+        phash=phash_from_image(decoded.image),
+        gray=packed,
+        gray_digest=hashlib.sha256(packed).hexdigest(),
+    )

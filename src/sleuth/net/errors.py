@@ -1,0 +1,60 @@
+"""The one exception every fetch failure becomes, with a stable machine-readable reason.
+
+Callers branch on `reason` (recorded in the database, counted by `/monitoring`) and on
+`retryable`/`retry_after` (the job layer reschedules instead of sleeping), never on message text.
+"""
+
+from __future__ import annotations
+
+REASONS = frozenset(
+    {
+        "bad_url",  # malformed, not http(s), no host, too long
+        "blocked_address",  # the SSRF guard refused a resolved address
+        "dns",  # the host name does not resolve
+        "connect",  # refused, unreachable, or the connection was lost
+        "tls",  # TLS handshake or certificate verification failed
+        "timeout",  # connect, read, write, DNS or total; the detail says which
+        "too_large",  # Content-Length or streamed body over the size cap
+        "too_many_redirects",  # over the redirect limit, or a redirect loop
+        "http_status",  # a 4xx or 5xx answer; `status` holds it
+        "not_image",  # an image was expected and the bytes are not one
+        "bad_json",  # JSON was expected and the body does not parse
+        "protocol",  # broken HTTP: truncated body, bad framing, bad encoding
+    }
+)
+
+_TRANSIENT_REASONS = frozenset({"timeout", "connect"})
+
+
+class FetchError(Exception):
+    """A failed fetch: `reason` is one of `REASONS`, `detail` says what happened, for people."""
+
+    def __init__(
+        self,
+        reason: str,
+        detail: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        if reason not in REASONS:
+            raise ValueError(f"unknown fetch error reason {reason!r}")
+        super().__init__(reason, detail, status, retry_after)
+        self.reason = reason
+        self.detail = detail
+        self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        """Whether trying again later can succeed: timeouts, lost connections, 5xx and 429."""
+        if self.reason in _TRANSIENT_REASONS:
+            return True
+        if self.reason == "http_status" and self.status is not None:
+            return self.status >= 500 or self.status == 429
+        return False
+
+    def __str__(self) -> str:
+        text = f"{self.reason}: {self.detail}"
+        if self.retry_after is not None:
+            text += f" (retry after {self.retry_after:g} s)"
+        return text

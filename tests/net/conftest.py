@@ -1,0 +1,342 @@
+"""A real threaded HTTP(S) server on 127.0.0.1 that misbehaves in every way the fetcher handles."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import json
+import shutil
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from PIL import Image
+
+
+def _image(fmt: str) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (8, 6), (200, 30, 90)).save(out, fmt)
+    return out.getvalue()
+
+
+PNG = _image("PNG")
+JPEG = _image("JPEG")
+HTML = b"<!doctype html><html><head><title>Not an image</title></head><body>hi</body></html>"
+
+
+@dataclass
+class Stats:
+    """What the server saw; the counters are shared by its handler threads."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    hits: Counter[str] = field(default_factory=Counter)
+    connections: int = 0  # accepted in all
+    open_connections: int = 0
+    max_connections: int = 0
+    active_slow: int = 0
+    max_active_slow: int = 0
+    slow_starts: list[float] = field(default_factory=list)
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: LocalServer
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet: the tests read outcomes, not logs."""
+
+    def setup(self) -> None:
+        super().setup()
+        stats = self.server.stats
+        with stats.lock:
+            stats.connections += 1
+            stats.open_connections += 1
+            stats.max_connections = max(stats.max_connections, stats.open_connections)
+
+    def finish(self) -> None:
+        stats = self.server.stats
+        with stats.lock:
+            stats.open_connections -= 1
+        with contextlib.suppress(OSError):
+            super().finish()
+
+    def reply(
+        self,
+        status: int,
+        body: bytes = b"",
+        content_type: str = "text/plain",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def count(self, key: str) -> int:
+        """How many times `key` was requested, this request included."""
+        with self.server.stats.lock:
+            self.server.stats.hits[key] += 1
+            return self.server.stats.hits[key]
+
+    def do_GET(self) -> None:
+        parts = urlsplit(self.path)
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        segments = parts.path.strip("/").split("/")
+        route, args = segments[0], segments[1:]
+        self.count(self.path)
+        handler = getattr(self, "route_" + route.replace("-", "_").replace(".", "_"), None)
+        if handler is None:
+            self.reply(404, b"no such route")
+            return
+        handler(args, query)
+
+    def route_image_png(self, args: list[str], query: dict[str, str]) -> None:
+        self.reply(200, PNG, "image/png")
+
+    def route_image_jpg(self, args: list[str], query: dict[str, str]) -> None:
+        self.reply(200, JPEG, "image/jpeg")
+
+    def route_png_as_text(self, args: list[str], query: dict[str, str]) -> None:
+        self.reply(200, PNG, "text/plain")
+
+    def route_html_as_jpeg(self, args: list[str], query: dict[str, str]) -> None:
+        self.reply(200, HTML, "image/jpeg")
+
+    def route_tiny_text(self, args: list[str], query: dict[str, str]) -> None:
+        self.reply(200, b"GIF", "image/gif")
+
+    def route_status(self, args: list[str], query: dict[str, str]) -> None:
+        headers = {"Retry-After": query["retry_after"]} if "retry_after" in query else {}
+        self.reply(int(args[0]), b"status body", headers=headers)
+
+    def route_flaky(self, args: list[str], query: dict[str, str]) -> None:
+        """500 on the first request of each key, then the image."""
+        if self.count("flaky:" + args[0]) == 1:
+            self.reply(500, b"try again")
+        else:
+            self.reply(200, PNG, "image/png")
+
+    def route_ratelimited(self, args: list[str], query: dict[str, str]) -> None:
+        """429 with `Retry-After: after` on the first request of each key, then the image."""
+        if self.count("ratelimited:" + args[0]) == 1:
+            self.reply(429, b"slow down", headers={"Retry-After": query.get("after", "1")})
+        else:
+            self.reply(200, PNG, "image/png")
+
+    def route_redirect(self, args: list[str], query: dict[str, str]) -> None:
+        """A chain of `n` relative redirects ending at the PNG."""
+        n = int(args[0])
+        if n == 0:
+            self.reply(200, PNG, "image/png")
+        else:
+            self.reply(302, headers={"Location": f"/redirect/{n - 1}"})
+
+    def route_loop(self, args: list[str], query: dict[str, str]) -> None:
+        self.reply(301, headers={"Location": "/loop/b" if args[0] == "a" else "/loop/a"})
+
+    def route_redirect_to(self, args: list[str], query: dict[str, str]) -> None:
+        self.reply(int(query.get("status", "302")), headers={"Location": query["url"]})
+
+    def route_no_location(self, args: list[str], query: dict[str, str]) -> None:
+        self.reply(302)
+
+    def route_chunked_huge(self, args: list[str], query: dict[str, str]) -> None:
+        """`size` bytes in 64 KiB chunks, without Content-Length."""
+        size = int(query["size"])
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        chunk = b"x" * 65536
+        try:
+            while size > 0:
+                part = chunk[: min(size, len(chunk))]
+                self.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+                size -= len(part)
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            self.close_connection = True
+
+    def route_big_length(self, args: list[str], query: dict[str, str]) -> None:
+        """Declares a gigabyte; sends a little and hangs up."""
+        self.send_response(200)
+        self.send_header("Content-Length", str(10**9))
+        self.end_headers()
+        self.wfile.write(b"x" * 1000)
+        self.close_connection = True
+
+    def route_drip(self, args: list[str], query: dict[str, str]) -> None:
+        """One byte every 0.5 s: each read is quick, the whole body is not."""
+        self.send_response(200)
+        self.send_header("Content-Length", "100")
+        self.end_headers()
+        try:
+            for _ in range(100):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.5)
+        except OSError:
+            self.close_connection = True
+
+    def route_cut(self, args: list[str], query: dict[str, str]) -> None:
+        """Promises 1000 bytes, sends 100, closes the connection."""
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        self.wfile.write(b"x" * 100)
+        self.close_connection = True
+
+    def route_json(self, args: list[str], query: dict[str, str]) -> None:
+        self.reply(200, b'{"items": [1, 2, 3], "next": null}', "application/json")
+
+    def route_bad_json(self, args: list[str], query: dict[str, str]) -> None:
+        self.reply(200, b'{"items": [1, 2,', "application/json")
+
+    def route_encoded(self, args: list[str], query: dict[str, str]) -> None:
+        """JSON (or `zeros` zero bytes) compressed as `args[0]`; `cut` drops the last bytes."""
+        data = b"\0" * int(query["zeros"]) if "zeros" in query else b'{"packed": true}'
+        kind = args[0]
+        if kind == "gzip":
+            body = gzip.compress(data)
+        elif kind == "deflate":
+            body = zlib.compress(data)
+        elif kind == "raw-deflate":
+            packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+            body = packer.compress(data) + packer.flush()
+        else:
+            body = data
+        if "cut" in query:
+            body = body[: -int(query["cut"])]
+        encoding = "deflate" if kind == "raw-deflate" else kind
+        self.reply(200, body, "application/json", headers={"Content-Encoding": encoding})
+
+    def route_echo(self, args: list[str], query: dict[str, str]) -> None:
+        """The request headers as JSON (names lower-cased)."""
+        body = json.dumps({k.lower(): v for k, v in self.headers.items()}).encode()
+        self.reply(200, body, "application/json")
+
+    def route_echo_image(self, args: list[str], query: dict[str, str]) -> None:
+        """The PNG, with the request's Accept and Accept-Encoding echoed in headers."""
+        seen = {
+            "X-Seen-Accept": self.headers.get("Accept", ""),
+            "X-Seen-Accept-Encoding": self.headers.get("Accept-Encoding", ""),
+        }
+        self.reply(200, PNG, "image/png", headers=seen)
+
+    def route_set_cookie(self, args: list[str], query: dict[str, str]) -> None:
+        self.reply(200, b"{}", "application/json", headers={"Set-Cookie": "session=abc; Path=/"})
+
+    def route_slow(self, args: list[str], query: dict[str, str]) -> None:
+        """Holds the request `delay` seconds, recording how many are in progress together."""
+        stats = self.server.stats
+        with stats.lock:
+            stats.slow_starts.append(time.monotonic())
+            stats.active_slow += 1
+            stats.max_active_slow = max(stats.max_active_slow, stats.active_slow)
+        time.sleep(float(query.get("delay", "0.2")))
+        with stats.lock:
+            stats.active_slow -= 1
+        self.reply(200, PNG, "image/png")
+
+
+class LocalServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # concurrency tests open many connections at once
+    png = PNG
+    jpeg = JPEG
+
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.stats = Stats()
+        if tls is not None:
+            self.socket = tls.wrap_socket(self.socket, server_side=True)
+        self.scheme = "https" if tls is not None else "http"
+        self.port = self.server_address[1]
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+
+    def handle_error(self, request: object, client_address: tuple[str, int]) -> None:
+        """A client hanging up early is what several tests do; anything else is reported."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+    def url(self, path: str, host: str = "127.0.0.1") -> str:
+        return f"{self.scheme}://{host}:{self.port}{path}"
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+        self._thread.join(timeout=5)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LocalServer]:
+    """One plain HTTP server shared by a module's tests (state is keyed per test)."""
+    srv = LocalServer()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def fresh_server() -> Iterator[LocalServer]:
+    """A server of the test's own, for tests that read its connection statistics."""
+    srv = LocalServer()
+    yield srv
+    srv.stop()
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    cert: Path
+    key: Path
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    """A self-signed certificate for the name `localhost` only (not for 127.0.0.1)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl command not found: cannot make a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    files = TlsFiles(folder / "cert.pem", folder / "key.pem")
+    subprocess.run(
+        [
+            openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-days", "1", "-subj", "/CN=localhost",
+            "-addext", "subjectAltName=DNS:localhost",
+            "-keyout", str(files.key), "-out", str(files.cert),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return files
+
+
+@pytest.fixture(scope="module")
+def tls_server(tls_files: TlsFiles) -> Iterator[LocalServer]:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tls_files.cert, tls_files.key)
+    srv = LocalServer(tls=context)
+    yield srv
+    srv.stop()
