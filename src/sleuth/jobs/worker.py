@@ -1,0 +1,665 @@
+"""The worker runtime: runs job handlers from a `QueueBackend` on one asyncio loop.
+
+I/O-bound handlers (fetching, API paging) run concurrently on the loop; CPU-bound steps go to a
+process pool through `JobContext.run_cpu`. Backend calls run in a small thread pool so that a
+writer waiting for SQLite's lock (or a slow Redis round trip) never stalls the loop. A job is
+acked on success, retried with exponential backoff on failure, dead-lettered after its kind's
+max attempts; its lease is renewed while it runs. SIGTERM, SIGINT and SIGHUP stop the worker
+cleanly: no new jobs, in-flight jobs get a grace period, the rest are handed back at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import math
+import multiprocessing
+import os
+import pickle
+import random
+import signal
+import socket
+import threading
+import time
+import traceback
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
+from typing import Any, TypeVar
+
+from sleuth.jobs.base import JSON, Job, LeaseLost, QueueBackend
+from sleuth.jobs.factory import open_queue
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Handler = Callable[[Job, "JobContext"], Awaitable[None]]
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+_ERROR_CHARS = 4000  # a traceback's tail is enough to diagnose; keep dead-letter rows small
+
+
+class Retry(Exception):
+    """Raised by a handler to run its job again in `after` seconds (a host cooling down, a
+    resource not ready yet). It is a deliberate postponement, not a failure: the delivery does
+    not count towards the kind's max attempts."""
+
+    def __init__(self, after: float, reason: str = "") -> None:
+        if not math.isfinite(after) or after < 0:
+            raise ValueError(f"Retry(after=...) must be a finite number of seconds >= 0: {after!r}")
+        super().__init__(reason or f"retry in {after:g} s")
+        self.after = after
+        self.reason = reason or f"postponed by the handler for {after:g} s"
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """The jobs of one queue and how to run them.
+
+    `lease`: seconds a delivery is held before another worker may take it (renewed every
+    lease/3 while the handler runs). `concurrency`: at most this many of these jobs at once in
+    one worker (None: only the worker's own limit). Failed jobs are retried after
+    `backoff_delay(attempt, backoff_base, backoff_cap)` seconds.
+    """
+
+    queue: str
+    handler: Handler
+    max_attempts: int = 5
+    lease: float = 60.0
+    concurrency: int | None = None
+    backoff_base: float = 1.0
+    backoff_cap: float = 300.0
+
+    def __post_init__(self) -> None:
+        if not self.queue:
+            raise ValueError("JobKind needs a queue name")
+        if not callable(self.handler):
+            raise ValueError(f"JobKind {self.queue!r}: handler must be an async callable")
+        if self.max_attempts < 1:
+            raise ValueError(f"JobKind {self.queue!r}: max_attempts must be >= 1")
+        if not math.isfinite(self.lease) or self.lease <= 0:
+            raise ValueError(f"JobKind {self.queue!r}: lease must be a positive number")
+        if self.concurrency is not None and self.concurrency < 1:
+            raise ValueError(f"JobKind {self.queue!r}: concurrency must be None or >= 1")
+        if not 0 < self.backoff_base <= self.backoff_cap:
+            raise ValueError(f"JobKind {self.queue!r}: need 0 < backoff_base <= backoff_cap")
+
+
+def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
+    """Seconds before retrying after failed attempt number `attempt` (1-based): the step
+    doubles from `base` up to `cap`, and half of it is random ("equal jitter"), so jobs that
+    failed together come back spread out, yet never sooner than half a step."""
+    step = min(cap, base * 2.0 ** min(attempt - 1, 64))
+    return step / 2 + (rng or random).uniform(0.0, step / 2)
+
+
+@dataclass(frozen=True)
+class WorkerEvent:
+    """What a worker just did with a job, for an observer (worker registry, progress).
+
+    kind: "started", "acked", "retried" (failed, will run again), "postponed" (the handler
+    raised Retry), "dead", "lease_lost" (the handler was cancelled: another worker may have
+    the job) or "handed_back" (the worker stopped before the job finished).
+    """
+
+    kind: str
+    job: Job
+    consumer: str
+    at: float
+    error: str | None = None
+
+
+def describe_error(exc: BaseException) -> str:
+    """`Type: message`, then the traceback's tail, for retry and dead-letter records."""
+    head = f"{type(exc).__name__}: {exc}"
+    trace = "".join(traceback.format_exception(exc))
+    return f"{head}\n{trace[-_ERROR_CHARS:]}"
+
+
+class JobContext:
+    """What a running handler may use besides its job: the CPU pool and the queue."""
+
+    def __init__(self, worker: Worker, job: Job) -> None:
+        self._worker = worker
+        self.job = job
+
+    @property
+    def consumer(self) -> str:
+        return self._worker.consumer
+
+    @property
+    def backend(self) -> QueueBackend:
+        return self._worker.backend
+
+    async def run_cpu(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(*args)` in the worker's process pool; `fn`, its arguments and its result
+        must be picklable (a module-level function, plain data)."""
+        return await self._worker.run_cpu(fn, *args)
+
+    async def enqueue(
+        self,
+        queue: str,
+        payload: JSON,
+        *,
+        priority: int = 0,
+        delay: float = 0.0,
+        dedup_key: str | None = None,
+    ) -> str | None:
+        return await self._worker.call(
+            self._worker.backend.enqueue,
+            queue,
+            payload,
+            priority=priority,
+            delay=delay,
+            dedup_key=dedup_key,
+        )
+
+    async def enqueue_many(self, queue: str, payloads: Sequence[tuple[JSON, str | None]]) -> int:
+        return await self._worker.call(self._worker.backend.enqueue_many, queue, payloads)
+
+    async def join(
+        self, key: str, part: str, value: JSON, parts: Sequence[str]
+    ) -> dict[str, JSON] | None:
+        return await self._worker.call(self._worker.backend.join, key, part, value, parts)
+
+    async def forget_join(self, key: str) -> None:
+        await self._worker.call(self._worker.backend.forget_join, key)
+
+
+@dataclass(eq=False)
+class _Running:
+    job: Job
+    kind: JobKind
+    renew_at: float  # monotonic time of the next lease renewal
+    task: asyncio.Task[None] | None = None
+    finished: bool = False  # the handler is over; only its outcome is being recorded
+    lease_lost: bool = False
+    stopped: bool = False  # cancelled at the end of the stop grace period
+
+
+class Worker:
+    """Reserves jobs of `kinds` from `backend` and runs them, at most `concurrency` at once.
+
+    `processes`: size of the CPU pool for `run_cpu` (0: one per core; started on first use).
+    `poll_interval`: how long to sleep when no job is ready. `grace`: seconds in-flight jobs
+    get to finish after a stop. `on_event`: called on the loop with each `WorkerEvent`; keep it
+    quick. `current` maps the id of each running job to (queue, start epoch time); another
+    thread should read a copy (`dict(worker.current)`).
+    """
+
+    def __init__(
+        self,
+        backend: QueueBackend,
+        kinds: Sequence[JobKind],
+        *,
+        consumer: str | None = None,
+        concurrency: int = 64,
+        processes: int = 0,
+        poll_interval: float = 0.2,
+        grace: float = 10.0,
+        on_event: Callable[[WorkerEvent], None] | None = None,
+        handle_signals: bool = True,
+        backend_threads: int = 4,
+    ) -> None:
+        if not kinds:
+            raise ValueError("a Worker needs at least one JobKind")
+        queues = [k.queue for k in kinds]
+        duplicated = sorted({q for q in queues if queues.count(q) > 1})
+        if duplicated:
+            raise ValueError(f"more than one JobKind for queue(s) {duplicated}")
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, not {concurrency!r}")
+        if processes < 0:
+            raise ValueError(f"processes must be >= 0 (0: one per core), not {processes!r}")
+        if not poll_interval > 0:
+            raise ValueError(f"poll_interval must be > 0, not {poll_interval!r}")
+        if not grace >= 0:
+            raise ValueError(f"grace must be >= 0, not {grace!r}")
+        self.backend = backend
+        self.kinds = {k.queue: k for k in kinds}
+        self.consumer = consumer or f"{socket.gethostname()}:{os.getpid()}"
+        self.concurrency = concurrency
+        self.processes = processes or os.cpu_count() or 1
+        self.poll_interval = poll_interval
+        self.grace = grace
+        self.on_event = on_event
+        self.handle_signals = handle_signals
+        self.current: dict[str, tuple[str, float]] = {}
+        self._backend_threads = backend_threads
+        self._running: dict[str, _Running] = {}
+        self._per_queue: Counter[str] = Counter()
+        self._acks: list[tuple[Job, asyncio.Future[None]]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._io: ThreadPoolExecutor | None = None
+        self._cpu: ProcessPoolExecutor | None = None
+        self._stop_requested = False
+        self._stop = asyncio.Event()
+        self._hurry = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._ack_wakeup = asyncio.Event()
+        self._round = 0
+
+    @property
+    def queues(self) -> list[str]:
+        return list(self.kinds)
+
+    def drained(self) -> bool:
+        """True when no job of this worker's queues is left (ready, delayed or in flight);
+        `run(until=worker.drained)` runs a worker until a crawl is done."""
+        return self.backend.pending(self.queues) == 0
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop reserving and let in-flight jobs finish within the grace period; a second call
+        hands them back at once. Safe to call from any thread or a signal handler."""
+        self._stop_requested = True  # seen by a run() that is just starting, too
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            same_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            same_loop = False
+        if same_loop:
+            self._on_stop()
+        else:
+            loop.call_soon_threadsafe(self._on_stop)
+
+    def _on_stop(self) -> None:
+        if self._stop.is_set():
+            self._hurry.set()
+        self._stop.set()
+
+    def run_sync(self, until: Callable[[], bool] | None = None) -> None:
+        """`run` on a new event loop, for a process or thread that has none."""
+        asyncio.run(self.run(until))
+
+    async def run(self, until: Callable[[], bool] | None = None) -> None:
+        """Work until `stop()`, a stop signal, or `until()` returns true (checked in a thread
+        at most every poll interval); then finish or hand back in-flight jobs and return."""
+        if self._loop is not None:
+            raise RuntimeError("a Worker runs once; make a new one")
+        loop = self._loop = asyncio.get_running_loop()
+        self._io = ThreadPoolExecutor(self._backend_threads, thread_name_prefix="sleuth-queue")
+        if self._stop_requested:
+            self._stop.set()
+        installed = self._install_signals(loop)
+        helpers = [
+            asyncio.create_task(self._renew_leases(), name="lease-renewer"),
+            asyncio.create_task(self._flush_acks(), name="ack-flusher"),
+        ]
+        try:
+            await self._reserve_loop(until)
+        finally:
+            try:
+                await self._drain()
+            finally:
+                for helper in helpers:
+                    helper.cancel()
+                await asyncio.gather(*helpers, return_exceptions=True)
+                for sig, handler in installed.items():
+                    loop.remove_signal_handler(sig)
+                    if handler is not None:  # None: set outside Python, cannot be restored
+                        signal.signal(sig, handler)
+                self._io.shutdown(wait=False)
+                if self._cpu is not None:
+                    await loop.run_in_executor(
+                        None, functools.partial(self._cpu.shutdown, cancel_futures=True)
+                    )
+
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> dict[signal.Signals, Any]:
+        """Route stop signals to `stop`; returns the handlers to restore afterwards."""
+        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
+            return {}
+        previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+        for sig in STOP_SIGNALS:
+            loop.add_signal_handler(sig, self.stop)
+        return previous
+
+    # -- helpers for handlers -------------------------------------------------------------------
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a blocking backend call in the worker's backend threads."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._io, functools.partial(fn, *args, **kwargs))
+
+    async def run_cpu(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._cpu is None:
+            # forkserver: children never inherit this process's threads or open connections.
+            context = multiprocessing.get_context("forkserver")
+            self._cpu = ProcessPoolExecutor(self.processes, mp_context=context)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._cpu, functools.partial(fn, *args))
+
+    def _emit(self, kind: str, job: Job, error: str | None = None) -> None:
+        if self.on_event is None:
+            return
+        try:
+            self.on_event(WorkerEvent(kind, job, self.consumer, time.time(), error))
+        except Exception:
+            log.exception("on_event hook failed for %s of job %s", kind, job.id)
+
+    # -- reserving ------------------------------------------------------------------------------
+
+    async def _reserve_loop(self, until: Callable[[], bool] | None) -> None:
+        next_check = 0.0
+        failures = 0
+        while not (self._stop.is_set() or self._stop_requested):
+            if until is not None and time.monotonic() >= next_check:
+                next_check = time.monotonic() + self.poll_interval
+                if await self.call(until):
+                    return
+            try:
+                wanted, full = await self._reserve_round()
+            except Exception:
+                failures += 1
+                log.exception("reserving jobs failed (%d in a row); trying again", failures)
+                await self._wait(self.poll_interval * 2 ** min(failures, 5), self._stop)
+                continue
+            failures = 0
+            if full:
+                await asyncio.sleep(0)  # let the new jobs start before taking more
+            elif wanted == 0:
+                await self._wait(self.poll_interval, self._stop, self._slot_freed)
+            else:
+                await self._wait(self.poll_interval, self._stop)
+
+    async def _reserve_round(self) -> tuple[int, bool]:
+        """Reserve for every kind with a free slot; returns (slots asked for, whether some
+        request came back full, i.e. more jobs are probably ready)."""
+        self._slot_freed.clear()
+        free = self.concurrency - len(self._running)
+        if free <= 0:
+            return 0, False
+        # Kinds with their own limit are asked alone; the others together, per lease length.
+        requests: list[tuple[list[str], int, float]] = []
+        shared: dict[float, list[str]] = {}
+        for kind in self.kinds.values():
+            if kind.concurrency is None:
+                shared.setdefault(kind.lease, []).append(kind.queue)
+            else:
+                room = kind.concurrency - self._per_queue[kind.queue]
+                if room > 0:
+                    requests.append(([kind.queue], room, kind.lease))
+        requests += [(queues, free, lease) for lease, queues in shared.items()]
+        self._round += 1
+        if requests:  # rotate so that no request always gets the free slots first
+            shift = self._round % len(requests)
+            requests = requests[shift:] + requests[:shift]
+        wanted, full = 0, False
+        for queues, room, lease in requests:
+            n = min(room, free)
+            if n <= 0:
+                break
+            wanted += n
+            jobs = await self.call(self.backend.reserve, queues, n, lease, self.consumer)
+            full = full or len(jobs) == n
+            free -= len(jobs)
+            for job in jobs:
+                self._start(job)
+        return wanted, full
+
+    def _start(self, job: Job) -> None:
+        kind = self.kinds[job.queue]
+        stale = self._running.get(job.id)
+        if stale is not None and stale.task is not None and not stale.finished:
+            # Its lease ran out before a renewal got through, and it came back to us.
+            stale.lease_lost = True
+            self._emit("lease_lost", stale.job, "the job was delivered again")
+            stale.task.cancel()
+        running = _Running(job, kind, renew_at=time.monotonic() + kind.lease / 3)
+        self._running[job.id] = running
+        self._per_queue[job.queue] += 1
+        self.current[job.id] = (job.queue, time.time())
+        running.task = asyncio.create_task(self._execute(running), name=f"job-{job.id}")
+
+    # -- running one job ------------------------------------------------------------------------
+
+    async def _execute(self, running: _Running) -> None:
+        job, kind = running.job, running.kind
+        try:
+            if job.attempts > kind.max_attempts:
+                # Only deliveries that never finished (the worker died) get this far.
+                running.finished = True
+                reason = (
+                    f"delivered {job.attempts} times without finishing "
+                    "(its workers died or lost the lease)"
+                )
+                await self._settle("dead", job, reason, self.backend.dead_letter, job, reason)
+                return
+            self._emit("started", job)
+            try:
+                await kind.handler(job, JobContext(self, job))
+            except Retry as exc:
+                running.finished = True
+                at = time.time() + exc.after
+                retry = self.backend.retry
+                reason = exc.reason
+                await self._settle(
+                    "postponed", job, reason, retry, job, at, reason, count_attempt=False
+                )
+            except asyncio.CancelledError:
+                if running.lease_lost or running.stopped:
+                    return  # cancelled by this worker; the job is (or will be) elsewhere
+                raise
+            except Exception as exc:
+                running.finished = True
+                error = describe_error(exc)
+                if job.attempts >= kind.max_attempts:
+                    reason = f"failed {job.attempts} times; last error: {error}"
+                    await self._settle("dead", job, error, self.backend.dead_letter, job, reason)
+                else:
+                    delay = backoff_delay(job.attempts, kind.backoff_base, kind.backoff_cap)
+                    at = time.time() + delay
+                    await self._settle("retried", job, error, self.backend.retry, job, at, error)
+            else:
+                running.finished = True
+                await self._settle("acked", job, None, self._ack, job)
+        finally:
+            self._per_queue[job.queue] -= 1
+            if self._running.get(job.id) is running:
+                del self._running[job.id]
+                self.current.pop(job.id, None)
+            self._slot_freed.set()
+
+    async def _settle(
+        self, event: str, job: Job, error: str | None, fn: Callable[..., Any], *args: Any, **kw: Any
+    ) -> None:
+        """Record a job's outcome; if that fails, its lease runs out and it runs again."""
+        try:
+            if asyncio.iscoroutinefunction(fn):
+                await fn(*args, **kw)
+            else:
+                await self.call(fn, *args, **kw)
+        except Exception:
+            log.exception("could not record %s for job %s; it will run again", event, job.id)
+        else:
+            self._emit(event, job, error)
+
+    async def _ack(self, job: Job) -> None:
+        """Queue the ack for the flusher, which acks everything finished meanwhile in one
+        backend call (one transaction instead of one per job)."""
+        done = asyncio.get_running_loop().create_future()
+        self._acks.append((job, done))
+        self._ack_wakeup.set()
+        await done
+
+    async def _flush_acks(self) -> None:
+        while True:
+            await self._ack_wakeup.wait()
+            self._ack_wakeup.clear()
+            batch, self._acks = self._acks, []
+            if not batch:
+                continue
+            try:
+                await self.call(self.backend.ack_many, [job for job, _ in batch])
+            except Exception as exc:
+                for _, done in batch:
+                    done.set_exception(exc)
+            else:
+                for _, done in batch:
+                    done.set_result(None)
+
+    async def _renew_leases(self) -> None:
+        tick = max(0.02, min(k.lease for k in self.kinds.values()) / 6)
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            due = [r for r in self._running.values() if not r.finished and now >= r.renew_at]
+            if due:
+                await asyncio.gather(*(self._renew(r) for r in due))
+
+    async def _renew(self, running: _Running) -> None:
+        try:
+            job = await self.call(self.backend.extend_lease, running.job, running.kind.lease)
+        except LeaseLost as exc:
+            if running.finished or running.task is None:
+                return
+            running.lease_lost = True
+            self._emit("lease_lost", running.job, str(exc))
+            running.task.cancel()
+        except Exception:
+            log.exception("renewing the lease of job %s failed; trying again", running.job.id)
+        else:
+            running.job = job
+            running.renew_at = time.monotonic() + running.kind.lease / 3
+
+    # -- stopping -------------------------------------------------------------------------------
+
+    async def _drain(self) -> None:
+        """Give in-flight jobs the grace period, then cancel and hand back the rest."""
+        tasks = [r.task for r in self._running.values() if r.task is not None]
+        if tasks:
+            everything = asyncio.ensure_future(asyncio.wait(tasks))
+            hurry = asyncio.ensure_future(self._hurry.wait())
+            await asyncio.wait(
+                {everything, hurry}, timeout=self.grace, return_when=asyncio.FIRST_COMPLETED
+            )
+            everything.cancel()
+            hurry.cancel()
+        late = [r for r in self._running.values() if not r.finished]
+        for running in late:
+            running.stopped = True
+            if running.task is not None:
+                running.task.cancel()
+        rest = [r.task for r in self._running.values() if r.task is not None]
+        if rest:
+            await asyncio.wait(rest)
+        await asyncio.gather(*(self._hand_back(r.job) for r in late if not r.lease_lost))
+
+    async def _hand_back(self, job: Job) -> None:
+        reason = "handed back: the worker stopped before the job finished"
+        retry = self.backend.retry
+        await self._settle(
+            "handed_back", job, reason, retry, job, time.time(), reason, count_attempt=False
+        )
+
+    async def _wait(self, timeout: float, *events: asyncio.Event) -> None:
+        waiters = [asyncio.ensure_future(e.wait()) for e in events]
+        try:
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+
+# -- worker processes -------------------------------------------------------------------------
+
+
+def _process_main(
+    queue_url: str,
+    kinds_factory: Callable[[], Sequence[JobKind]],
+    label: str,
+    options: dict[str, Any],
+) -> None:
+    logging.basicConfig(format="%(asctime)s %(processName)s %(name)s %(levelname)s %(message)s")
+    consumer = f"{socket.gethostname()}:{os.getpid()}:{label}"
+    backend = open_queue(queue_url)
+    try:
+        Worker(backend, kinds_factory(), consumer=consumer, **options).run_sync()
+    finally:
+        backend.close()
+
+
+class WorkerProcesses:
+    """Worker processes started by `spawn_workers`."""
+
+    def __init__(self, processes: list[BaseProcess], grace: float) -> None:
+        self.processes = processes
+        self.grace = grace
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.processes if p.pid is not None]
+
+    def alive(self) -> int:
+        return sum(p.is_alive() for p in self.processes)
+
+    def join(self, timeout: float | None = None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for p in self.processes:
+            p.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+    def stop(self, timeout: float | None = None) -> list[int | None]:
+        """SIGTERM every worker (each finishes or hands back its jobs), wait up to `timeout`
+        (default: the grace period plus 10 s), then SIGKILL what is left; returns exit codes."""
+        for p in self.processes:
+            if p.is_alive():
+                p.terminate()
+        self.join(self.grace + 10.0 if timeout is None else timeout)
+        for p in self.processes:
+            if p.is_alive():
+                log.warning("worker process %s did not stop in time; killing it", p.pid)
+                p.kill()
+                p.join()
+        return [p.exitcode for p in self.processes]
+
+    def __enter__(self) -> WorkerProcesses:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def spawn_workers(
+    n: int,
+    queue_url: str,
+    kinds_factory: Callable[[], Sequence[JobKind]],
+    *,
+    concurrency: int = 64,
+    processes: int = 0,
+    poll_interval: float = 0.2,
+    grace: float = 10.0,
+    name: str = "worker",
+) -> WorkerProcesses:
+    """Start `n` worker processes on the queue at `queue_url`. Each builds its kinds with
+    `kinds_factory()`, which must be a module-level function (it is pickled by name into fresh
+    interpreters: handlers, connections and pools are made in the child, never inherited)."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, not {n!r}")
+    try:
+        pickle.dumps(kinds_factory)
+    except Exception as exc:
+        raise ValueError(
+            f"kinds_factory must be a module-level function, picklable by name: {exc}"
+        ) from None
+    context = multiprocessing.get_context("spawn")
+    started: list[BaseProcess] = []
+    for i in range(n):
+        options = {
+            "concurrency": concurrency,
+            "processes": processes,
+            "poll_interval": poll_interval,
+            "grace": grace,
+        }
+        process = context.Process(
+            target=_process_main,
+            args=(queue_url, kinds_factory, f"{name}-{i}", options),
+            name=f"sleuth-{name}-{i}",
+        )
+        process.start()
+        started.append(process)
+    return WorkerProcesses(started, grace)

@@ -1,0 +1,83 @@
+"""Code that tests run in other processes (importable by name, so spawn can pickle it)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from sleuth.jobs import open_queue
+from sleuth.jobs.base import Job
+from sleuth.jobs.worker import JobContext, JobKind
+
+T = TypeVar("T")
+
+
+def wait_for(probe: Callable[[], T], timeout: float = 10.0, interval: float = 0.02) -> T:
+    """Poll `probe` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s: {probe}")
+        time.sleep(interval)
+
+
+def drain(url: str, queue: str, consumer: str, out: str, start: threading.Barrier) -> None:
+    """Reserve and ack until the queue is empty; write the ids taken, in order, to `out`."""
+    backend = open_queue(url)
+    taken: list[str] = []
+    start.wait(30)  # every process begins at once
+    while True:
+        jobs = backend.reserve([queue], 25, 60.0, consumer)
+        if not jobs:
+            if backend.pending([queue]) == 0:
+                break
+            continue
+        taken += [job.id for job in jobs]
+        for job in jobs:
+            backend.ack(job)
+    backend.close()
+    Path(out).write_text(json.dumps(taken))
+
+
+def cpu_work(n: int) -> tuple[int, int]:
+    """A CPU step: returns the pid it ran in and the sum of squares below n."""
+    return os.getpid(), sum(i * i for i in range(n))
+
+
+def append_line(path: str, line: str) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line + "\n")
+
+
+def read_lines(path: str | Path) -> list[list[str]]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    return [line.split() for line in text.splitlines()]
+
+
+async def record_job(job: Job, ctx: JobContext) -> None:
+    """Log the job in the file its payload names (for spawn_workers tests)."""
+    append_line(job.payload["log"], f"{job.id} {os.getpid()}")
+
+
+def record_kinds() -> list[JobKind]:
+    return [JobKind("record", record_job, lease=30.0)]
+
+
+async def sleepy_job(job: Job, ctx: JobContext) -> None:
+    """Log start, sleep `seconds` (renewing the lease meanwhile), log done."""
+    log = job.payload["log"]
+    append_line(log, f"start {job.id} {job.attempts} {os.getpid()}")
+    await asyncio.sleep(job.payload["seconds"])
+    append_line(log, f"done {job.id} {job.attempts} {os.getpid()}")

@@ -1,0 +1,314 @@
+"""The worker runtime, in this process, on every backend."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from sleuth.jobs.base import Job, QueueBackend
+from sleuth.jobs.worker import (
+    JobContext,
+    JobKind,
+    Retry,
+    Worker,
+    WorkerEvent,
+    backoff_delay,
+    spawn_workers,
+)
+from tests.jobs.helpers import cpu_work, read_lines, record_kinds, wait_for
+
+
+def make_worker(
+    backend: QueueBackend, kinds: list[JobKind], events: list[WorkerEvent] | None = None, **kw
+) -> Worker:
+    kw.setdefault("poll_interval", 0.02)
+    kw.setdefault("handle_signals", False)
+    return Worker(
+        backend, kinds, consumer="test", on_event=None if events is None else events.append, **kw
+    )
+
+
+def run(worker: Worker, until: Callable[[], bool] | None = None, timeout: float = 30.0) -> None:
+    """Run the worker in this thread until `until()` (default: its queues are drained); fail
+    rather than hang if that takes longer than `timeout`."""
+    done = until or worker.drained
+    deadline = time.monotonic() + timeout
+    worker.run_sync(until=lambda: done() or time.monotonic() > deadline)
+    assert done(), f"worker stopped by the {timeout} s timeout, not by its condition"
+
+
+def kinds_of(events: list[WorkerEvent]) -> list[str]:
+    return [e.kind for e in events]
+
+
+def test_handlers_run_and_jobs_are_acked(backend: QueueBackend) -> None:
+    seen: list[int] = []
+
+    async def handler(job: Job, ctx: JobContext) -> None:
+        await asyncio.sleep(0.001)
+        seen.append(job.payload["i"])
+
+    backend.enqueue_many("q", [({"i": i}, None) for i in range(40)])
+    events: list[WorkerEvent] = []
+    worker = make_worker(backend, [JobKind("q", handler)], events, concurrency=8)
+    run(worker)
+    assert sorted(seen) == list(range(40))
+    assert kinds_of(events).count("acked") == 40
+    assert kinds_of(events).count("started") == 40
+    assert backend.pending(["q"]) == 0
+    assert worker.current == {}
+
+
+def test_handler_can_enqueue_follow_up_jobs(backend: QueueBackend) -> None:
+    done: list[int] = []
+
+    async def first(job: Job, ctx: JobContext) -> None:
+        await ctx.enqueue("second", {"i": job.payload["i"]}, dedup_key=f"s{job.payload['i']}")
+        await ctx.enqueue("second", {"i": job.payload["i"]}, dedup_key=f"s{job.payload['i']}")
+
+    async def second(job: Job, ctx: JobContext) -> None:
+        done.append(job.payload["i"])
+
+    backend.enqueue_many("first", [({"i": i}, None) for i in range(5)])
+    worker = make_worker(backend, [JobKind("first", first), JobKind("second", second)])
+    run(worker)
+    assert sorted(done) == list(range(5))
+
+
+def test_failures_retry_with_backoff_then_dead_letter(backend: QueueBackend) -> None:
+    tries: list[tuple[int, float]] = []
+
+    async def failing(job: Job, ctx: JobContext) -> None:
+        tries.append((job.attempts, time.monotonic()))
+        raise ValueError(f"boom on attempt {job.attempts}")
+
+    backend.enqueue("q", {"x": 1})
+    events: list[WorkerEvent] = []
+    kind = JobKind("q", failing, max_attempts=3, backoff_base=0.1, backoff_cap=0.2)
+    worker = make_worker(backend, [kind], events)
+    run(worker)
+    assert [a for a, _ in tries] == [1, 2, 3]
+    gaps = [b - a for (_, a), (_, b) in itertools.pairwise(tries)]
+    assert gaps[0] >= 0.05 and gaps[1] >= 0.1  # at least half of each backoff step
+    assert kinds_of(events) == ["started", "retried"] * 2 + ["started", "dead"]
+    assert events[1].error is not None and "ValueError: boom on attempt 1" in events[1].error
+    [dead] = backend.dead_letters()
+    assert dead.attempts == 3
+    assert "failed 3 times" in dead.reason and "ValueError: boom on attempt 3" in dead.reason
+    assert "Traceback" in dead.reason
+
+
+def test_retry_after_is_honoured_and_not_counted(backend: QueueBackend) -> None:
+    calls: list[tuple[int, float]] = []
+
+    async def cooling(job: Job, ctx: JobContext) -> None:
+        calls.append((job.attempts, time.time()))
+        if len(calls) < 3:
+            raise Retry(after=0.3, reason="host cooling down")
+
+    backend.enqueue("q", {"x": 1})
+    events: list[WorkerEvent] = []
+    worker = make_worker(backend, [JobKind("q", cooling, max_attempts=1)], events)
+    run(worker)
+    assert [a for a, _ in calls] == [1, 1, 1]  # postponing is not a failed attempt
+    assert calls[1][1] - calls[0][1] >= 0.3 and calls[2][1] - calls[1][1] >= 0.3
+    assert kinds_of(events) == ["started", "postponed"] * 2 + ["started", "acked"]
+    assert events[1].error == "host cooling down"
+    assert backend.dead_letters() == []
+
+
+def test_run_cpu_runs_in_the_process_pool(backend: QueueBackend) -> None:
+    results: list[tuple[int, int]] = []
+
+    async def crunch(job: Job, ctx: JobContext) -> None:
+        results.append(await ctx.run_cpu(cpu_work, job.payload["n"]))
+
+    backend.enqueue_many("cpu", [({"n": n}, None) for n in (10, 1000)])
+    worker = make_worker(backend, [JobKind("cpu", crunch)], processes=1)
+    run(worker)
+    assert sorted(v for _, v in results) == [285, 332833500]
+    assert all(pid != os.getpid() for pid, _ in results)
+
+
+def test_long_job_keeps_its_lease(backend: QueueBackend, open_backend) -> None:
+    other = open_backend()
+    stolen: list[Job] = []
+
+    async def long(job: Job, ctx: JobContext) -> None:
+        for _ in range(10):  # 1 s, over three times the lease
+            await asyncio.sleep(0.1)
+            stolen.extend(await asyncio.to_thread(other.reserve, ["q"], 1, 30, "thief"))
+
+    backend.enqueue("q", {"x": 1})
+    events: list[WorkerEvent] = []
+    worker = make_worker(backend, [JobKind("q", long, lease=0.3)], events)
+    run(worker)
+    assert stolen == []
+    assert kinds_of(events) == ["started", "acked"]
+
+
+def test_lost_lease_cancels_the_handler(backend: QueueBackend) -> None:
+    cancelled = threading.Event()
+
+    async def loses_its_job(job: Job, ctx: JobContext) -> None:
+        # Someone else settles this delivery: the next renewal finds the lease gone.
+        ctx.backend.retry(job, time.time() + 60, "taken away")
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    backend.enqueue("q", {"x": 1})
+    events: list[WorkerEvent] = []
+    worker = make_worker(backend, [JobKind("q", loses_its_job, lease=0.3)], events)
+    run(worker, cancelled.is_set)
+    assert cancelled.is_set()
+    assert kinds_of(events) == ["started", "lease_lost"]
+    [stats] = [s for s in backend.stats() if s.queue == "q"]
+    assert (stats.delayed, stats.in_flight) == (1, 0)
+
+
+def test_stop_hands_back_jobs_that_outlive_the_grace(backend: QueueBackend) -> None:
+    started = threading.Event()
+    finished: list[str] = []
+
+    async def handler(job: Job, ctx: JobContext) -> None:
+        started.set()
+        await asyncio.sleep(job.payload["seconds"])
+        finished.append(job.payload["name"])
+
+    backend.enqueue("q", {"name": "quick", "seconds": 0.3})
+    backend.enqueue("q", {"name": "slow", "seconds": 30})
+    events: list[WorkerEvent] = []
+    worker = make_worker(backend, [JobKind("q", handler)], events, grace=1.5)
+    thread = threading.Thread(target=worker.run_sync, daemon=True)
+    thread.start()
+    wait_for(lambda: started.is_set() and len(worker.current) == 2)
+    worker.stop()
+    thread.join(20)
+    assert not thread.is_alive()
+    assert finished == ["quick"]
+    assert sorted(kinds_of(events)) == ["acked", "handed_back", "started", "started"]
+    [job] = backend.reserve(["q"], 5, 30, "next")  # handed back: ready now
+    assert job.payload["name"] == "slow" and job.attempts == 1
+
+
+def test_second_stop_skips_the_grace(backend: QueueBackend) -> None:
+    async def handler(job: Job, ctx: JobContext) -> None:
+        await asyncio.sleep(30)
+
+    backend.enqueue("q", {"x": 1})
+    worker = make_worker(backend, [JobKind("q", handler)], grace=60)
+    thread = threading.Thread(target=worker.run_sync, daemon=True)
+    thread.start()
+    wait_for(lambda: worker.current)
+    worker.stop()
+    worker.stop()
+    thread.join(20)
+    assert not thread.is_alive()
+    assert len(backend.reserve(["q"], 1, 30, "next")) == 1
+
+
+def test_job_whose_workers_keep_dying_goes_dead_unrun(backend: QueueBackend) -> None:
+    ran: list[Job] = []
+
+    async def handler(job: Job, ctx: JobContext) -> None:
+        ran.append(job)
+
+    backend.enqueue("q", {"poison": True})
+    for _ in range(2):  # two deliveries whose worker "died": the leases just run out
+        wait_for(lambda: backend.reserve(["q"], 1, 0.1, "doomed"))
+    time.sleep(0.15)
+    worker = make_worker(backend, [JobKind("q", handler, max_attempts=2)])
+    run(worker)
+    assert ran == []
+    [dead] = backend.dead_letters()
+    assert dead.attempts == 3 and "without finishing" in dead.reason
+
+
+def test_per_kind_concurrency_limit(backend: QueueBackend) -> None:
+    running = 0
+    most = 0
+
+    async def handler(job: Job, ctx: JobContext) -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.05)
+        running -= 1
+
+    backend.enqueue_many("q", [({"i": i}, None) for i in range(8)])
+    worker = make_worker(backend, [JobKind("q", handler, concurrency=2)], concurrency=10)
+    run(worker)
+    assert most == 2
+
+
+def test_worker_concurrency_bounds_all_kinds(backend: QueueBackend) -> None:
+    running = 0
+    most = 0
+
+    async def handler(job: Job, ctx: JobContext) -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.05)
+        running -= 1
+
+    for queue in ("a", "b"):
+        backend.enqueue_many(queue, [({"i": i}, None) for i in range(6)])
+    kinds = [JobKind("a", handler), JobKind("b", handler, lease=20)]
+    worker = make_worker(backend, kinds, concurrency=3)
+    run(worker)
+    assert most == 3
+
+
+def test_bad_configuration_is_refused(backend: QueueBackend) -> None:
+    async def handler(job: Job, ctx: JobContext) -> None:
+        return None
+
+    with pytest.raises(ValueError, match="at least one"):
+        Worker(backend, [])
+    with pytest.raises(ValueError, match="more than one JobKind"):
+        Worker(backend, [JobKind("q", handler), JobKind("q", handler)])
+    with pytest.raises(ValueError, match="concurrency"):
+        Worker(backend, [JobKind("q", handler)], concurrency=0)
+    with pytest.raises(ValueError, match="max_attempts"):
+        JobKind("q", handler, max_attempts=0)
+    with pytest.raises(ValueError, match="lease"):
+        JobKind("q", handler, lease=0)
+    with pytest.raises(ValueError, match="finite"):
+        Retry(after=-1)
+    with pytest.raises(ValueError, match="module-level"):
+        spawn_workers(1, "sqlite:///x.db", lambda: [])
+
+
+def test_backoff_doubles_up_to_the_cap_with_jitter() -> None:
+    rng = random.Random(7)
+    for attempt, step in [(1, 1.0), (2, 2.0), (5, 16.0), (9, 256.0), (10, 300.0), (90, 300.0)]:
+        delays = [backoff_delay(attempt, 1.0, 300.0, rng) for _ in range(50)]
+        assert all(step / 2 <= d <= step for d in delays)
+        assert len(set(delays)) > 1
+
+
+def test_spawned_worker_processes_share_the_queue(queue_url: str, backend, tmp_path: Path) -> None:
+    log = str(tmp_path / "log.txt")
+    backend.enqueue_many("record", [({"log": log, "i": i}, None) for i in range(300)])
+    group = spawn_workers(2, queue_url, record_kinds, concurrency=8, poll_interval=0.02)
+    try:
+        wait_for(lambda: backend.pending(["record"]) == 0, timeout=60)
+    finally:
+        codes = group.stop(timeout=30)
+    assert codes == [0, 0]
+    lines = read_lines(log)
+    ids = [line[0] for line in lines]
+    assert len(ids) == len(set(ids)) == 300
+    assert {line[1] for line in lines} <= {str(pid) for pid in group.pids}
