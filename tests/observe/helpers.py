@@ -1,0 +1,121 @@
+"""A real worker with its monitor on its own thread and event loop, and job kinds to watch.
+
+The handlers are module-level functions with distinctive names, so that tests can find them
+in stack dumps."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TypeVar
+
+from sqlalchemy import Engine
+
+from sleuth.jobs.base import Job, QueueBackend
+from sleuth.jobs.worker import JobContext, JobKind, Worker
+from sleuth.observe.registry import WorkerInfo, WorkerMonitor, list_workers
+
+T = TypeVar("T")
+
+SLOW, TIMED, FAIL, BLOCK = "test.slow", "test.timed", "test.fail", "test.block"
+GATES: dict[str, threading.Event] = {}
+FAILED_ONCE: set[str] = set()
+
+
+async def slow_handler_at_the_gate(job: Job, ctx: JobContext) -> None:
+    """Runs until the test opens the gate its payload names."""
+    gate = GATES[job.payload["gate"]]
+    while not gate.is_set():
+        await asyncio.sleep(0.01)
+
+
+async def timed_handler(job: Job, ctx: JobContext) -> None:
+    await asyncio.sleep(job.payload["seconds"])
+
+
+async def failing_handler(job: Job, ctx: JobContext) -> None:
+    """Fails the first delivery of each key; with `always`, every one."""
+    key = job.payload["key"]
+    if job.payload.get("always") or key not in FAILED_ONCE:
+        FAILED_ONCE.add(key)
+        raise ValueError(f"bad input {key}\nsecond line of the reason")
+
+
+async def loop_blocking_handler(job: Job, ctx: JobContext) -> None:
+    """The mistake stacks must diagnose: blocking the event loop."""
+    time.sleep(job.payload["seconds"])
+
+
+def watched_kinds() -> list[JobKind]:
+    return [
+        JobKind(SLOW, slow_handler_at_the_gate, lease=30.0),
+        JobKind(TIMED, timed_handler, lease=30.0),
+        JobKind(FAIL, failing_handler, max_attempts=1, lease=30.0),
+        JobKind(BLOCK, loop_blocking_handler, lease=30.0),
+    ]
+
+
+def wait_for(probe: Callable[[], T], timeout: float = 10.0, interval: float = 0.02) -> T:
+    """Poll `probe` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s: {probe}")
+        time.sleep(interval)
+
+
+def worker_info(engine: Engine, consumer: str) -> WorkerInfo | None:
+    with engine.connect() as conn:
+        found = [w for w in list_workers(conn) if w.consumer == consumer]
+    return found[0] if found else None
+
+
+@contextmanager
+def running_worker(
+    engine: Engine,
+    backend: QueueBackend,
+    consumer: str,
+    kinds: Sequence[JobKind] | None = None,
+    *,
+    interval: float = 0.2,
+    poll: float = 0.05,
+) -> Iterator[Worker]:
+    """Run a monitored worker (as `sleuth.runner.run_worker` does) until the block ends."""
+    monitor = WorkerMonitor(engine, interval=interval, poll=poll, prune_after=3600.0)
+    worker = Worker(
+        backend,
+        list(kinds or watched_kinds()),
+        consumer=consumer,
+        poll_interval=0.02,
+        grace=5.0,
+        handle_signals=False,
+        on_event=monitor.hook(),
+    )
+    failure: list[BaseException] = []
+
+    async def main() -> None:
+        async with monitor.attached(worker):
+            await worker.run()
+
+    def target() -> None:
+        try:
+            asyncio.run(main())
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=target, name=f"test-worker-{consumer}")
+    thread.start()
+    try:
+        wait_for(lambda: worker_info(engine, consumer) or failure)
+        yield worker
+    finally:
+        worker.stop()
+        thread.join(30)
+    assert not thread.is_alive(), "the worker did not stop"
+    assert not failure, failure
