@@ -1,0 +1,64 @@
+"""A one-line progress display with rate and ETA, redrawn in place on a terminal and printed
+as plain lines (at most every few seconds) when the output is a file or a pipe."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from typing import TextIO
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class ProgressLine:
+    def __init__(self, stream: TextIO | None = None, plain_every: float = 5.0) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.plain_every = plain_every
+        self.started = time.monotonic()
+        self.first_done: int | None = None
+        self.last_plain = 0.0
+        self.width = 0
+
+    def render(self, done: int, total: int | None, extra: str = "") -> str:
+        elapsed = time.monotonic() - self.started
+        if self.first_done is None:
+            self.first_done = done
+        progressed = done - self.first_done  # a resumed crawl's earlier lines are not rate
+        rate = progressed / elapsed if elapsed > 0 else 0.0
+        if total:
+            frac = min(1.0, done / total)
+            bar_len = 24
+            filled = int(frac * bar_len)
+            bar = "#" * filled + "-" * (bar_len - filled)
+            eta = format_duration((total - done) / rate) if rate > 0 else "?"
+            head = f"[{bar}] {done}/{total} {frac:5.1%}"
+            tail = f"{rate:7.1f}/s ETA {eta}"
+        else:
+            head = f"{done} done (reading list...)"
+            tail = f"{rate:7.1f}/s"
+        return f"{head} {tail} {extra}".rstrip()
+
+    def update(self, done: int, total: int | None, extra: str = "") -> None:
+        line = self.render(done, total, extra)
+        if self.tty:
+            cols = shutil.get_terminal_size((100, 20)).columns
+            line = line[: cols - 1]
+            self.stream.write("\r" + line.ljust(self.width))
+            self.width = len(line)
+            self.stream.flush()
+        elif time.monotonic() - self.last_plain >= self.plain_every:
+            self.last_plain = time.monotonic()
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+    def close(self, done: int, total: int | None, extra: str = "") -> None:
+        line = self.render(done, total, extra)
+        self.stream.write(("\r" + line.ljust(self.width) if self.tty else line) + "\n")
+        self.stream.flush()

@@ -1,0 +1,152 @@
+"""`sleuth workers`, `stacks`, `metrics` and `dead-letter` against a real monitored worker
+that shares the command's data folder (as a worker process on the same install would)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from sleuth.cli.introspect import seconds
+from sleuth.cli.main import cli
+from sleuth.config import load_settings
+from sleuth.services import Services
+from tests.observe.helpers import FAIL, GATES, SLOW, TIMED, running_worker, wait_for
+
+
+@pytest.fixture
+def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SLEUTH_DATA_DIR", str(tmp_path / "data"))
+    return CliRunner()
+
+
+@pytest.fixture
+def services(runner: CliRunner) -> Iterator[Services]:
+    """The worker's own services on the same install as the commands."""
+    svc = Services(load_settings())
+    yield svc
+    svc.close()
+
+
+def sleuth(runner: CliRunner, *args: str, code: int = 0) -> Result:
+    result = runner.invoke(cli, list(args))
+    assert result.exit_code == code, result.output
+    return result
+
+
+def test_commands_on_an_install_without_workers(runner: CliRunner) -> None:
+    assert "no worker registered" in sleuth(runner, "workers").output
+    assert json.loads(sleuth(runner, "workers", "--all", "--json").output) == []
+    assert "no job timings recorded yet" in sleuth(runner, "metrics").output
+    assert "no dead jobs" in sleuth(runner, "dead-letter", "list").output
+    stacks = sleuth(runner, "stacks", code=1)
+    assert "no live worker to ask" in stacks.output
+    assert not Path("stacktrace.log").exists()
+
+
+def test_workers_stacks_and_metrics_of_a_running_worker(
+    runner: CliRunner, services: Services
+) -> None:
+    queue = services.queue
+    queue.enqueue_many(TIMED, [({"seconds": 0.01}, None) for _ in range(4)])
+    GATES["cli"] = gate = threading.Event()
+    slow = queue.enqueue(SLOW, {"gate": "cli"})
+    with running_worker(services.engine, queue, "cli:1"):
+
+        def busy() -> list[dict] | None:
+            found = json.loads(sleuth(runner, "workers", "--json").output)
+            return found if found and found[0]["current"] else None
+
+        (worker,) = wait_for(busy)
+        assert worker["consumer"] == "cli:1" and worker["state"] == "live"
+        assert worker["current"][0]["job_id"] == slow
+        table = sleuth(runner, "workers").output
+        assert "cli:1" in table and f"job {slow} of {SLOW}, running for" in table
+
+        out = Path("dumps/stacks.txt")
+        out.parent.mkdir()
+        result = sleuth(runner, "stacks", "-o", str(out), "--timeout", "10")
+        assert f"stacks of 1 worker(s) written to {out}" in result.output
+        text = out.read_text()
+        assert text.startswith("sleuth stacks requested at ")
+        assert "=== worker cli:1:" in text and "in slow_handler_at_the_gate" in text
+        assert "did not answer" not in text
+
+        def timed() -> dict | None:
+            stages = json.loads(sleuth(runner, "metrics", "--json", "--live").output)
+            return next((s for s in stages if s["queue"] == TIMED and s["count"] == 4), None)
+
+        stage = wait_for(timed)
+        assert stage["errors"] == 0 and stage["p50"] <= stage["p99"] <= stage["max"]
+        table = sleuth(runner, "metrics", "--queue", TIMED).output
+        assert table.splitlines()[1].split()[:3] == [TIMED, "4", "0"]
+        gate.set()
+    assert "no worker registered" in sleuth(runner, "workers").output
+    assert "stopped" in sleuth(runner, "workers", "--all").output
+    assert sleuth(runner, "metrics", "--live").output.strip() == "no job timings recorded yet"
+
+
+def test_a_worker_that_does_not_answer_is_named(runner: CliRunner, services: Services) -> None:
+    """A live worker that does not answer in time (it polls for requests every 5 s) is named
+    in the output and in the file, and the command fails."""
+    with running_worker(services.engine, services.queue, "cli:gone", interval=5.0, poll=5.0):
+        result = sleuth(runner, "stacks", "--timeout", "0.3", code=1)
+    assert "no answer within 0.3 s from: cli:gone" in result.output
+    text = Path("stacktrace.log").read_text()
+    assert "0 worker(s) answered" in text and "did not answer in time: cli:gone" in text
+
+
+def test_dead_letter_list_and_retry_round_trip(runner: CliRunner, services: Services) -> None:
+    queue = services.queue
+    with running_worker(services.engine, queue, "cli:dead"):
+        for key in ("d1", "d2", "d3"):
+            queue.enqueue(FAIL, {"key": f"cli-{key}"})
+        wait_for(lambda: len(queue.dead_letters(FAIL)) == 3)
+
+        listed = json.loads(sleuth(runner, "dead-letter", "list", "--json").output)
+        assert [d["queue"] for d in listed] == [FAIL] * 3
+        assert {d["payload"]["key"] for d in listed} == {"cli-d1", "cli-d2", "cli-d3"}
+        assert all(d["attempts"] == 1 for d in listed)
+        assert listed[0]["summary"].startswith("failed 1 times; last error: ValueError: bad input")
+        table = sleuth(runner, "dead-letter", "list", "--queue", FAIL, "--limit", "2").output
+        lines = table.splitlines()
+        assert len(lines) == 3 and lines[1].split()[:3] == [listed[0]["id"], FAIL, "1"]
+        assert "second line" not in table  # only the reason's first line
+
+        # The failing handler succeeds on a second delivery: retried jobs finish for good.
+        one = sleuth(runner, "dead-letter", "retry", listed[0]["id"])
+        assert "1 of 1 dead job(s) sent back" in one.output
+        wait_for(lambda: len(queue.dead_letters(FAIL)) == 2 and queue.pending([FAIL]) == 0)
+        rest = sleuth(runner, "dead-letter", "retry", "--all", "--queue", FAIL)
+        assert "2 of 2 dead job(s) sent back" in rest.output
+        wait_for(lambda: not queue.dead_letters() and queue.pending([FAIL]) == 0)
+    assert "no dead jobs" in sleuth(runner, "dead-letter", "list").output
+    unknown = sleuth(runner, "dead-letter", "retry", "424242", code=1)
+    assert "0 of 1" in unknown.output and "1 stayed dead" in unknown.output
+    assert "0 of 0" in sleuth(runner, "dead-letter", "retry", "--all").output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["dead-letter", "retry"], "give dead job ids, or --all"),
+        (["dead-letter", "retry", "1", "--all"], "give dead job ids, or --all"),
+        (["dead-letter", "retry", "1", "--queue", "q"], "--queue goes with --all"),
+        (["dead-letter", "list", "--limit", "0"], "--limit"),
+        (["stacks", "--timeout", "0"], "--timeout"),
+    ],
+)
+def test_bad_arguments_are_usage_errors(runner: CliRunner, args: list[str], message: str) -> None:
+    result = sleuth(runner, *args, code=2)
+    assert message in result.output
+
+
+def test_durations_read_well() -> None:
+    assert [seconds(v) for v in (None, 0.0004, 0.012, 0.5, 1.234, 12.34, 123, 7400)] == [
+        "-", "0.4ms", "12ms", "500ms", "1.23s", "12.3s", "2m03s", "2h03m"
+    ]  # fmt: skip
