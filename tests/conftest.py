@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from sleuth.config import Settings
+from sleuth.config import Settings, load_settings
+from tests.jobs.conftest import redis_queue
 from tests.servers import scratch_database
 
 DATABASES = ["sqlite", "postgresql", "mysql"]
+DEPLOYMENTS = ["embedded", "redis+postgresql"]
 
 
 @pytest.fixture(params=DATABASES)
@@ -29,5 +31,27 @@ def services(tmp_path: Path) -> Iterator[object]:
     from sleuth.services import Services
 
     svc = Services(Settings(data_dir=tmp_path / "data"))
+    yield svc
+    svc.close()
+
+
+@pytest.fixture(params=DEPLOYMENTS)
+def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The `SLEUTH_*` environment of a fresh install: embedded (SQLite data and queue in a
+    data folder), or distributed (a new PostgreSQL database, a Redis queue of its own)."""
+    env = {"SLEUTH_DATA_DIR": str(tmp_path / "data")}
+    if request.param == "embedded":
+        yield env
+        return
+    with scratch_database("postgresql") as database, redis_queue(tmp_path) as queue:
+        yield {**env, "SLEUTH_DATABASE_URL": database, "SLEUTH_QUEUE_URL": queue}
+
+
+@pytest.fixture
+def deployed_services(deployment: dict[str, str]) -> Iterator[object]:
+    """The services of the `deployment` install, as a worker on it would have them."""
+    from sleuth.services import Services
+
+    svc = Services(load_settings(environ=deployment))
     yield svc
     svc.close()

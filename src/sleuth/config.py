@@ -8,11 +8,15 @@ Top-level names keep their own spelling (`data_dir` → `SLEUTH_DATA_DIR`).
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, get_type_hints
 from urllib.parse import urlsplit, urlunsplit
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 CONFIG_FILE_ENV = "SLEUTH_CONFIG"
 DEFAULT_CONFIG_FILE = "sleuth.toml"
@@ -85,6 +89,55 @@ class Settings:
         return self.blob_dir if self.blob_dir is not None else self.data_dir / "blobs"
 
 
+_PASSWORD = re.compile(r"(://[^/@:]*:)[^@]*@")
+DATABASES = ("sqlite", "postgresql", "mysql", "mariadb")
+QUEUES = ("sqlite", "redis")
+
+
+def check_database_url(url: str) -> None:
+    """Refuse, with the reason, a `database_url` that no supported database answers to."""
+    example = "postgresql://user:password@host:5432/db, mysql+pymysql://user@host/db"
+    try:
+        backend = make_url(url).get_backend_name()
+    except ArgumentError:
+        raise ValueError(
+            f"not a database URL: {mask_url(url)!r}; expected e.g. {example}"
+        ) from None
+    if backend not in DATABASES:
+        raise ValueError(
+            f"unsupported database {backend!r} in {mask_url(url)!r}; use one of {DATABASES}"
+        )
+
+
+def check_queue_url(url: str) -> None:
+    """Refuse, with the reason, a `queue_url` that names no supported queue; a Redis URL is
+    checked in full (host, port, database number, options)."""
+    scheme, sep, _ = url.partition("://")
+    if not sep or scheme not in QUEUES:
+        raise ValueError(
+            f"unsupported queue URL {mask_url(url)!r}; expected redis://host:6379/0 or"
+            " sqlite:///path.db"
+        )
+    if scheme == "sqlite" and not url.startswith("sqlite:///"):
+        raise ValueError(
+            f"queue URL {url!r}: a SQLite queue URL has no host; write sqlite:///path.db"
+        )
+    if scheme == "redis":
+        try:
+            from sleuth.jobs.redis import parse_redis_url
+        except ImportError:
+            raise ValueError(
+                "a redis:// queue needs the redis package: pip install 'sleuth[redis]'"
+            ) from None
+        try:
+            parse_redis_url(url)
+        except ValueError as exc:  # its message quotes the URL: hide the password
+            raise ValueError(str(exc).replace(url, mask_url(url))) from None
+
+
+_CHECKS = {"database_url": check_database_url, "queue_url": check_queue_url}
+
+
 def _parse(value: Any, kind: Any, name: str, source: str) -> Any:
     """Convert a TOML or environment value to the setting's declared type."""
     try:
@@ -102,7 +155,10 @@ def _parse(value: Any, kind: Any, name: str, source: str) -> Any:
         if kind is float:
             return float(value)
         if kind is str:
-            return str(value)
+            text = str(value)
+            if text and name in _CHECKS:
+                _CHECKS[name](text)
+            return text
         if kind in (Path, Path | None):
             return Path(str(value)).expanduser() if str(value) else None
     except ValueError as exc:
@@ -161,13 +217,18 @@ def load_settings(
 
 
 def mask_url(url: str) -> str:
-    """Hide the password of a URL such as `postgresql://user:secret@host/db`."""
+    """Hide the password of a URL such as `postgresql://user:secret@host/db`, even of one too
+    broken to parse (a bad port), which an error message may quote."""
     parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        return _PASSWORD.sub(r"\1***@", url, count=1)
     if parts.password is None:
         return url
     netloc = f"{parts.username or ''}:***@{parts.hostname or ''}"
-    if parts.port:
-        netloc += f":{parts.port}"
+    if port:
+        netloc += f":{port}"
     return urlunsplit(parts._replace(netloc=netloc))
 
 

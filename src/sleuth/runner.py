@@ -7,24 +7,52 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 
+from sleuth.cleanup import CLEANUP_QUEUE, Cleanup, cleanup_schedule
 from sleuth.config import Settings
+from sleuth.jobs.redis import RedisQueue
+from sleuth.jobs.schedule import Periodic, Scheduler
 from sleuth.jobs.worker import JobKind, Worker, WorkerEvent
+from sleuth.net.clocks import RedisHostClock, SqlHostClock
 from sleuth.net.fetcher import Fetcher
+from sleuth.net.politeness import Politeness
 from sleuth.observe.registry import WorkerMonitor
 from sleuth.services import Services
 
 
 def job_kinds(services: Services, fetcher: Fetcher) -> list[JobKind]:
-    """The job kinds of every installed app."""
+    """The job kinds of every installed app, and the engine's cleanup."""
     from sleuth.apps.images.pipeline import ImagesPipeline
 
-    return ImagesPipeline(services, fetcher).kinds()
+    return [*ImagesPipeline(services, fetcher).kinds(), Cleanup(services).kind()]
 
 
 def all_queues() -> list[str]:
     from sleuth.apps.images.pipeline import QUEUES
 
-    return list(QUEUES)
+    return [*QUEUES, CLEANUP_QUEUE]
+
+
+def periodic_jobs() -> list[Periodic]:
+    """The periodic jobs the scheduler of every worker declares."""
+    from sleuth.apps.images.pipeline import INFLIGHT_EXT
+
+    return [cleanup_schedule([INFLIGHT_EXT])]
+
+
+def shared_politeness(services: Services) -> Politeness:
+    """Per-host politeness whose start gaps hold across every worker process: the clock lives
+    in the queue's Redis when the queue is there, else in the database (several worker
+    processes may share one SQLite install). Without a per-host delay nothing is ever
+    claimed, so the in-memory clock is kept and no request costs a round trip."""
+    net = services.settings.net
+    clock = None
+    if net.per_host_delay > 0:
+        queue = services.queue
+        if isinstance(queue, RedisQueue):
+            clock = RedisHostClock(queue.redis, queue.target.prefix)
+        else:
+            clock = SqlHostClock(services.engine)
+    return Politeness(net.per_host_concurrency, net.per_host_delay, clock)
 
 
 async def run_worker(
@@ -37,9 +65,10 @@ async def run_worker(
     started: Callable[[Worker], None] | None = None,
 ) -> None:
     """Serve `queues` (default: all) until stopped, a stop signal, or `until()` is true.
-    The worker is registered in the worker registry, with its timings, while it runs."""
+    The worker is registered in the worker registry, with its timings, while it runs, and
+    takes its turn at scheduling the periodic jobs."""
     settings = services.settings
-    async with Fetcher(settings.net) as fetcher:
+    async with Fetcher(settings.net, politeness=shared_politeness(services)) as fetcher:
         kinds = job_kinds(services, fetcher)
         if queues is not None:
             unknown = sorted(set(queues) - {k.queue for k in kinds})
@@ -57,7 +86,8 @@ async def run_worker(
         )
         if started is not None:
             started(worker)
-        async with monitor.attached(worker):
+        scheduler = Scheduler(services.engine, services.queue, worker.consumer, periodic_jobs())
+        async with monitor.attached(worker), scheduler.running():
             await worker.run(until)
 
 

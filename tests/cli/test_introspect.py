@@ -1,11 +1,13 @@
-"""`sleuth workers`, `stacks`, `metrics` and `dead-letter` against a real monitored worker
-that shares the command's data folder (as a worker process on the same install would)."""
+"""`sleuth queues`, `workers`, `stacks`, `metrics` and `dead-letter` against a real monitored
+worker on the same install as the commands (as a worker process on another machine would be),
+for both ways of running: embedded (SQLite) and distributed (Redis + PostgreSQL)."""
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -13,24 +15,24 @@ from click.testing import CliRunner, Result
 
 from sleuth.cli.introspect import seconds
 from sleuth.cli.main import cli
-from sleuth.config import load_settings
 from sleuth.services import Services
 from tests.observe.helpers import FAIL, GATES, SLOW, TIMED, running_worker, wait_for
 
 
 @pytest.fixture
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+def runner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, deployment: dict[str, str]
+) -> CliRunner:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("SLEUTH_DATA_DIR", str(tmp_path / "data"))
+    for name, value in deployment.items():
+        monkeypatch.setenv(name, value)
     return CliRunner()
 
 
 @pytest.fixture
-def services(runner: CliRunner) -> Iterator[Services]:
+def services(runner: CliRunner, deployed_services: Services) -> Services:
     """The worker's own services on the same install as the commands."""
-    svc = Services(load_settings())
-    yield svc
-    svc.close()
+    return deployed_services
 
 
 def sleuth(runner: CliRunner, *args: str, code: int = 0) -> Result:
@@ -103,14 +105,15 @@ def test_a_worker_that_does_not_answer_is_named(runner: CliRunner, services: Ser
 
 def test_dead_letter_list_and_retry_round_trip(runner: CliRunner, services: Services) -> None:
     queue = services.queue
+    keys = [f"cli-{uuid.uuid4().hex[:8]}" for _ in range(3)]  # fail on first delivery
     with running_worker(services.engine, queue, "cli:dead"):
-        for key in ("d1", "d2", "d3"):
-            queue.enqueue(FAIL, {"key": f"cli-{key}"})
+        for key in keys:
+            queue.enqueue(FAIL, {"key": key})
         wait_for(lambda: len(queue.dead_letters(FAIL)) == 3)
 
         listed = json.loads(sleuth(runner, "dead-letter", "list", "--json").output)
         assert [d["queue"] for d in listed] == [FAIL] * 3
-        assert {d["payload"]["key"] for d in listed} == {"cli-d1", "cli-d2", "cli-d3"}
+        assert {d["payload"]["key"] for d in listed} == set(keys)
         assert all(d["attempts"] == 1 for d in listed)
         assert listed[0]["summary"].startswith("failed 1 times; last error: ValueError: bad input")
         table = sleuth(runner, "dead-letter", "list", "--queue", FAIL, "--limit", "2").output
@@ -129,6 +132,40 @@ def test_dead_letter_list_and_retry_round_trip(runner: CliRunner, services: Serv
     unknown = sleuth(runner, "dead-letter", "retry", "424242", code=1)
     assert "0 of 1" in unknown.output and "1 stayed dead" in unknown.output
     assert "0 of 0" in sleuth(runner, "dead-letter", "retry", "--all").output
+
+
+def test_queues_per_queue_and_priority(runner: CliRunner, services: Services) -> None:
+    """Ready, delayed, in flight per worker, dead and the oldest ready job's age, for each
+    queue and priority, as both backends count them."""
+    queue = services.queue
+    queue.enqueue_many(TIMED, [({"i": i}, None) for i in range(3)])
+    queue.enqueue(TIMED, {"later": True}, delay=600)
+    for i in range(4):
+        queue.enqueue(SLOW, {"i": i}, priority=5)
+    held = queue.reserve([SLOW], 2, 600, "cli:holder")
+    queue.reserve([SLOW], 1, 600, "cli:other")
+    [doomed] = queue.reserve([TIMED], 1, 600, "cli:holder")
+    queue.dead_letter(doomed, "gave up")
+    time.sleep(0.05)  # so the oldest ready job has an age
+
+    rows = json.loads(sleuth(runner, "queues", "--json").output)
+    by_key = {(r["queue"], r["priority"]): r for r in rows}
+    assert set(by_key) == {(SLOW, 5), (TIMED, 0)}
+    slow, timed = by_key[(SLOW, 5)], by_key[(TIMED, 0)]
+    assert (slow["ready"], slow["delayed"], slow["in_flight"], slow["dead"]) == (1, 0, 3, 0)
+    assert slow["in_flight_by_consumer"] == {"cli:holder": len(held), "cli:other": 1}
+    assert (timed["ready"], timed["delayed"], timed["in_flight"], timed["dead"]) == (2, 1, 0, 1)
+    assert timed["in_flight_by_consumer"] == {}
+    assert 0 < timed["oldest_ready_age"] < 600 and 0 < slow["oldest_ready_age"] < 600
+
+    lines = sleuth(runner, "queues").output.splitlines()
+    assert lines[0].split() == ["queue", "prio", "ready", "delayed", "flight", "dead", "oldest"]
+    assert [line.split()[:6] for line in lines if line.startswith("test.")] == [
+        [SLOW, "5", "1", "0", "3", "0"],
+        [TIMED, "0", "2", "1", "0", "1"],
+    ]
+    per_worker = [line.strip() for line in lines if "in flight at" in line]
+    assert per_worker == ["in flight at cli:holder: 2", "in flight at cli:other: 1"]
 
 
 @pytest.mark.parametrize(

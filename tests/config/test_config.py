@@ -48,3 +48,47 @@ def test_config_dump_masks_secrets() -> None:
     dumped = as_dict(s)
     assert dumped["database_url"] == "postgresql://bob:***@db.example:5432/sleuth"
     assert "hunter2" not in repr(dumped)
+
+
+def test_distributed_settings_from_file_and_environment(tmp_path: Path) -> None:
+    toml = tmp_path / "sleuth.toml"
+    toml.write_text(
+        'database_url = "postgresql://sleuth:pw@db.example/sleuth"\n'
+        'queue_url = "redis://queue.example:6379/2"\n'
+        'blob_dir = "/mnt/shared/blobs"\n'
+    )
+    s = load_settings(toml, environ={"SLEUTH_QUEUE_URL": "redis://other.example/3?prefix=a"})
+    assert s.effective_database_url == "postgresql://sleuth:pw@db.example/sleuth"
+    assert s.effective_queue_url == "redis://other.example/3?prefix=a"  # environment wins
+    assert s.effective_blob_dir == Path("/mnt/shared/blobs")
+    s = load_settings(
+        environ={
+            "SLEUTH_DATA_DIR": "/srv/s",
+            "SLEUTH_DATABASE_URL": "mysql+pymysql://root@127.0.0.1/test",
+            "SLEUTH_BLOB_DIR": "/mnt/b",
+        }
+    )
+    assert s.effective_database_url == "mysql+pymysql://root@127.0.0.1/test"
+    assert s.effective_queue_url == "sqlite:////srv/s/queue.db"  # the embedded default
+    assert s.effective_blob_dir == Path("/mnt/b")
+    assert load_settings(environ={"SLEUTH_DATA_DIR": "/srv/s"}).effective_blob_dir == Path(
+        "/srv/s/blobs"
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "reason"),
+    [
+        ("SLEUTH_DATABASE_URL", "nonsense", "not a database URL"),
+        ("SLEUTH_DATABASE_URL", "oracle://u:hunter2@h/db", "unsupported database 'oracle'"),
+        ("SLEUTH_QUEUE_URL", "amqp://u:hunter2@h/", "unsupported queue URL"),
+        ("SLEUTH_QUEUE_URL", "redis://u:hunter2@h:99999/0", "port is not a number"),
+        ("SLEUTH_QUEUE_URL", "redis://h/0?prefix=a*b", "prefix must be"),
+        ("SLEUTH_QUEUE_URL", "sqlite://relative.db", "has no host"),
+    ],
+)
+def test_malformed_urls_are_refused_with_the_reason(variable: str, value: str, reason: str) -> None:
+    setting = variable.removeprefix("SLEUTH_").lower()
+    with pytest.raises(ConfigError, match=rf"{setting} from environment: .*{reason}") as refused:
+        load_settings(environ={variable: value})
+    assert "hunter2" not in str(refused.value)

@@ -1,15 +1,19 @@
-"""What only the Redis backend has: its URL, the persistence warning, reconnecting after a
-dropped connection, key prefixes, its key layout."""
+"""What only the Redis backend has: its URL, the check of the server's settings,
+reconnecting after a dropped connection, key prefixes, its key layout."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import socket
+import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -17,11 +21,11 @@ import redis
 
 from sleuth.jobs import open_queue
 from sleuth.jobs.base import Job
-from sleuth.jobs.redis import RedisQueue, RedisTarget, parse_redis_url
+from sleuth.jobs.redis import RedisQueue, RedisTarget, check_server, parse_redis_url
 from sleuth.jobs.worker import JobContext, JobKind, Worker
 from tests.jobs.conftest import delete_prefix
 from tests.jobs.helpers import wait_for
-from tests.servers import REDIS_URL, require
+from tests.servers import REDIS_URL, in_ci, require
 
 
 @pytest.fixture
@@ -80,28 +84,110 @@ def test_persistence_warning_says_whether_a_restart_loses_jobs(
     if admin.config_get("appendonly")["appendonly"] == "yes":
         assert warned == []
     else:
-        assert len(warned) == 1 and "AOF off (appendonly no)" in warned[0]
+        assert len(warned) == 1 and "AOF off (appendonly no, read by CONFIG GET)" in warned[0]
 
 
-def test_persistence_warning_when_config_is_denied(
-    admin: redis.Redis, prefix: str, caplog: pytest.LogCaptureFixture
-) -> None:
+@contextmanager
+def limited_user(admin: redis.Redis, prefix: str, *denied: str) -> Iterator[str]:
+    """The URL of a queue under `prefix` as a user who may not run the `denied` commands."""
     user = f"sleuth-test-{uuid.uuid4().hex[:12]}"
     admin.acl_setuser(
-        user, enabled=True, nopass=True, keys=["*"], channels=["*"], commands=["+@all", "-config"]
+        user,
+        enabled=True,
+        nopass=True,
+        keys=["*"],
+        channels=["*"],
+        commands=["+@all", *(f"-{c}" for c in denied)],
     )
     try:
         server = urlsplit(REDIS_URL)
         netloc = f"{user}:x@{server.hostname}:{server.port or 6379}"
+        yield f"redis://{netloc}{server.path}?prefix={prefix}"
+    finally:
+        admin.acl_deluser(user)
+
+
+def test_without_config_the_check_reads_info(
+    admin: redis.Redis, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    aof_on = admin.config_get("appendonly")["appendonly"] == "yes"
+    with limited_user(admin, prefix, "config") as url:
         with caplog.at_level(logging.WARNING, logger="sleuth.jobs.redis"):
-            queue = RedisQueue(f"redis://{netloc}{server.path}?prefix={prefix}")
+            queue = RedisQueue(url)
         queue.enqueue("q", {"x": 1})  # the queue itself works without CONFIG
         assert queue.pending(["q"]) == 1
         queue.close()
-    finally:
-        admin.acl_deluser(user)
+    messages = [r.getMessage() for r in caplog.records if r.name == "sleuth.jobs.redis"]
+    if aof_on:
+        assert messages == []
+    else:
+        [message] = messages
+        assert "AOF off (appendonly no, read by INFO (CONFIG GET failed:" in message
+
+
+def test_without_config_and_info_the_warning_says_it_cannot_check(
+    admin: redis.Redis, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with limited_user(admin, prefix, "config", "info") as url:
+        with caplog.at_level(logging.WARNING, logger="sleuth.jobs.redis"):
+            queue = RedisQueue(url)
+        queue.close()
     [message] = [r.getMessage() for r in caplog.records if r.name == "sleuth.jobs.redis"]
-    assert "cannot check" in message and "CONFIG GET appendonly failed" in message
+    assert "cannot be checked" in message and "appendonly yes" in message
+    assert "CONFIG GET failed" in message and "INFO failed" in message
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[redis.Redis]:
+    """A redis-server of this test's own, configured as docs/redis.md says, so the test can
+    change its settings without disturbing anyone sharing the usual server."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        message = "redis-server is not installed (apt-get install redis-server)"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path),
+         "--save", "", "--appendonly", "yes", "--appendfsync", "everysec",
+         "--maxmemory-policy", "noeviction"],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    client = redis.Redis(port=port, decode_responses=True, socket_connect_timeout=1)
+    try:
+
+        def answers() -> bool:
+            try:
+                return bool(client.ping())
+            except redis.ConnectionError:
+                return False
+
+        wait_for(answers, timeout=15)
+        yield client
+    finally:
+        client.close()
+        server.terminate()
+        server.wait(15)
+
+
+def test_each_setting_that_can_lose_jobs_is_named(private_redis: redis.Redis) -> None:
+    assert check_server(private_redis) == []
+    private_redis.config_set("maxmemory", "100mb")
+    assert check_server(private_redis) == []  # a memory limit is fine without eviction
+    private_redis.config_set("maxmemory-policy", "allkeys-lru")
+    [evicts] = check_server(private_redis)
+    assert "maxmemory-policy allkeys-lru" in evicts and "noeviction" in evicts
+    private_redis.config_set("maxmemory", "0")  # no limit: nothing is ever evicted
+    assert check_server(private_redis) == []
+    private_redis.config_set("appendfsync", "no")
+    [fsync] = check_server(private_redis)
+    assert "appendfsync no" in fsync and "appendfsync everysec" in fsync
+    private_redis.config_set("appendonly", "no")
+    [aof] = check_server(private_redis)  # AOF off says it all: fsync no longer matters
+    assert "AOF off (appendonly no" in aof
 
 
 @pytest.mark.parametrize("retries", [0, 2])

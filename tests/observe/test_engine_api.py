@@ -44,7 +44,10 @@ def test_engine_routes_are_documented(client: FlaskClient) -> None:
     assert params == {"queue", "limit"}
 
 
-def test_engine_api_on_a_running_worker(client: FlaskClient, services: Services) -> None:
+def test_engine_api_on_a_running_worker(deployed_services: Services) -> None:
+    """Embedded (SQLite) and distributed (Redis + PostgreSQL) alike."""
+    services = deployed_services
+    client = create_app(services).test_client()
     engine, queue = services.engine, services.queue
     queue.enqueue_many(TIMED, [({"seconds": 0.01}, None) for _ in range(5)])
     queue.enqueue(FAIL, {"key": "api", "always": True})

@@ -126,4 +126,6 @@ def test_run_worker_registers_and_marks_the_worker_stopped(services: Services) -
     with services.engine.connect() as conn:
         (info,) = list_workers(conn)
     assert info.consumer == seen[0] and info.state == "stopped"
-    assert info.queues == ["images.fetch", "images.md5", "images.grayscale", "images.store"]
+    assert info.queues == [
+        "images.fetch", "images.md5", "images.grayscale", "images.store", "sleuth.cleanup"
+    ]  # fmt: skip

@@ -58,6 +58,7 @@ def test_dump_from_another_thread_labels_the_loop_thread_and_skips_itself() -> N
             result.append(format_stacks(loop, loop_thread=loop_thread, skip_thread=me))
 
         task = asyncio.create_task(outermost_waiter(event), name="chain")
+        await asyncio.sleep(0)  # the task runs down to what it awaits before the dump
         await asyncio.to_thread(from_outside)
         event.set()
         await task

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -34,3 +35,26 @@ def test_failed_write_leaves_no_partial_file(tmp_path: Path) -> None:
 def test_rejects_unsafe_keys(tmp_path: Path, key: str) -> None:
     with pytest.raises(ValueError, match="invalid blob key"):
         BlobStore(tmp_path).path(key, "bin")
+
+
+def test_sweep_removes_old_inflight_blobs_and_abandoned_temporary_files(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path)
+    old_orig = blobs.put("old-line-1", "orig", b"o")
+    new_orig = blobs.put("new-line-2", "orig", b"n")
+    old_gray = blobs.put("abcdef0123", "gray", b"g")  # a kept result, however old
+    old_tmp = old_gray.parent / ".tmp-killed.gray"  # a writer killed mid-write
+    old_tmp.write_bytes(b"half")
+    new_tmp = new_orig.parent / ".tmp-writing.orig"  # a write going on now
+    new_tmp.write_bytes(b"ha")
+    for path in (old_orig, old_gray, old_tmp):
+        os.utime(path, (1000.0, 1000.0))
+    assert blobs.sweep(["orig"], older_than=2000.0, tmp_older_than=2000.0) == 2
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [
+        ".tmp-writing.orig",
+        "abcdef0123.gray",
+        "new-line-2.orig",
+    ]
+    assert blobs.sweep(["orig"], older_than=2000.0, tmp_older_than=2000.0) == 0
+    assert BlobStore(tmp_path / "none").sweep(["orig"], 2000.0, 2000.0) == 0  # no folder yet
+    with pytest.raises(ValueError, match="invalid blob extension"):
+        blobs.sweep(["../x"], 0.0, 0.0)

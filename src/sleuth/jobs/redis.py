@@ -28,8 +28,16 @@ like XAUTOCLAIM, moves the entry to the new consumer and counts one more deliver
 `a` plus the entry's delivery count. All times come from the Redis server's clock (`TIME`),
 so workers on machines with skewed clocks agree on leases and delays.
 
-Targets standalone Redis (scripts touch keys they compute, which Redis Cluster forbids). Without
-AOF (`appendonly yes`) a Redis restart loses the queue: a warning says so at start.
+Targets standalone Redis (scripts touch keys they compute, which Redis Cluster forbids).
+
+Server settings the queue needs (docs/redis.md explains each; `check_server` reads them when a
+process first opens a queue and logs a warning for each one that is wrong or cannot be read):
+
+    appendonly yes               without AOF a Redis restart loses every queued job
+    appendfsync everysec         a crash of the Redis host loses at most the last second
+                                 (`always` is safer and slower; `no` may lose ~30 s)
+    maxmemory-policy noeviction  a full Redis refuses writes (enqueue fails, loudly) instead of
+                                 evicting job bodies, leases or dedup keys (silent loss)
 """
 
 from __future__ import annotations
@@ -513,6 +521,58 @@ def _delivery(job: Job) -> list[str]:
     return [job.queue, str(job.priority), job.id, entry, deliveries]
 
 
+def _server_settings(client: redis.Redis) -> tuple[dict[str, str], str]:
+    """appendonly, appendfsync, maxmemory and maxmemory-policy as far as they can be read, and
+    how: CONFIG GET, else (CONFIG renamed away or denied by an ACL) INFO, which tells whether
+    AOF is on and the memory policy but not the fsync policy. Empty when neither answers."""
+    names = ("appendonly", "appendfsync", "maxmemory", "maxmemory-policy")
+    try:
+        found = client.config_get(*names)
+        return {name: str(found[name]) for name in names if name in found}, "CONFIG GET"
+    except redis.ResponseError as exc:
+        config_failed = f"CONFIG GET failed: {exc}"
+    try:
+        info = {**client.info("persistence"), **client.info("memory")}
+    except redis.ResponseError as exc:
+        return {}, f"{config_failed}; INFO failed: {exc}"
+    settings = {"appendonly": "yes" if int(info.get("aof_enabled", 0)) else "no"}
+    if "maxmemory" in info and "maxmemory_policy" in info:
+        settings["maxmemory"] = str(info["maxmemory"])
+        settings["maxmemory-policy"] = str(info["maxmemory_policy"])
+    return settings, f"INFO ({config_failed})"
+
+
+def check_server(client: redis.Redis) -> list[str]:
+    """What is wrong with a Redis server as a durable queue, one sentence each (empty when
+    nothing is): AOF off, fsync off, or keys that may be evicted when memory is full."""
+    settings, source = _server_settings(client)
+    if not settings:
+        return [
+            f"cannot be checked for the settings a durable queue needs ({source}); make sure it"
+            " runs with appendonly yes, appendfsync everysec and maxmemory-policy noeviction,"
+            " or a restart or a full memory loses queued jobs (see docs/redis.md)"
+        ]
+    problems = []
+    if settings["appendonly"] != "yes":
+        problems.append(
+            f"runs with AOF off (appendonly {settings['appendonly']}, read by {source}): a Redis"
+            " restart loses queued jobs; set appendonly yes for a durable queue"
+        )
+    elif settings.get("appendfsync") == "no":
+        problems.append(
+            "writes its AOF with appendfsync no: a crash of its host may lose the last ~30 s of"
+            " queue changes; set appendfsync everysec"
+        )
+    policy = settings.get("maxmemory-policy", "noeviction")
+    if settings.get("maxmemory", "0") != "0" and policy != "noeviction":
+        problems.append(
+            f"may evict keys when its memory is full (maxmemory-policy {policy}): evicted job"
+            " bodies, leases or dedup keys are jobs silently lost or run twice; set"
+            " maxmemory-policy noeviction"
+        )
+    return problems
+
+
 @dataclasses.dataclass(frozen=True)
 class RedisTarget:
     """Where a `redis://` queue URL points."""
@@ -632,31 +692,14 @@ class RedisQueue(QueueBackend):
         return f"RedisQueue({self.target!r})"
 
     def _check_persistence(self) -> None:
-        """Warn when a Redis restart would lose the queue (AOF off) or when we cannot tell;
-        once per queue and process, however many handles the process opens on it."""
+        """Warn about server settings that can lose jobs; once per queue and process,
+        however many handles the process opens on it."""
         if self.target in _checked:
             return
         _checked.add(self.target)
-        try:
-            appendonly = self.redis.config_get("appendonly").get("appendonly")
-        except redis.ResponseError as exc:  # CONFIG renamed away or denied by an ACL
-            log.warning(
-                "cannot check that Redis at %s:%s keeps the queue across restarts (CONFIG GET"
-                " appendonly failed: %s); make sure it runs with appendonly yes, or a restart"
-                " loses queued jobs",
-                self.target.host,
-                self.target.port,
-                exc,
-            )
-            return
-        if appendonly != "yes":
-            log.warning(
-                "Redis at %s:%s runs with AOF off (appendonly %s): a Redis restart loses"
-                " queued jobs; set appendonly yes for a durable queue",
-                self.target.host,
-                self.target.port,
-                appendonly,
-            )
+        where = f"Redis at {self.target.host}:{self.target.port}"
+        for problem in check_server(self.redis):
+            log.warning("%s %s", where, problem)
 
     def _run(self, name: str, *args: object) -> Any:
         if self._closed:

@@ -2,10 +2,10 @@
 
 Two parts with different reach. The concurrency limit is a semaphore per host, shared by the
 coroutines of one process (one `Politeness` per worker process). The gap between starts is kept
-by a `HostClock`, a tiny protocol so that a clock shared by all workers (SQLite or Redis) can
-replace the in-memory one without touching the fetcher. Because the clock can be asked how long
-a host is still cooling down without claiming anything, the job layer can delay a job for that
-host instead of holding a worker slot while it sleeps.
+by a `HostClock`, a tiny protocol so that a clock shared by all workers (`net.clocks`: Redis or
+the database) can replace the in-memory one without touching the fetcher. Because the clock
+can be asked how long a host is still cooling down without claiming anything, the job layer
+can delay a job for that host instead of holding a worker slot while it sleeps.
 """
 
 from __future__ import annotations
@@ -104,7 +104,10 @@ class Politeness:
         gate.users += 1
         try:
             async with gate.semaphore:
-                wait = self.clock.next_allowed(host, self.delay)
+                if isinstance(self.clock, MemoryHostClock):
+                    wait = self.clock.next_allowed(host, self.delay)
+                else:  # a shared clock is a round trip to Redis or the database
+                    wait = await asyncio.to_thread(self.clock.next_allowed, host, self.delay)
                 if wait > 0:
                     await asyncio.sleep(wait)
                 yield

@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 
 _KEY = re.compile(r"^[A-Za-z0-9_-]{4,128}$")
 _EXT = re.compile(r"^[a-z0-9]{1,8}$")
+TMP_PREFIX = ".tmp-"
 
 
 class BlobStore:
@@ -36,7 +38,7 @@ class BlobStore:
         if not overwrite and final.exists():
             return final
         final.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".tmp-", suffix=f".{ext}")
+        fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=TMP_PREFIX, suffix=f".{ext}")
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -57,3 +59,30 @@ class BlobStore:
 
     def delete(self, key: str, ext: str) -> None:
         self.path(key, ext).unlink(missing_ok=True)
+
+    def sweep(self, exts: Collection[str], older_than: float, tmp_older_than: float) -> int:
+        """Delete blobs of the extensions `exts` last written before the epoch time
+        `older_than`, and temporary files of writes that never finished (their writer was
+        killed) from before `tmp_older_than`; returns how many files went. Folders stay: a
+        writer may be about to use one."""
+        for ext in exts:
+            if not _EXT.match(ext):
+                raise ValueError(f"invalid blob extension {ext!r}")
+        suffixes = tuple(f".{ext}" for ext in exts)
+        removed = 0
+        for folder in self.root.glob("??/??"):
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.name.startswith(TMP_PREFIX):
+                        cutoff = tmp_older_than
+                    elif suffixes and entry.name.endswith(suffixes):
+                        cutoff = older_than
+                    else:
+                        continue
+                    try:
+                        if entry.stat().st_mtime < cutoff:
+                            os.unlink(entry.path)
+                            removed += 1
+                    except FileNotFoundError:
+                        continue  # finished or swept by someone else meanwhile
+        return removed

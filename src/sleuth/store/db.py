@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import random
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import Dialect, make_url
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 CORE_VERSIONS = MIGRATIONS_DIR / "versions"
+MIGRATION_LOCK = "sleuth.migrate"
+MIGRATION_LOCK_KEY = 0x736C65757468  # PostgreSQL advisory locks take a number: b"sleuth"
+MIGRATION_LOCK_WAIT = 300  # seconds to wait for another process's migration
+RECONNECT_PATIENCE = 120.0  # seconds a process waits for a database server it had reached
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +48,51 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(parsed, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(parsed, pool_pre_ping=True, pool_recycle=1800)
+    engine = create_engine(parsed, pool_pre_ping=True, pool_recycle=1800)
+    event.listen(engine, "do_connect", PatientConnect(RECONNECT_PATIENCE))
+    return engine
+
+
+class PatientConnect:
+    """Opens the pool's connections to a database server. Once the server has answered, a
+    refused connection (a restart, a failover) is tried again with backoff for up to
+    `patience` seconds instead of failing whatever asked, so workers wait out a database
+    restart rather than burn their jobs' attempts. The first connection of a process fails
+    at once: a wrong URL is reported, not waited for."""
+
+    def __init__(self, patience: float) -> None:
+        self.patience = patience
+        self.reached = False
+        self.outage = False
+        self._lock = threading.Lock()
+
+    def __call__(self, dialect: Dialect, _record: object, cargs: list, cparams: dict) -> object:
+        deadline = time.monotonic() + self.patience
+        delay = 0.1
+        while True:
+            try:
+                connection = dialect.connect(*cargs, **cparams)
+            except dialect.loaded_dbapi.OperationalError as exc:
+                if not self.reached or time.monotonic() + delay > deadline:
+                    raise
+                self._say(True, f"database unreachable ({_first_line(exc)}); reconnecting")
+                time.sleep(random.uniform(delay / 2, delay))  # workers do not return in step
+                delay = min(2 * delay, 2.0)
+            else:
+                self.reached = True
+                self._say(False, "database reachable again")
+                return connection
+
+    def _say(self, outage: bool, message: str) -> None:
+        """Log the start and the end of an outage once per process, not once per attempt."""
+        with self._lock:
+            if self.outage != outage:
+                self.outage = outage
+                log.warning("%s", message)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def alembic_config(engine: Engine, version_locations: Iterable[Path]) -> Config:
@@ -53,9 +105,37 @@ def alembic_config(engine: Engine, version_locations: Iterable[Path]) -> Config:
     return cfg
 
 
+@contextmanager
+def _migration_lock(conn: Connection) -> Iterator[None]:
+    """Hold the database-wide migration lock: workers that start together on a fresh
+    database take turns, so none fails creating a table another has just created."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":  # held until the transaction ends
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        yield
+    elif dialect in {"mysql", "mariadb"}:  # DDL commits at once there: a session lock
+        got = conn.execute(
+            text("SELECT GET_LOCK(:name, :wait)"),
+            {"name": MIGRATION_LOCK, "wait": MIGRATION_LOCK_WAIT},
+        ).scalar()
+        if got != 1:
+            raise RuntimeError(
+                f"another process held the migration lock for {MIGRATION_LOCK_WAIT} s"
+            )
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": MIGRATION_LOCK})
+    else:  # SQLite runs DDL outside transactions unless one is begun explicitly
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        yield
+
+
 def migrate(engine: Engine, version_locations: Iterable[Path] = ()) -> None:
-    """Bring the schema to the newest revision of the core and of every given app."""
-    with engine.begin() as conn:
+    """Bring the schema to the newest revision of the core and of every given app, in one
+    transaction that commits before the migration lock is released."""
+    with engine.connect() as conn, _migration_lock(conn):
         cfg = alembic_config(engine, version_locations)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "heads")
+        conn.commit()

@@ -44,14 +44,21 @@ def increment(
 
     One statement, so concurrent writers never lose an increment (the seed lost the first
     event of every minute creating the row and counting in two steps)."""
-    stmt = _insert(conn, table).values({**key, column: by})
-    name = conn.dialect.name
-    if name == "mysql":
-        stmt = stmt.on_duplicate_key_update({column: table.c[column] + by})  # type: ignore[attr-defined]
+    insert_or_update(conn, table, {**key, column: by}, {column: table.c[column] + by})
+
+
+def insert_or_update(
+    conn: Connection, table: Table, row: Mapping[str, Any], updates: Mapping[str, Any]
+) -> None:
+    """Insert `row`, or if its primary key exists set the `updates` (expressions of the
+    existing row's columns) instead: one statement that locks the row, so concurrent callers
+    apply their updates one after the other (no lost update, no deadlock)."""
+    stmt = _insert(conn, table).values(dict(row))
+    if conn.dialect.name == "mysql":
+        stmt = stmt.on_duplicate_key_update(dict(updates))  # type: ignore[attr-defined]
     else:
         stmt = stmt.on_conflict_do_update(  # type: ignore[attr-defined]
-            index_elements=[table.c[k] for k in key],
-            set_={column: table.c[column] + by},
+            index_elements=list(table.primary_key.columns), set_=dict(updates)
         )
     conn.execute(stmt)
 

@@ -109,7 +109,8 @@ class ImagesPipeline:
         item = Item.from_payload(job.payload)
         if await self._resolved(item):
             return
-        wait = self.fetcher.wait_time(item.url)
+        # The host clock may be shared (Redis or the database): ask off the event loop.
+        wait = await asyncio.to_thread(self.fetcher.wait_time, item.url)
         if wait > MAX_POLITE_WAIT:
             raise Retry(after=wait, reason="host cooling down")
         try:

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine
 
 from sleuth.apps.images.models import crawl_items, image_sources, images, phash_to_db
 from sleuth.observe.counters import count_outcome
+from sleuth.store.retry import in_transaction
 from sleuth.store.upsert import insert_ignore
 
 APP = "images"
@@ -105,35 +106,39 @@ def record_error(
 
 def store_image(engine: Engine, item: Item, image: StoredImage) -> str:
     """Insert the image once per MD5 and the URL as one of its sources; the line's outcome is
-    `success` for the first time these bytes are seen, `duplicate` after."""
+    `success` for the first time these bytes are seen, `duplicate` after. Run again whole
+    when the database breaks a deadlock (MariaDB does, between workers storing one MD5)."""
+    return in_transaction(engine, lambda conn: _store(conn, item, image))
+
+
+def _store(conn: Connection, item: Item, image: StoredImage) -> str:
     now = time.time()
-    with engine.begin() as conn:
-        inserted = insert_ignore(
-            conn,
-            images,
-            {
-                "md5": image.md5,
-                "width": image.width,
-                "height": image.height,
-                "phash": phash_to_db(image.phash),
-                "gray_key": image.gray_key,
-                "format": image.format,
-                "mode": image.mode,
-                "bytes": image.size,
-                "first_seen": now,
-                "last_seen": now,
-            },
+    inserted = insert_ignore(
+        conn,
+        images,
+        {
+            "md5": image.md5,
+            "width": image.width,
+            "height": image.height,
+            "phash": phash_to_db(image.phash),
+            "gray_key": image.gray_key,
+            "format": image.format,
+            "mode": image.mode,
+            "bytes": image.size,
+            "first_seen": now,
+            "last_seen": now,
+        },
+    )
+    if not inserted:
+        conn.execute(sa.update(images).where(images.c.md5 == image.md5).values(last_seen=now))
+    key = url_key(item.url)
+    source = {"md5": image.md5, "url_key": key, "url": item.url}
+    if not insert_ignore(conn, image_sources, {**source, "first_seen": now, "last_seen": now}):
+        conn.execute(
+            sa.update(image_sources)
+            .where(image_sources.c.md5 == image.md5, image_sources.c.url_key == key)
+            .values(last_seen=now)
         )
-        if not inserted:
-            conn.execute(sa.update(images).where(images.c.md5 == image.md5).values(last_seen=now))
-        key = url_key(item.url)
-        source = {"md5": image.md5, "url_key": key, "url": item.url}
-        if not insert_ignore(conn, image_sources, {**source, "first_seen": now, "last_seen": now}):
-            conn.execute(
-                sa.update(image_sources)
-                .where(image_sources.c.md5 == image.md5, image_sources.c.url_key == key)
-                .values(last_seen=now)
-            )
-        outcome = "success" if inserted else "duplicate"
-        _resolve(conn, item, outcome, md5=image.md5)
+    outcome = "success" if inserted else "duplicate"
+    _resolve(conn, item, outcome, md5=image.md5)
     return outcome

@@ -1,0 +1,85 @@
+"""The periodic cleanup job: removes what unfinished work leaves behind.
+
+In-flight blobs (an app's downloaded originals, kept only until their record is stored) of a
+job that never finished (dead-lettered, or its crawl abandoned) would stay in the blob folder
+for ever; so would the temporary files of blob writes whose process was killed, and the
+politeness clocks of hosts crawled long ago. The scheduler (`jobs.schedule`) enqueues this job
+every `EVERY` seconds; any worker serving `CLEANUP_QUEUE` runs it. It is idempotent: a second
+run finds nothing more to remove. Worker-registry rows and stack requests are pruned by the
+workers themselves (`observe.registry.WorkerMonitor`), so they are not handled here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Sequence
+
+from sleuth.jobs.base import Job
+from sleuth.jobs.schedule import Periodic
+from sleuth.jobs.worker import JobContext, JobKind
+from sleuth.net.clocks import prune_host_clocks
+from sleuth.services import Services
+
+log = logging.getLogger(__name__)
+
+CLEANUP_QUEUE = "sleuth.cleanup"
+EVERY = 3600.0
+# An in-flight blob older than this belongs to a job that will not finish: the pipeline's
+# retries are over within minutes, and a dead letter retried later refetches from scratch.
+INFLIGHT_MAX_AGE = 2 * 86400.0
+TMP_MAX_AGE = 3600.0  # no blob write takes an hour
+CLOCK_MAX_AGE = 3600.0  # a host that cooled down an hour ago needs no clock
+
+
+def cleanup_schedule(inflight_exts: Sequence[str]) -> Periodic:
+    """The schedule of the cleanup job, sweeping in-flight blobs of the extensions given by
+    the installed apps."""
+    return Periodic(
+        name="cleanup",
+        queue=CLEANUP_QUEUE,
+        every=EVERY,
+        payload={
+            "inflight_exts": sorted(inflight_exts),
+            "inflight_max_age": INFLIGHT_MAX_AGE,
+            "tmp_max_age": TMP_MAX_AGE,
+        },
+    )
+
+
+def _age(payload: dict, name: str) -> float:
+    value = payload.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"cleanup payload: {name} must be a number of seconds, not {value!r}")
+    if value < 0:
+        raise ValueError(f"cleanup payload: {name} must not be negative, not {value!r}")
+    return float(value)
+
+
+class Cleanup:
+    """The cleanup job's handler, bound to one set of services."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def kind(self) -> JobKind:
+        return JobKind(CLEANUP_QUEUE, self.run, max_attempts=3, lease=300.0, concurrency=1)
+
+    async def run(self, job: Job, ctx: JobContext) -> None:
+        exts = job.payload.get("inflight_exts")
+        if not isinstance(exts, list) or not all(isinstance(e, str) for e in exts):
+            raise ValueError(f"cleanup payload: inflight_exts must be a list of names: {exts!r}")
+        inflight_age = _age(job.payload, "inflight_max_age")
+        tmp_age = _age(job.payload, "tmp_max_age")
+        now = time.time()
+        blobs = await asyncio.to_thread(
+            self.services.blobs.sweep, exts, now - inflight_age, now - tmp_age
+        )
+        clocks = await asyncio.to_thread(self._prune_clocks, now)
+        log.info("cleanup: removed %d stale blob file(s) and %d host clock(s)", blobs, clocks)
+
+    def _prune_clocks(self, now: float) -> int:
+        with self.services.engine.begin() as conn:
+            return prune_host_clocks(conn, now, CLOCK_MAX_AGE)

@@ -1,0 +1,128 @@
+"""The images app's writes on SQLite, PostgreSQL and MariaDB: each line resolved once, each
+image stored once per MD5 however many workers race, counters that never double, and every
+64-bit pHash kept exactly."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import Engine
+
+from sleuth.apps import MIGRATION_DIRS
+from sleuth.apps.images.models import (
+    crawl_items,
+    crawls,
+    image_sources,
+    images,
+    phash_from_db,
+    phash_to_db,
+)
+from sleuth.apps.images.records import Item, StoredImage, is_resolved, record_error, store_image
+from sleuth.observe.counters import outcome_counts
+from sleuth.store.db import make_engine, migrate
+
+CRAWL = "records"
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    migrate(engine, MIGRATION_DIRS)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(crawls).values(id=CRAWL, source="tests", created_at=time.time()))
+    yield engine
+    engine.dispose()
+
+
+def add_lines(engine: Engine, urls: list[str]) -> list[Item]:
+    with engine.begin() as conn:
+        start = conn.execute(sa.select(sa.func.count()).select_from(crawl_items)).scalar_one()
+        items = [Item(CRAWL, start + i + 1, url) for i, url in enumerate(urls)]
+        conn.execute(
+            sa.insert(crawl_items),
+            [{"crawl_id": CRAWL, "line_no": it.line, "url": it.url} for it in items],
+        )
+    return items
+
+
+def image(md5: str = "a" * 32, phash: int = 0x0123456789ABCDEF) -> StoredImage:
+    return StoredImage(
+        md5=md5, size=10, width=2, height=3, phash=phash, gray_key="b" * 64, format="PNG", mode="L"
+    )
+
+
+def counts(engine: Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(outcome_counts.c.outcome, sa.func.sum(outcome_counts.c.count)).group_by(
+                outcome_counts.c.outcome
+            )
+        ).all()
+    return {outcome: int(total) for outcome, total in rows}
+
+
+def outcomes(engine: Engine) -> list[str | None]:
+    with engine.connect() as conn:
+        query = sa.select(crawl_items.c.outcome).order_by(crawl_items.c.line_no)
+        return list(conn.execute(query).scalars())
+
+
+def test_a_line_is_resolved_once_whatever_runs_twice(engine: Engine) -> None:
+    first, second = add_lines(engine, ["http://h/1.png", "http://h/2.png"])
+    assert not is_resolved(engine, first)
+    assert store_image(engine, first, image()) == "success"
+    assert is_resolved(engine, first)
+    store_image(engine, first, image())  # the store job delivered again
+    assert record_error(engine, first, "timeout", "late") is False  # resolved: no change
+    assert record_error(engine, second, "http_status", "x" * 5000, 404) is True
+    assert record_error(engine, second, "http_status", "again", 404) is False
+    assert outcomes(engine) == ["success", "error"]
+    assert counts(engine) == {"success": 1, "error": 1}
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(crawl_items).where(crawl_items.c.line_no == second.line))
+        row = row.mappings().one()
+        assert (row["reason"], row["http_status"], len(row["detail"])) == ("http_status", 404, 2000)
+        assert conn.execute(sa.select(sa.func.count()).select_from(image_sources)).scalar() == 1
+
+
+def test_racing_workers_store_each_md5_once(engine: Engine) -> None:
+    """8 lines with the same bytes, stored by 8 threads at once: one success, 7 duplicates,
+    one image row, 8 sources, counters that add up."""
+    items = add_lines(engine, [f"http://h/copy-{i}.png" for i in range(8)])
+    url = engine.url.render_as_string(hide_password=False)
+    start = threading.Barrier(len(items))
+    results: list[str] = []
+
+    def store(item: Item) -> None:
+        own = make_engine(url)
+        start.wait(30)
+        results.append(store_image(own, item, image()))
+        own.dispose()
+
+    threads = [threading.Thread(target=store, args=(item,)) for item in items]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(results) == ["duplicate"] * 7 + ["success"]
+    assert counts(engine) == {"success": 1, "duplicate": 7}
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(images)).scalar() == 1
+        assert conn.execute(sa.select(sa.func.count()).select_from(image_sources)).scalar() == 8
+
+
+PHASHES = [0, 1, 2**63 - 1, 2**63, 2**64 - 1, 0x8000_0000_0000_0001]
+
+
+def test_every_64_bit_phash_is_kept_exactly(engine: Engine) -> None:
+    items = add_lines(engine, [f"http://h/p{i}.png" for i in range(len(PHASHES))])
+    for item, phash in zip(items, PHASHES, strict=True):
+        store_image(engine, item, image(md5=f"{phash:032x}", phash=phash))
+    with engine.connect() as conn:
+        stored = dict(conn.execute(sa.select(images.c.md5, images.c.phash)).all())
+    assert {phash_from_db(stored[f"{p:032x}"]) for p in PHASHES} == set(PHASHES)
+    assert all(phash_to_db(p) == stored[f"{p:032x}"] for p in PHASHES)
