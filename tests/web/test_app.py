@@ -27,6 +27,8 @@ ROUTES = {
     "/image/{md5}/thumb",
     "/api/images",
     "/api/images/{md5}",
+    "/api/images/search",
+    "/search",
     "/api/engine/queues",
     "/api/engine/workers",
     "/api/engine/metrics",

@@ -1,12 +1,19 @@
-"""A one-line progress display with rate and ETA, redrawn in place on a terminal and printed
-as plain lines (at most every few seconds) when the output is a file or a pipe."""
+"""Following a long run: a one-line progress display with rate and ETA, redrawn in place on a
+terminal and printed as plain lines (at most every few seconds) when the output is a file or a
+pipe, and the checks behind it, which outlive a database or queue restart."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 import sys
 import time
-from typing import TextIO
+from collections.abc import Callable
+from typing import Any, TextIO, TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def format_duration(seconds: float) -> str:
@@ -62,3 +69,27 @@ class ProgressLine:
         line = self.render(done, total, extra)
         self.stream.write(("\r" + line.ljust(self.width) if self.tty else line) + "\n")
         self.stream.flush()
+
+
+class PatientCheck:
+    """Runs a periodic check (how far is the crawl?) that may fail while the database or the
+    queue restarts: a failure returns a default and the caller simply checks again later, as
+    the workers do. Said once per outage, not at every check, and again when it is over."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.failing = False
+
+    def __call__(self, fn: Callable[..., T], *args: Any, default: T) -> T:
+        try:
+            value = fn(*args)
+        except Exception as exc:
+            if not self.failing:
+                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                log.warning("%s failed (%s); trying again until it works", self.what, reason)
+            self.failing = True
+            return default
+        if self.failing:
+            log.warning("%s works again", self.what)
+            self.failing = False
+        return value

@@ -4,8 +4,8 @@ blueprints of the installed apps, with JSON errors and a request size limit ever
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from flask import Blueprint, Flask, current_app, jsonify, request
@@ -23,6 +23,8 @@ from sleuth.web.openapi import build_document, check_documented, json_response, 
 # an app adds its line here and its routes, pages and OpenAPI entries appear.
 INSTALLED_BLUEPRINTS = ("sleuth.apps.images.api:blueprint",)
 DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 core = Blueprint("core", __name__)
 
@@ -76,9 +78,24 @@ def openapi_document() -> Any:
     return jsonify(build_document(current_app, "sleuth", __version__))
 
 
+def body_limit(limit: Callable[[], int]) -> Callable[[F], F]:
+    """Let a view take bodies up to `limit()` bytes instead of the app's limit (an image
+    upload is larger than any other request)."""
+
+    def attach(view: F) -> F:
+        view.max_request_bytes = limit  # type: ignore[attr-defined]
+        return view
+
+    return attach
+
+
 def _limit_request_size() -> None:
-    """Refuse an oversized body before any view runs, read it or not."""
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    """Refuse an oversized body before any view runs, read it or not; a body without a
+    Content-Length is cut at the limit while it is read."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    limit_of = getattr(view, "max_request_bytes", None)
+    limit = current_app.config["MAX_CONTENT_LENGTH"] if limit_of is None else limit_of()
+    request.max_content_length = limit
     if request.content_length is not None and request.content_length > limit:
         raise RequestEntityTooLarge(f"request body over the limit of {limit} bytes")
 

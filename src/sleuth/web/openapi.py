@@ -92,6 +92,20 @@ def json_response(description: str, body: Mapping[str, Any]) -> ResponseSpec:
 
 
 @dataclass(frozen=True)
+class RequestBody:
+    description: str
+    content: Mapping[str, Mapping[str, Any]]  # type → schema
+    required: bool = True
+
+    def render(self) -> dict[str, Any]:
+        return {
+            "description": self.description,
+            "required": self.required,
+            "content": {t: {"schema": dict(s)} for t, s in self.content.items()},
+        }
+
+
+@dataclass(frozen=True)
 class Operation:
     summary: str
     description: str
@@ -99,6 +113,7 @@ class Operation:
     params: tuple[Param, ...]
     responses: Mapping[int, ResponseSpec]
     errors: tuple[int, ...]
+    body: RequestBody | None = None
 
     def render(self, operation_id: str, path_args: list[str]) -> dict[str, Any]:
         declared = {p.name for p in self.params if p.where == "path"}
@@ -122,6 +137,8 @@ class Operation:
             out["description"] = self.description
         if params:
             out["parameters"] = params
+        if self.body is not None:
+            out["requestBody"] = self.body.render()
         return out
 
 
@@ -133,9 +150,10 @@ def operation(
     tags: tuple[str, ...] = (),
     params: tuple[Param, ...] = (),
     errors: tuple[int, ...] = (),
+    body: RequestBody | None = None,
 ) -> Callable[[F], F]:
     """Document a view: put it directly above the function, under the route decorator."""
-    op = Operation(summary, description, tags, params, responses, errors)
+    op = Operation(summary, description, tags, params, responses, errors, body)
 
     def attach(view: F) -> F:
         view.openapi = op  # type: ignore[attr-defined]

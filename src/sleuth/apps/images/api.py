@@ -1,30 +1,55 @@
 """Web routes of the images app: the seed's `/image/<md5>` (now a real PNG with caching and
-JSON errors), image metadata and a newest-first listing as JSON, and an HTML gallery.
+JSON errors), image metadata and a newest-first listing as JSON, an HTML gallery, and search
+by image (`POST /api/images/search`, the `/search` page).
 
 Gray copies are stored losslessly as blobs and encoded to PNG on demand; the encoding is a
 pure function of the stored pixels, so responses are immutable and cached by ETag."""
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, jsonify, render_template, request, url_for
+from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
 from sqlalchemy import Connection
 from sqlalchemy.engine import Row
 
 from sleuth.apps.images.models import image_sources, images, phash_from_db
 from sleuth.apps.images.pipeline import GRAY_EXT
 from sleuth.apps.images.records import APP
+from sleuth.apps.images.search import (
+    DEFAULT_LIMIT,
+    DEFAULT_MAX_DISTANCE,
+    MAX_DISTANCE,
+    MAX_LIMIT,
+    MAX_MATCH_SOURCES,
+    Found,
+    ImageSearch,
+    Query,
+    QueryError,
+    fetch_query_image,
+    query_from_bytes,
+)
 from sleuth.imaging.decode import ImageError
 from sleuth.imaging.encode import gray_png, thumbnail_jpeg
+from sleuth.web.app import body_limit
 from sleuth.web.context import current_services
 from sleuth.web.errors import ApiError, html_page
 from sleuth.web.monitoring import outcome_totals
-from sleuth.web.openapi import Param, ResponseSpec, json_response, operation, schema
+from sleuth.web.openapi import (
+    Param,
+    RequestBody,
+    ResponseSpec,
+    json_response,
+    operation,
+    schema,
+)
 from sleuth.web.params import int_arg, iso_utc, parse_time
 
 log = logging.getLogger(__name__)
@@ -58,6 +83,11 @@ _SUMMARY_FIELDS: dict[str, Any] = {
     "thumb_url": {"type": "string"},
     "api_url": {"type": "string"},
 }
+_SOURCE = {
+    "type": "object",
+    "required": ["url", "first_seen", "last_seen"],
+    "properties": {"url": {"type": "string"}, "first_seen": _TIME, "last_seen": _TIME},
+}
 IMAGE_SUMMARY = schema(
     "ImageSummary",
     {"type": "object", "required": list(_SUMMARY_FIELDS), "properties": _SUMMARY_FIELDS},
@@ -73,15 +103,7 @@ IMAGE = schema(
                 "type": "array",
                 "description": f"the URLs these bytes came from, oldest first (at most "
                 f"{MAX_SOURCES})",
-                "items": {
-                    "type": "object",
-                    "required": ["url", "first_seen", "last_seen"],
-                    "properties": {
-                        "url": {"type": "string"},
-                        "first_seen": _TIME,
-                        "last_seen": _TIME,
-                    },
-                },
+                "items": _SOURCE,
             },
             "sources_total": {"type": "integer"},
         },
@@ -363,4 +385,297 @@ def index() -> str:
         paged=bool(request.args.get("before")),
         counts=counts,
         outcomes=outcomes,
+    )
+
+
+# ----------------------------------------------------------------------- search by image
+
+SEARCH_KEY = "sleuth.images.search"
+_SEARCH_LOCK = threading.Lock()
+QUERY_PREVIEW = 160  # longest side of the query's preview on the search page
+
+IMAGE_MATCH = schema(
+    "ImageMatch",
+    {
+        "type": "object",
+        "required": [*_SUMMARY_FIELDS, "distance", "sources", "sources_total"],
+        "properties": {
+            **_SUMMARY_FIELDS,
+            "distance": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": MAX_DISTANCE,
+                "description": "Hamming distance between the two 64-bit pHashes",
+            },
+            "sources": {
+                "type": "array",
+                "description": f"the URLs these bytes came from, oldest first (at most "
+                f"{MAX_MATCH_SOURCES})",
+                "items": _SOURCE,
+            },
+            "sources_total": {"type": "integer"},
+        },
+    },
+)
+IMAGE_SEARCH = schema(
+    "ImageSearch",
+    {
+        "type": "object",
+        "required": ["query", "max_distance", "limit", "truncated", "matches"],
+        "properties": {
+            "query": {
+                "type": "object",
+                "required": ["phash", "width", "height"],
+                "properties": {
+                    "phash": _SUMMARY_FIELDS["phash"],
+                    "width": {"type": "integer"},
+                    "height": {"type": "integer"},
+                },
+            },
+            "max_distance": {"type": "integer"},
+            "limit": {"type": "integer"},
+            "truncated": {
+                "type": "boolean",
+                "description": "more images lie within max_distance than limit lets through",
+            },
+            "matches": {
+                "type": "array",
+                "description": "by distance, then MD5",
+                "items": IMAGE_MATCH,
+            },
+        },
+    },
+)
+_SEARCH_FIELDS: dict[str, Any] = {
+    "url": {
+        "type": "string",
+        "description": "an http(s) URL of the query image, fetched by the server (instead "
+        "of an upload)",
+    },
+    "max_distance": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": MAX_DISTANCE,
+        "default": DEFAULT_MAX_DISTANCE,
+        "description": "largest Hamming distance between pHashes that counts as a match",
+    },
+    "limit": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": MAX_LIMIT,
+        "default": DEFAULT_LIMIT,
+        "description": "most matches returned",
+    },
+    "crawl": {"type": "string", "description": "only images found by this crawl (its id)"},
+    "host": {
+        "type": "string",
+        "description": "only images with a source URL on this host (e.g. i.example.com)",
+    },
+}
+_UPLOAD_FORM = {
+    "type": "object",
+    "properties": {
+        "image": {
+            "type": "string",
+            "contentMediaType": "application/octet-stream",
+            "description": "the query image file (JPEG, PNG, GIF, WebP, ...)",
+        },
+        **_SEARCH_FIELDS,
+    },
+}
+_URL_FORM = {"type": "object", "required": ["url"], "properties": _SEARCH_FIELDS}
+_UPLOAD_LIMIT = "The body may be as large as `net.max_bytes` (the cap on a downloaded image)."
+_HTML = {"text/html": {"type": "string"}}
+
+
+def _upload_limit() -> int:
+    return current_services().settings.net.max_bytes
+
+
+def search_service() -> ImageSearch:
+    """The app's one search service, opened on first use (it loads the saved index)."""
+    with _SEARCH_LOCK:
+        service = current_app.extensions.get(SEARCH_KEY)
+        if service is None:
+            service = ImageSearch.for_services(current_services())
+            current_app.extensions[SEARCH_KEY] = service
+    return service
+
+
+@dataclass(frozen=True)
+class SearchForm:
+    """A search request, checked: exactly one of `image` (bytes) and `url`."""
+
+    image: bytes | None
+    url: str | None
+    max_distance: int
+    limit: int
+    crawl: str | None
+    host: str | None
+
+
+def _text_field(fields: Mapping[str, Any], name: str) -> str | None:
+    value = fields.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ApiError(400, "invalid_parameter", f"{name} must be a string, not {value!r}")
+    return value.strip() or None
+
+
+def _int_field(fields: Mapping[str, Any], name: str, default: int, low: int, high: int) -> int:
+    value = fields.get(name)
+    if value is None or value == "":
+        return default
+    number = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d{1,6}\s*", value):
+        number = int(value)
+    if number is None or not low <= number <= high:
+        raise ApiError(
+            400,
+            "invalid_parameter",
+            f"{name} must be an integer from {low} to {high}, not {value!r}",
+        )
+    return number
+
+
+def search_form() -> SearchForm:
+    """The search asked for: a multipart upload (`image`), or a form or JSON `url`."""
+    image = None
+    if request.is_json:
+        fields = request.get_json(silent=True)
+        if not isinstance(fields, dict):
+            raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    else:
+        fields = request.form
+        upload = request.files.get("image")
+        if upload is not None:
+            image = upload.read()
+            if not image and not upload.filename:  # a form sent with no file chosen
+                image = None
+    url = _text_field(fields, "url")
+    if image is None and url is None:
+        raise ApiError(
+            400,
+            "missing_image",
+            "nothing to search for: upload an image (multipart field `image`) or give its `url`",
+        )
+    if image is not None and url is not None:
+        raise ApiError(400, "ambiguous_query", "give an uploaded image or a url, not both")
+    return SearchForm(
+        image=image,
+        url=url,
+        max_distance=_int_field(fields, "max_distance", DEFAULT_MAX_DISTANCE, 0, MAX_DISTANCE),
+        limit=_int_field(fields, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
+        crawl=_text_field(fields, "crawl"),
+        host=_text_field(fields, "host"),
+    )
+
+
+def run_search(form: SearchForm) -> tuple[Query, Found]:
+    """Decode (or fetch, then decode) the query image and search the index."""
+    settings = current_services().settings
+    try:
+        data = form.image
+        if data is None:
+            assert form.url is not None
+            data = fetch_query_image(form.url, settings.net)
+        query = query_from_bytes(data, settings.imaging.max_pixels)
+        found = search_service().search(
+            query.phash, form.max_distance, form.limit, crawl=form.crawl, host=form.host
+        )
+    except QueryError as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from None
+    return query, found
+
+
+def _links(md5: str) -> dict[str, str]:
+    return {
+        "image_url": url_for("images.image_png", md5=md5),
+        "thumb_url": url_for("images.image_thumb", md5=md5),
+        "api_url": url_for("images.image_meta", md5=md5),
+    }
+
+
+def _found_json(query: Query, found: Found) -> dict[str, Any]:
+    out = {"query": query.as_json(), **found.as_json()}
+    for match in out["matches"]:
+        match.update(_links(match["md5"]))
+    return out
+
+
+@blueprint.post("/api/images/search")
+@operation(
+    "Find the stored images that look like an uploaded or fetched image",
+    description="The query's 64-bit pHash is compared with every stored image's, exactly (an "
+    "index, not a sample): every image within `max_distance` is a match, nearest first. "
+    + _UPLOAD_LIMIT,
+    tags=("images",),
+    body=RequestBody(
+        "the query image, uploaded as `image`, or the `url` to fetch it from",
+        {
+            "multipart/form-data": _UPLOAD_FORM,
+            "application/x-www-form-urlencoded": _URL_FORM,
+            "application/json": _URL_FORM,
+        },
+    ),
+    responses={200: json_response("the matches", IMAGE_SEARCH)},
+    errors=(400, 404, 413, 502),
+)
+@body_limit(_upload_limit)
+def image_search() -> Response:
+    query, found = run_search(search_form())
+    return jsonify(_found_json(query, found))
+
+
+def _search_page(status: int = 200, **values: Any) -> Response:
+    page = render_template(
+        "images/search.html",
+        form=request.form,
+        default_max_distance=DEFAULT_MAX_DISTANCE,
+        max_distance=MAX_DISTANCE,
+        **values,
+    )
+    return Response(page, status=status, mimetype="text/html")
+
+
+@blueprint.get("/search")
+@operation(
+    "The search page: upload an image (or give its URL) to find the stored ones like it",
+    tags=("images",),
+    responses={200: ResponseSpec("an HTML page", _HTML)},
+)
+@html_page
+def search_page() -> Response:
+    return _search_page()
+
+
+@blueprint.post("/search")
+@operation(
+    "The search page with the query and its matches as thumbnails",
+    description=_UPLOAD_LIMIT,
+    tags=("images",),
+    body=RequestBody("the page's form", {"multipart/form-data": _UPLOAD_FORM}),
+    responses={
+        200: ResponseSpec("the query and its matches", _HTML),
+        400: ResponseSpec("the form again, with the reason the search failed", _HTML),
+        404: ResponseSpec("the form again: no such crawl", _HTML),
+        502: ResponseSpec("the form again: the URL could not be fetched", _HTML),
+    },
+    errors=(413,),
+)
+@html_page
+@body_limit(_upload_limit)
+def search_results() -> Response:
+    try:
+        query, found = run_search(search_form())
+    except ApiError as exc:
+        return _search_page(exc.status, error=exc.message)
+    preview = base64.b64encode(query.preview_png(QUERY_PREVIEW)).decode("ascii")
+    return _search_page(
+        query=query.as_json(),
+        preview=preview,
+        found=_found_json(query, found),
     )

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import threading
 import time
+from pathlib import Path
 from typing import IO
 
 import click
@@ -20,8 +22,21 @@ from sleuth.apps.images.crawl import (
     progress,
 )
 from sleuth.apps.images.pipeline import QUEUES
+from sleuth.apps.images.search import (
+    DEFAULT_LIMIT,
+    DEFAULT_MAX_DISTANCE,
+    MAX_DISTANCE,
+    MAX_LIMIT,
+    Found,
+    ImageSearch,
+    Query,
+    QueryError,
+    fetch_query_image,
+    query_from_bytes,
+)
 from sleuth.cli.context import Context, pass_context
-from sleuth.cli.progress import ProgressLine, format_duration
+from sleuth.cli.progress import PatientCheck, ProgressLine, format_duration
+from sleuth.config import mask_url
 from sleuth.runner import run_worker
 from sleuth.services import Services
 
@@ -57,20 +72,26 @@ def crawl_list(
     producer = _Producer(services, crawl_id, stream)
     producer.start()
     line = ProgressLine()
+    reading = PatientCheck("reading the crawl's progress")
+    checking = PatientCheck("checking whether the crawl is done")
+
+    def finished() -> bool:
+        # Every line has its outcome, or nothing is left to run (a line whose jobs died is
+        # reported by the summary and `sleuth dead-letter list`).
+        return progress(services.engine, crawl_id).finished or services.queue.pending(QUEUES) == 0
 
     def done() -> bool:
         if producer.error is not None:
             raise producer.error
         if producer.is_alive():
             return False
-        # Finished when every line has its outcome, or nothing is left to run (a line whose
-        # jobs died is reported by the summary and `sleuth dead-letter list`).
-        return progress(services.engine, crawl_id).finished or services.queue.pending(QUEUES) == 0
+        return checking(finished, default=False)
 
     async def follow() -> None:
         while True:
-            p = await asyncio.to_thread(progress, services.engine, crawl_id)
-            line.update(p.done, p.total, _counts(p))
+            p = await asyncio.to_thread(reading, progress, services.engine, crawl_id, default=None)
+            if p is not None:
+                line.update(p.done, p.total, _counts(p))
             if await asyncio.to_thread(done):
                 return
             await asyncio.sleep(REFRESH)
@@ -121,6 +142,11 @@ def crawl(ctx: Context, file: IO[str], workers: int | None, fresh: bool) -> None
         worker = dataclasses.replace(ctx.settings.worker, processes=workers)
         ctx.settings = dataclasses.replace(ctx.settings, worker=worker)
     services = ctx.services
+    if workers == 0:
+        queue_url = mask_url(ctx.settings.effective_queue_url)
+        click.echo(
+            f"Queueing only: `sleuth worker` processes on {queue_url} do the work.", err=True
+        )
     crawl_id = crawl_id_for(file.name, fresh)
     started = time.monotonic()
     final = crawl_list(services, crawl_id, file, run_workers=workers != 0)
@@ -136,3 +162,87 @@ def crawl(ctx: Context, file: IO[str], workers: int | None, fresh: bool) -> None
     if not final.finished:
         click.echo("Not finished: run the same command again to resume.", err=True)
         raise click.exceptions.Exit(1)
+
+
+def _query_bytes(target: str, ctx: Context) -> bytes:
+    """The bytes of FILE, or of URL fetched (anything with `://` is taken for a URL)."""
+    net = ctx.settings.net
+    if "://" in target:
+        return fetch_query_image(target, net)
+    path = Path(target)
+    if not path.is_file():
+        raise click.ClickException(f"{target}: no such file")
+    size = path.stat().st_size
+    if size > net.max_bytes:
+        raise click.ClickException(
+            f"{target}: {size} bytes, over the limit of {net.max_bytes} (net.max_bytes)"
+        )
+    return path.read_bytes()
+
+
+def _print_found(query: Query, found: Found) -> None:
+    click.echo(
+        f"query: {query.width}x{query.height} {query.format}, pHash {query.as_json()['phash']}"
+    )
+    if not found.matches:
+        click.echo(f"No stored image within distance {found.max_distance}.")
+        return
+    more = f" (the nearest {found.limit} shown)" if found.truncated else ""
+    count = f"{len(found.matches)} match{'es' if len(found.matches) > 1 else ''}"
+    click.echo(f"{count} within distance {found.max_distance}{more}:")
+    click.echo(f"{'dist':>4}  {'md5':32}  {'size':>11}  {'first seen':20}  source")
+    for m in found.matches:
+        first = m.as_json()["first_seen"][:19] + "Z"
+        source = m.sources[0].url if m.sources else "-"
+        if m.sources_total > 1:
+            source += f" (+{m.sources_total - 1} more)"
+        size = f"{m.width}x{m.height}"
+        click.echo(f"{m.distance:>4}  {m.md5}  {size:>11}  {first:20}  {source}")
+
+
+@images.command()
+@click.argument("target", metavar="FILE|URL")
+@click.option(
+    "--max-distance",
+    type=click.IntRange(0, MAX_DISTANCE),
+    default=DEFAULT_MAX_DISTANCE,
+    show_default=True,
+    help="Largest Hamming distance between pHashes that counts as a match.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, MAX_LIMIT),
+    default=DEFAULT_LIMIT,
+    show_default=True,
+    help="Most matches shown.",
+)
+@click.option("--crawl", help="Only images found by this crawl (its id).")
+@click.option("--host", help="Only images with a source URL on this host.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_context
+def search(
+    ctx: Context,
+    target: str,
+    max_distance: int,
+    limit: int,
+    crawl: str | None,
+    host: str | None,
+    as_json: bool,
+) -> None:
+    """Find the stored images that look like FILE or URL, nearest first.
+
+    Compares 64-bit pHashes exactly against every stored image (including those a crawl
+    running elsewhere stores right now): resized or re-encoded copies of a picture lie a few
+    bits apart, unrelated pictures about 32.
+    """
+    try:
+        query = query_from_bytes(_query_bytes(target, ctx), ctx.settings.imaging.max_pixels)
+        found = ImageSearch.for_services(ctx.services).search(
+            query.phash, max_distance, limit, crawl=crawl, host=host
+        )
+    except QueryError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from None
+    if as_json:
+        click.echo(json.dumps({"query": query.as_json(), **found.as_json()}, indent=1))
+    else:
+        _print_found(query, found)
