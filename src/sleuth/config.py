@@ -123,12 +123,8 @@ def check_queue_url(url: str) -> None:
             f"queue URL {url!r}: a SQLite queue URL has no host; write sqlite:///path.db"
         )
     if scheme == "redis":
-        try:
-            from sleuth.jobs.redis import parse_redis_url
-        except ImportError:
-            raise ValueError(
-                "a redis:// queue needs the redis package: pip install 'sleuth[redis]'"
-            ) from None
+        from sleuth.jobs.redis import parse_redis_url
+
         try:
             parse_redis_url(url)
         except ValueError as exc:  # its message quotes the URL: hide the password
