@@ -1,12 +1,15 @@
 """Hamming search speed: sleuth's index beside faiss and a numpy scan, on one core.
 
-    .venv/bin/python bench/index.py [--sizes 1e6,1e7] [--kinds uniform,realistic] [--radii 6,10]
-        [--queries 300] [--batch 1000] [--methods ours,faiss-flat,faiss-mih,numpy]
+    taskset -c 1 .venv/bin/python -m bench.index [--sizes 1e6,1e7,1e8] [--kinds uniform,realistic]
+        [--radii 6,10] [--queries 300] [--batch 1000] [--methods ours,faiss-flat,faiss-mih,numpy]
+        [--write-results]
 
 For each size and kind of codes, every method runs in its own child process (so memory figures
 are its own): build time, RSS the build added and its peak, then per radius single-query p50/p99
 latency, batch queries/s, and exactness against the numpy scan on a sample of queries.
-faiss-cpu is a benchmark-only dependency (`pip install faiss-cpu`); it runs with 1 OpenMP thread.
+faiss-cpu is a benchmark-only dependency, not one of sleuth's (`.venv/bin/pip install faiss-cpu`);
+it runs with 1 OpenMP thread, and `taskset -c 1` keeps every process on one core.
+`--write-results` replaces the `## index` section of bench/RESULTS.md (appended if missing).
 
 Kinds of codes:
 - uniform: independent fair bits;
@@ -15,12 +18,16 @@ Kinds of codes:
   one almost always set, as the DC term is).
 Queries: half are indexed codes with Poisson(2) bits flipped (a re-encoded copy looking for its
 original), half fresh codes from the same distribution (a new image).
+Real pHashes (measured in bench/search_quality.py) have exactly 32 ones and, apart from the DC
+bit, milder skews than this generator's; stronger skew means fuller buckets, so these figures
+err on the slow side.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import json
 import os
 import subprocess
@@ -34,7 +41,7 @@ import numpy as np
 
 METHODS = ("ours", "faiss-flat", "faiss-mih", "numpy")
 SCANNERS = ("faiss-flat", "numpy")  # methods whose query time grows with N
-BATCH_STEP = 250  # batch queries are sent in chunks of this many, until the time budget is spent
+BATCH_STEPS = (10, 30, 60, 150, 250)  # batch chunk sizes, then 250 each, until the budget is spent
 
 
 # ----------------------------------------------------------------------------- code generators
@@ -114,8 +121,14 @@ class Method:
     def build(self, codes: np.ndarray) -> None:
         raise NotImplementedError
 
-    def one(self, q: np.uint64, radius: int) -> tuple[np.ndarray, np.ndarray]:
+    def one(self, q: np.uint64, radius: int) -> Any:
+        """One query's answer in the method's own form (what the timing covers)."""
         raise NotImplementedError
+
+    def pairs(self, answer: Any) -> list[tuple[int, int]]:
+        """An answer of `one` as sorted (id, distance) pairs, for the exactness check."""
+        ids, dist = answer
+        return sorted(zip(np.asarray(ids).tolist(), np.asarray(dist).tolist(), strict=True))
 
     def batch(self, queries: np.ndarray, radius: int) -> int:
         """Answer all queries; return the number of hits (so nothing is optimised away)."""
@@ -137,9 +150,11 @@ class Ours(Method):
         self.index = HammingIndex()
         self.index.add(np.arange(len(codes), dtype=np.int64), codes)
 
-    def one(self, q: np.uint64, radius: int) -> tuple[np.ndarray, np.ndarray]:
-        hits = self.index.radius_search(int(q), radius)
-        return np.array([i for i, _ in hits]), np.array([d for _, d in hits])
+    def one(self, q: np.uint64, radius: int) -> list[tuple[int, int]]:
+        return self.index.radius_search(int(q), radius)
+
+    def pairs(self, answer: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        return sorted(answer)
 
     def batch(self, queries: np.ndarray, radius: int) -> int:
         return len(self.index.batch_radius_search(queries, radius).ids)
@@ -275,8 +290,7 @@ def run_method(job: dict[str, Any]) -> dict[str, Any]:
         exact, checked = True, 0
         start = time.perf_counter()
         for q, expected in zip(check.tolist(), reference[str(radius)], strict=True):
-            ids, dist = method.one(np.uint64(q), radius)
-            got = sorted(zip(np.asarray(ids).tolist(), np.asarray(dist).tolist(), strict=True))
+            got = method.pairs(method.one(np.uint64(q), radius))
             exact &= got == [tuple(pair) for pair in expected]
             checked += 1
             if time.perf_counter() - start > budget:
@@ -290,8 +304,11 @@ def run_method(job: dict[str, Any]) -> dict[str, Any]:
                 break
         answered = hits = 0
         batch_s = 0.0
-        for lo in range(0, job["batch"], BATCH_STEP):
-            chunk = queries[lo : min(job["batch"], lo + BATCH_STEP)]
+        lo = 0
+        steps = itertools.chain(BATCH_STEPS, itertools.repeat(BATCH_STEPS[-1]))
+        while lo < job["batch"]:
+            chunk = queries[lo : min(job["batch"], lo + next(steps))]
+            lo += len(chunk)
             t = time.perf_counter()
             hits += method.batch(chunk, radius)
             batch_s += time.perf_counter() - t
@@ -328,14 +345,49 @@ def reference_hits(codes: np.ndarray, check: np.ndarray, radii: list[int]) -> di
     return out
 
 
+def machine(packages: tuple[str, ...]) -> str:
+    """The machine and versions a figure was measured with, in one line."""
+    from importlib import metadata
+
+    model = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    versions = []
+    for dist in packages:
+        try:
+            versions.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{dist} absent")
+    return (
+        f"{model}, nproc {os.cpu_count()}, {mem_kb / 2**20:.1f} GiB RAM, "
+        f"Python {sys.version.split()[0]}; {', '.join(versions)}"
+    )
+
+
+def write_section(path: Path, name: str, body: str) -> None:
+    """Replace the `<!-- name:start -->..<!-- name:end -->` block of RESULTS.md, or append it."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    block = f"{start}\n{body.strip()}\n{end}\n"
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    if start in text and end in text:
+        pre, rest = text.split(start, 1)
+        text = pre + block + rest.split(end, 1)[1].lstrip("\n")
+    else:
+        text = text.rstrip() + "\n\n" + block
+    path.write_text(text)
+
+
 def _gb(n: float | None) -> str:
     return "-" if n is None else f"{n / 2**30:.2f}"
 
 
 def report(rows: list[dict[str, Any]], radii: list[int]) -> str:
-    head = ["N", "kind", "method", "build s", "idx GiB", "RSS+ GiB", "peak GiB"]
+    head = ["N", "kind", "method", "build s", "index GiB", "RSS+ GiB", "build peak GiB"]
     for r in radii:
-        head += [f"r{r} p50 ms", f"r{r} p99 ms", f"r{r} batch q/s", f"r{r} exact"]
+        head += [f"r{r} p50 ms", f"r{r} p99 ms", f"r{r} batch q/s", f"r{r} hits/q", f"r{r} exact"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         res = row["result"]
@@ -354,10 +406,60 @@ def report(rows: list[dict[str, Any]], radii: list[int]) -> str:
                 f"{rr['p50_ms']:.3f}",
                 f"{rr['p99_ms']:.3f}",
                 f"{rr['batch_qps']:.0f}",
+                f"{rr['hits_per_query']:.0f}",
                 f"{'yes' if rr['exact'] else 'NO'} ({rr['checked']})",
             ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def persistence(rows: list[dict[str, Any]]) -> list[str]:
+    """Save, mapped load and first query after it: what a restart of sleuth costs."""
+    out = []
+    for row in rows:
+        res = row["result"]
+        if "load_s" in res:
+            out.append(
+                f"- {row['n']:.0e} {row['kind']}: save {res['save_s']:.1f} s, load (mapped, "
+                f"CRC-32 checked, files in the page cache) {res['load_s']:.2f} s, first query "
+                f"after load {1e3 * res['first_query_after_load_s']:.1f} ms"
+            )
+    return out
+
+
+def verdicts(rows: list[dict[str, Any]], radii: list[int]) -> list[str]:
+    """The issue's targets, for the rows of sleuth's index that measure them."""
+    limits = {6: 1.0, 10: 3.0}
+    out = []
+    for row in rows:
+        if row["method"] != "ours":
+            continue
+        res, n, kind = row["result"], row["n"], row["kind"]
+        if n == 10**7 and kind == "realistic":
+            for r in radii:
+                if r in limits:
+                    p50 = res["radii"][str(r)]["p50_ms"]
+                    ok = "met" if p50 <= limits[r] else "MISSED"
+                    out.append(
+                        f"- 10M realistic, r={r}: p50 {p50:.3f} ms (target ≤ {limits[r]} ms): {ok}"
+                    )
+        if n == 10**7:
+            ok = "met" if res["build_s"] <= 30 else "MISSED"
+            out.append(f"- 10M {kind}: build {res['build_s']:.1f} s (target ≤ 30 s): {ok}")
+        if n == 10**8:
+            rss = res["rss_added"]
+            if rss <= 2 * 10**9:
+                ok = "met"
+            elif rss <= 2 * 2**30:
+                ok = f"met for 2 GiB, {100 * (rss / 2e9 - 1):.0f}% over 2 x 10^9 bytes"
+            else:
+                ok = "MISSED"
+            out.append(
+                f"- 100M {kind}: RSS held by the index {rss / 2**30:.2f} GiB = {rss / 1e9:.2f} GB "
+                f"(arrays {res['index_bytes'] / 1e9:.2f} GB), build peak "
+                f"{res['build_peak'] / 2**30:.2f} GiB (target ≤ 2 GB): {ok}"
+            )
+    return out
 
 
 def main() -> None:
@@ -366,6 +468,9 @@ def main() -> None:
     parser.add_argument("--kinds", default="uniform,realistic")
     parser.add_argument("--radii", default="6,10")
     parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument(
+        "--skip", default="", help="method@size pairs not to run, e.g. faiss-mih@1e8 (say why)"
+    )
     parser.add_argument("--queries", type=int, default=300, help="single queries per radius")
     parser.add_argument("--scan-queries", type=int, default=60, help="same, for scanners")
     parser.add_argument("--batch", type=int, default=1000, help="queries in the batch run")
@@ -373,6 +478,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=30.0, help="seconds per method phase")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--tmp", default=None, help="folder for the shared codes files")
+    parser.add_argument("--write-results", action="store_true", help="update bench/RESULTS.md")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -382,9 +488,12 @@ def main() -> None:
     kinds = args.kinds.split(",")
     radii = [int(r) for r in args.radii.split(",")]
     methods = args.methods.split(",")
+    skip = {(m, int(float(s))) for m, _, s in (p.partition("@") for p in args.skip.split(",") if p)}
     for name in methods:
         if name not in METHODS:
             parser.error(f"unknown method {name!r} (choose from {', '.join(METHODS)})")
+    started = time.strftime("%Y-%m-%d %H:%M")
+    load_before = os.getloadavg()[0]
     rows: list[dict[str, Any]] = []
     for n in sizes:
         for kind in kinds:
@@ -405,6 +514,8 @@ def main() -> None:
                     file=sys.stderr,
                 )
                 for name in methods:
+                    if (name, n) in skip:
+                        continue
                     scanner = name in SCANNERS
                     job = {
                         "folder": tmp,
@@ -414,11 +525,14 @@ def main() -> None:
                         "batch": min(args.batch, args.scan_queries) if scanner else args.batch,
                         "budget_s": args.budget,
                     }
+                    threads = dict.fromkeys(
+                        ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), "1"
+                    )
                     proc = subprocess.run(
                         [sys.executable, __file__, "--child", json.dumps(job)],
                         capture_output=True,
                         text=True,
-                        env={**os.environ, "OMP_NUM_THREADS": "1"},
+                        env={**os.environ, **threads},
                     )
                     if proc.returncode != 0:
                         print(f"# {name} failed:\n{proc.stderr}", file=sys.stderr)
@@ -426,7 +540,43 @@ def main() -> None:
                     result = json.loads(proc.stdout.strip().splitlines()[-1])
                     rows.append({"n": n, "kind": kind, "method": name, "result": result})
                     print(f"# {n:.0e} {kind} {name}: {json.dumps(result)}", file=sys.stderr)
-    print(report(rows, radii))
+    affinity = sorted(os.sched_getaffinity(0))
+    pin = f"taskset -c {affinity[0]} " if len(affinity) == 1 else ""
+    run = (
+        f"Run {started}, on CPU(s) {affinity}; load average {load_before:.1f} at the start, "
+        f"{os.getloadavg()[0]:.1f} at the end"
+    )
+    command = f"{pin}{' '.join(['.venv/bin/python -m bench.index', *sys.argv[1:]])}"
+    text = section(rows, radii, skip, run, command)
+    print(text)
+    if args.write_results:
+        write_section(Path(__file__).resolve().parent / "RESULTS.md", "index", text)
+
+
+def section(
+    rows: list[dict[str, Any]], radii: list[int], skip: set[tuple[str, int]], run: str, command: str
+) -> str:
+    """The `## index` section of RESULTS.md."""
+    skipped = ", ".join(f"{m} at {s:.0e}" for m, s in sorted(skip))
+    notes = [f"- not run (would take over 10 minutes, judging by the smaller sizes): {skipped}"]
+    body = [
+        "## index",
+        "",
+        f"Machine: {machine(('numpy', 'faiss-cpu'))}. {run} (other processes share the "
+        "machine: p99 and the scanners suffer most).",
+        "",
+        f"Command: `{command}`",
+        "",
+        report(rows, radii),
+        "",
+        *verdicts(rows, radii),
+        *(notes if skip else []),
+        "",
+        "Restart (sleuth's index):",
+        "",
+        *persistence(rows),
+    ]
+    return "\n".join(body)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,14 @@ def make_codes(kind: str, n: int, seed: int) -> np.ndarray:
     raise ValueError(kind)
 
 
+def at_distance(rng: np.random.Generator, codes: np.ndarray, n: int, d: int) -> np.ndarray:
+    """Codes exactly d bits away from picked codes: the boundary a wrong probe plan misses."""
+    picked = codes[rng.integers(0, len(codes), n)]
+    bits = np.argsort(rng.random((n, 64)), axis=1)[:, : min(d, 64)].astype(np.uint64)
+    masks = np.bitwise_or.reduce(np.uint64(1) << bits, axis=1) if d else np.zeros(n, np.uint64)
+    return picked ^ masks
+
+
 def near(rng: np.random.Generator, codes: np.ndarray, n: int, mean: float) -> np.ndarray:
     """Queries close to existing codes (plus a few unrelated ones)."""
     if len(codes) == 0:

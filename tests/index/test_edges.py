@@ -181,6 +181,19 @@ def test_big_delta_add_goes_straight_to_tables() -> None:
     assert index.knn(int(codes[9]), 4) == brute_force_knn(codes, np.arange(5000), codes[9], 4)
 
 
+def test_adding_new_ids_needs_no_id_map() -> None:
+    """Ids above every indexed one (new database rows) are known to be new without building
+    the 4-byte-per-code id order; an id inside the range still gets the full check."""
+    index = HammingIndex()
+    codes = make_codes("clustered", 5000, 12)
+    index.add(np.arange(5000), codes)
+    index.add([5000, 5001], [1, 2])
+    assert index._order is None and len(index) == 5002
+    with pytest.raises(ValueError, match="another code"):
+        index.add([17], [int(codes[17]) ^ 1])
+    assert index._order is not None and (17, 0) in index.radius_search(int(codes[17]), 0)
+
+
 def test_bit_helpers() -> None:
     assert substring_widths(3) == (22, 21, 21) and sum(substring_widths(7)) == 64
     assert substring_shifts((22, 21, 21)) == (42, 21, 0)

@@ -17,7 +17,7 @@ from hypothesis.stateful import (
 from sleuth.index import HammingIndex, brute_force_knn, brute_force_radius
 from sleuth.index.bits import permute, substring_widths
 from sleuth.index.mih import Tables
-from tests.index.codes import make_codes, near
+from tests.index.codes import at_distance, make_codes, near
 
 KINDS = st.sampled_from(["uniform", "clustered", "duplicates"])
 RADII = st.one_of(st.integers(0, 16), st.sampled_from([20, 32, 64]))
@@ -118,6 +118,8 @@ class IndexMachine(RuleBasedStateMachine):
         codes, ids = self._arrays()
         rng = np.random.default_rng(seed)
         queries = near(rng, codes, 4, radius / 2)
+        if len(codes):
+            queries = np.concatenate([queries, at_distance(rng, codes, 2, radius)])
         queries[0] = self.removed[int(rng.integers(len(self.removed)))]
         batch = self.index.batch_radius_search(queries, radius)
         for i, q in enumerate(queries.tolist()):
@@ -190,7 +192,7 @@ def test_tables_alone_are_exact(kind: str, n: int, m: int, seed: int, radius: in
     pcodes = permute(codes, dest)
     tables = Tables.build(pcodes, ids, substring_widths(m))
     tables.check()
-    queries = near(rng, codes, 6, radius / 2)
+    queries = np.concatenate([near(rng, codes, 3, radius / 2), at_distance(rng, codes, 3, radius)])
     pq = permute(queries, dest)
     qi, pos, dist, costly = tables.search(pq, radius, budget=1 << 62)
     assert not costly.any()

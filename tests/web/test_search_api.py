@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from openapi_schema_validator import OAS31Validator
 from PIL import Image
 
+from sleuth.apps.images.search import DEFAULT_MAX_DISTANCE
 from sleuth.config import Settings
 from sleuth.emulator.imagehost import create_imagehost_app
 from sleuth.emulator.server import EmulatorServer
@@ -68,7 +69,8 @@ def test_an_uploaded_copy_finds_the_original(web: FlaskClient, loopback: Service
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
     valid(web, "ImageSearch", body)
-    assert body["max_distance"] == 8 and body["limit"] == 50 and body["truncated"] is False
+    assert body["max_distance"] == DEFAULT_MAX_DISTANCE == 10
+    assert body["limit"] == 50 and body["truncated"] is False
     assert (body["query"]["width"], body["query"]["height"]) == (120, 90)
     (match,) = body["matches"]
     assert match["md5"] == originals[2].md5 and match["distance"] <= 4
@@ -186,7 +188,8 @@ def test_the_search_page(web: FlaskClient, loopback: Services) -> None:
     assert form.status_code == 200 and form.mimetype == "text/html"
     page = form.get_data(as_text=True)
     assert 'enctype="multipart/form-data"' in page and 'name="image"' in page
-    assert 'name="url"' in page and 'name="max_distance"' in page and 'value="8"' in page
+    assert 'name="url"' in page and 'name="max_distance"' in page
+    assert f'value="{DEFAULT_MAX_DISTANCE}"' in page
     assert "//cdn" not in page and "https://" not in page.replace('placeholder="https://', "")
 
     results = web.post(

@@ -264,10 +264,17 @@ class HammingIndex:
         return ((self._dead[pos >> 3] >> (pos & 7).astype(np.uint8)) & 1).astype(bool)
 
     def _main_lookup(self, ids: np.ndarray) -> np.ndarray:
-        """Main position of each id, -1 where absent or removed (vectorised binary search)."""
+        """Main position of each id, -1 where absent or removed (vectorised binary search).
+
+        Ids outside main's id range are answered without the id order: new database rows get
+        ids above every indexed one, so adding them never builds that 4-byte-per-code array.
+        """
         main = self._main
         found = np.full(len(ids), -1, dtype=np.int64)
         if main is None or len(ids) == 0:
+            return found
+        low, high = main.id_range
+        if not ((ids >= low) & (ids <= high)).any():
             return found
         order = self._id_order()
         if main.ids.dtype == np.uint32:

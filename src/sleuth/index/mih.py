@@ -152,6 +152,11 @@ class Tables:
     def nbytes(self) -> int:
         return int(self.codes.nbytes + self.ids.nbytes + self.pos.nbytes + self.offsets.nbytes)
 
+    @cached_property
+    def id_range(self) -> tuple[int, int]:
+        """Smallest and largest id (tables are never empty): ids outside need no lookup."""
+        return int(self.ids.min()), int(self.ids.max())
+
     def check(self) -> None:
         """Structural consistency of (possibly loaded) arrays; raises ValueError."""
         n, m = self.n, self.m

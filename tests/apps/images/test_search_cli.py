@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from sleuth.apps.images.search import DEFAULT_MAX_DISTANCE
 from sleuth.cli.main import cli
 from sleuth.config import Settings
 from sleuth.emulator.imagehost import create_imagehost_app
@@ -47,7 +48,7 @@ def test_a_file_is_searched_and_shown_as_a_table(tmp_path: Path, stored: list[St
     assert code == 0, out
     lines = out.splitlines()
     assert lines[0].startswith("query: 120x90 JPEG, pHash ")
-    assert lines[1] == "1 match within distance 8:"
+    assert lines[1] == f"1 match within distance {DEFAULT_MAX_DISTANCE}:"
     assert lines[2].split() == ["dist", "md5", "size", "first", "seen", "source"]
     distance, md5, size, _, source, more = lines[3].split(maxsplit=5)
     assert int(distance) <= 4 and md5 == stored[1].md5 and size == "240x180"
