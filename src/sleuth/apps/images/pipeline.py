@@ -140,6 +140,8 @@ class ImagesPipeline:
     async def md5(self, job: Job, ctx: JobContext) -> None:
         item = Item.from_payload(job.payload)
         if await self._resolved(item):
+            # A fetch delivered twice may have left a new original after `store` ran.
+            await self._cleanup(item, ctx)
             return
         path = self._original(item)
         if path is None:
@@ -151,6 +153,8 @@ class ImagesPipeline:
     async def grayscale(self, job: Job, ctx: JobContext) -> None:
         item = Item.from_payload(job.payload)
         if await self._resolved(item):
+            # A fetch delivered twice may have left a new original after `store` ran.
+            await self._cleanup(item, ctx)
             return
         if self._original(item) is None:
             raise RuntimeError(f"in-flight original of {item.key} is missing")
