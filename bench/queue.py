@@ -2,7 +2,7 @@
 and Dramatiq and Celery side by side on the same Redis.
 
     .venv/bin/python bench/queue.py [--jobs 20000] [--processes 1,2] [--dir /tmp]
-        [--backends sqlite,redis] [--redis-url redis://127.0.0.1:6379/15]
+        [--backends sqlite,redis] [--redis-url redis://127.0.0.1:6379/11]
         [--compare dramatiq,celery|none] [--repeat 1]
 
 Measures, on a fresh queue (a new SQLite file, or a new key prefix on Redis) each time:
@@ -111,6 +111,9 @@ def payloads(n: int) -> list[tuple[dict[str, object], str | None]]:
 def quiet() -> None:
     """The Redis backend warns when AOF is off; the header says it once instead."""
     logging.getLogger("sleuth.jobs.redis").setLevel(logging.ERROR)
+
+
+quiet()  # also in each spawned worker process, which imports this module before its queue
 
 
 def persistence(redis_url: str) -> str:
@@ -325,7 +328,7 @@ def noop(i, url):
 
 
 VERSION = f"dramatiq {dramatiq.__version__}"
-SETUP = "dramatiq CLI defaults: 2 proc x 8 thr"
+SETUP = f"dramatiq CLI defaults: {os.cpu_count()} proc x 8 thr"
 WORKER = [sys.executable, "-m", "dramatiq", "app"]
 
 
@@ -478,7 +481,9 @@ def main() -> None:
     parser.add_argument("--processes", default="1,2", help="worker process counts to try")
     parser.add_argument("--dir", default=None, help="folder for the queue files (default: temp)")
     parser.add_argument("--backends", default="sqlite,redis", help="sqlite, redis or both")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
+    parser.add_argument(
+        "--redis-url", default="redis://127.0.0.1:6379/11", help="a database the tests do not use"
+    )
     parser.add_argument(
         "--compare", default="dramatiq,celery", help="others to run on Redis too, or none"
     )
