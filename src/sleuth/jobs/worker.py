@@ -331,10 +331,7 @@ class Worker:
     async def run_cpu(self, fn: Callable[..., T], *args: Any) -> T:
         if self._cpu is None:
             # forkserver: children never inherit this process's threads or open connections.
-            # The server imports the task's module once, so the children fork with it loaded
-            # and share those pages (~13 MB less memory per child for the images kernel).
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload([fn.__module__])
             self._cpu = ProcessPoolExecutor(
                 self.processes, mp_context=context, initializer=_cpu_child_init
             )
