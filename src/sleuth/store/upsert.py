@@ -1,10 +1,17 @@
-"""Dialect-aware INSERT ... ON CONFLICT, the one way sleuth writes idempotently."""
+"""Dialect-aware INSERT ... ON CONFLICT, the one way sleuth writes idempotently.
+
+The statements of the hot paths (`insert_ignore`, `increment`) are built once per dialect and
+table and executed with the row as parameters: building one from values each time costs
+SQLAlchemy ~0.3 ms of Python (coercing every value, keying its statement cache), several
+times what SQLite takes to run it."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import cache
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.sql import Insert
@@ -12,23 +19,31 @@ from sqlalchemy.sql import Insert
 
 def insert_ignore(conn: Connection, table: Table, row: Mapping[str, Any]) -> bool:
     """Insert one row unless its key exists; True when this call inserted it."""
-    stmt = _ignoring(conn, table).values(dict(row))
+    stmt = _insert_ignore_one(conn.dialect.name, table)
     if conn.dialect.name == "mysql":  # no RETURNING there; its rowcount is reliable
-        return conn.execute(stmt).rowcount == 1
+        return conn.execute(stmt, dict(row)).rowcount == 1
+    return conn.execute(stmt, dict(row)).first() is not None
+
+
+@cache
+def _insert_ignore_one(dialect: str, table: Table) -> Insert:
+    stmt = _ignoring(dialect, table)
+    if dialect == "mysql":
+        return stmt
     # psycopg reports no rowcount for ON CONFLICT DO NOTHING; RETURNING tells for sure.
-    key = next(iter(table.primary_key.columns))
-    return conn.execute(stmt.returning(key)).first() is not None
+    return stmt.returning(next(iter(table.primary_key.columns)))
 
 
 def insert_ignore_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert rows in one round trip, skipping those whose key exists."""
     if rows:
-        conn.execute(_ignoring(conn, table), [dict(r) for r in rows])
+        conn.execute(_ignoring(conn.dialect.name, table), [dict(r) for r in rows])
 
 
-def _ignoring(conn: Connection, table: Table) -> Insert:
-    stmt = _insert(conn, table)
-    if conn.dialect.name == "mysql":
+@cache
+def _ignoring(dialect: str, table: Table) -> Insert:
+    stmt = _insert(dialect, table)
+    if dialect == "mysql":
         return stmt.prefix_with("IGNORE")
     return stmt.on_conflict_do_nothing()  # type: ignore[attr-defined]
 
@@ -44,7 +59,16 @@ def increment(
 
     One statement, so concurrent writers never lose an increment (the seed lost the first
     event of every minute creating the row and counting in two steps)."""
-    insert_or_update(conn, table, {**key, column: by}, {column: table.c[column] + by})
+    stmt = _incrementing(conn.dialect.name, table, column)
+    conn.execute(stmt, {**key, column: by, _BY: by})
+
+
+_BY = "increment_by"
+
+
+@cache
+def _incrementing(dialect: str, table: Table, column: str) -> Insert:
+    return _upsert(dialect, table, {column: table.c[column] + sa.bindparam(_BY)})
 
 
 def insert_or_update(
@@ -53,18 +77,19 @@ def insert_or_update(
     """Insert `row`, or if its primary key exists set the `updates` (expressions of the
     existing row's columns) instead: one statement that locks the row, so concurrent callers
     apply their updates one after the other (no lost update, no deadlock)."""
-    stmt = _insert(conn, table).values(dict(row))
-    if conn.dialect.name == "mysql":
-        stmt = stmt.on_duplicate_key_update(dict(updates))  # type: ignore[attr-defined]
-    else:
-        stmt = stmt.on_conflict_do_update(  # type: ignore[attr-defined]
-            index_elements=list(table.primary_key.columns), set_=dict(updates)
-        )
-    conn.execute(stmt)
+    conn.execute(_upsert(conn.dialect.name, table, updates).values(dict(row)))
 
 
-def _insert(conn: Connection, table: Table) -> Insert:
-    name = conn.dialect.name
+def _upsert(dialect: str, table: Table, updates: Mapping[str, Any]) -> Insert:
+    stmt = _insert(dialect, table)
+    if dialect == "mysql":
+        return stmt.on_duplicate_key_update(dict(updates))  # type: ignore[attr-defined]
+    return stmt.on_conflict_do_update(  # type: ignore[attr-defined]
+        index_elements=list(table.primary_key.columns), set_=dict(updates)
+    )
+
+
+def _insert(name: str, table: Table) -> Insert:
     if name == "sqlite":
         return sqlite.insert(table)
     if name == "postgresql":
