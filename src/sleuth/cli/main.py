@@ -10,6 +10,7 @@ import click
 
 from sleuth import __version__
 from sleuth.cli.context import Context, pass_context
+from sleuth.cli.malloc import limit_malloc_arenas
 from sleuth.config import ConfigError, as_dict, load_settings
 
 
@@ -63,4 +64,5 @@ _register()
 
 
 def main() -> None:
+    limit_malloc_arenas()
     cli(prog_name="sleuth")
