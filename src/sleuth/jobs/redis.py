@@ -58,6 +58,17 @@ from redis.commands.core import Script
 from redis.retry import Retry
 
 from sleuth.jobs.base import JSON, DeadJob, Job, LeaseLost, QueueBackend, QueueStats
+from sleuth.jobs.checks import (
+    check_dedup,
+    check_enqueue,
+    check_join,
+    check_lease,
+    check_queue,
+    check_queues,
+    check_reserve,
+    check_retry_at,
+    dump_payload,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +77,6 @@ _PREFIX_RE = re.compile(r"[A-Za-z0-9_.:-]+")
 _RECEIPT_RE = re.compile(r"(\d+)-(\d+)/(\d+)")
 _MAX_PRIORITY = 2**53  # priorities pass through Lua, whose numbers are doubles
 _BATCH = 1000  # jobs per enqueue_many script call: keeps each call short for other clients
-_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 _checked: set[RedisTarget] = set()  # queues whose persistence this process has checked
 
 # Shared by every script: ARGV[1] is the key prefix P.
@@ -471,42 +481,13 @@ return values
 """
 
 
-def _dumps(payload: JSON, what: str = "payload") -> str:
-    """JSON text of a payload; refuses what could not round-trip through JSON."""
-    if not isinstance(payload, dict):
-        raise ValueError(f"{what} must be a JSON object (dict), not {type(payload).__name__}")
-    try:
-        return _encode(payload)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{what} is not JSON-serialisable: {exc}") from None
-
-
 def _args(strings: list[str]) -> str:
     """Many script arguments as one JSON array of strings (Lua's cjson decodes it)."""
     return json.dumps(strings, ensure_ascii=False)
 
 
-def _check_queue(queue: str) -> None:
-    if not isinstance(queue, str) or not queue:
-        raise ValueError(f"queue name must be a non-empty string, not {queue!r}")
-
-
-def _check_dedup(dedup_key: str | None) -> None:
-    if dedup_key is not None and (not isinstance(dedup_key, str) or not dedup_key):
-        raise ValueError(f"dedup_key must be None or a non-empty string, not {dedup_key!r}")
-
-
-def _check_queues(queues: Sequence[str]) -> list[str]:
-    if isinstance(queues, str):
-        raise ValueError("queues must be a sequence of queue names, not one string")
-    for queue in queues:
-        _check_queue(queue)
-    return list(dict.fromkeys(queues))
-
-
-def _check_lease(lease: float) -> int:
-    if not math.isfinite(lease) or lease <= 0:
-        raise ValueError(f"lease must be a positive number of seconds, not {lease!r}")
+def _lease_us(lease: float) -> int:
+    check_lease(lease)
     return max(1, round(lease * 1e6))
 
 
@@ -717,24 +698,19 @@ class RedisQueue(QueueBackend):
         delay: float = 0.0,
         dedup_key: str | None = None,
     ) -> str | None:
-        _check_queue(queue)
-        _check_dedup(dedup_key)
-        if not isinstance(priority, int) or isinstance(priority, bool):
-            raise ValueError(f"priority must be an integer, not {priority!r}")
+        check_enqueue(queue, priority, delay, dedup_key)
         if abs(priority) >= _MAX_PRIORITY:
             raise ValueError(f"priority must be between -2**53 and 2**53, not {priority!r}")
-        if not math.isfinite(delay) or delay < 0:
-            raise ValueError(f"delay must be a finite number of seconds >= 0, not {delay!r}")
-        jobs = _args([_dumps(payload), dedup_key or ""])
+        jobs = _args([dump_payload(payload), dedup_key or ""])
         _, job_id = self._run("enqueue", queue, priority, round(delay * 1e6), jobs)
         return job_id or None
 
     def enqueue_many(self, queue: str, payloads: Sequence[tuple[JSON, str | None]]) -> int:
-        _check_queue(queue)
+        check_queue(queue)
         args: list[str] = []
         for i, (payload, dedup_key) in enumerate(payloads):
-            _check_dedup(dedup_key)
-            args += [_dumps(payload, f"payload #{i}"), dedup_key or ""]
+            check_dedup(dedup_key)
+            args += [dump_payload(payload, f"payload #{i}"), dedup_key or ""]
         added = 0
         for start in range(0, len(args), 2 * _BATCH):
             count, _ = self._run("enqueue", queue, 0, 0, _args(args[start : start + 2 * _BATCH]))
@@ -744,14 +720,8 @@ class RedisQueue(QueueBackend):
     # -- consuming ---------------------------------------------------------------------------
 
     def reserve(self, queues: Sequence[str], n: int, lease: float, consumer: str) -> list[Job]:
-        names = _check_queues(queues)
-        if not names:
-            raise ValueError("reserve needs at least one queue name")
-        if n < 1:
-            raise ValueError(f"n must be >= 1, not {n!r}")
-        lease_us = _check_lease(lease)
-        if not consumer:
-            raise ValueError("consumer must be a non-empty name")
+        names = check_reserve(queues, n, lease, consumer)
+        lease_us = _lease_us(lease)
         deadline, text = self._run("reserve", n, lease_us, consumer, *names)
         lease_until = int(deadline) / 1e6
         taken = []
@@ -782,14 +752,13 @@ class RedisQueue(QueueBackend):
             self._run("ack", _args(args))
 
     def retry(self, job: Job, at: float, error: str, *, count_attempt: bool = True) -> None:
-        if not math.isfinite(at):
-            raise ValueError(f"retry time must be a finite epoch time, not {at!r}")
+        check_retry_at(at)
         # Relative to now, so that the delay runs on the server's clock like every other time.
         delay_us = round((at - time.time()) * 1e6)
         self._run("retry", *_delivery(job), delay_us, int(count_attempt), error)
 
     def extend_lease(self, job: Job, lease: float) -> Job:
-        lease_us = _check_lease(lease)
+        lease_us = _lease_us(lease)
         queue, priority, _, entry, deliveries = _delivery(job)
         deadline = int(self._run("extend", queue, priority, entry, deliveries, lease_us))
         if deadline < 0:
@@ -805,7 +774,7 @@ class RedisQueue(QueueBackend):
         if limit < 1:
             raise ValueError(f"limit must be >= 1, not {limit!r}")
         if queue is not None:
-            _check_queue(queue)
+            check_queue(queue)
         reply = self._run("dead_letters", limit, queue or "")
         return [
             DeadJob(
@@ -851,7 +820,7 @@ class RedisQueue(QueueBackend):
         return result
 
     def pending(self, queues: Sequence[str]) -> int:
-        names = _check_queues(queues)
+        names = check_queues(queues)
         return int(self._run("pending", *names)) if names else 0
 
     # -- fan-in ------------------------------------------------------------------------------
@@ -859,13 +828,8 @@ class RedisQueue(QueueBackend):
     def join(
         self, key: str, part: str, value: JSON, parts: Sequence[str]
     ) -> dict[str, JSON] | None:
-        if not isinstance(key, str) or not key:
-            raise ValueError("join key must be a non-empty string")
-        if isinstance(parts, str) or not parts:
-            raise ValueError("parts must be a non-empty sequence of part names")
-        if part not in parts:
-            raise ValueError(f"part {part!r} is not one of the group's parts {list(parts)!r}")
-        text = _dumps(value, "join value")
+        check_join(key, part, parts)
+        text = dump_payload(value, "join value")
         ttl_ms = max(1, round(self.join_ttl * 1000))
         values = self._run("join", key, part, text, ttl_ms, *parts)
         if values is None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import os
 import sqlite3
 import threading
@@ -21,6 +20,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sleuth.jobs.base import JSON, DeadJob, Job, LeaseLost, QueueBackend, QueueStats
+from sleuth.jobs.checks import (
+    check_dedup,
+    check_enqueue,
+    check_join,
+    check_lease,
+    check_queue,
+    check_queues,
+    check_reserve,
+    check_retry_at,
+    dump_payload,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -78,27 +88,6 @@ _RETURNING = " RETURNING id, queue, payload, priority, attempts, lease_until, de
 _RETURNING += " deliveries, available_at"
 _HELD = "id = ? AND deliveries = ? AND state = 'reserved'"
 _PRUNE_EVERY = 60.0
-_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-
-
-def _dumps(payload: JSON, what: str = "payload") -> str:
-    """JSON text of a job payload; refuses what another backend could not round-trip."""
-    if not isinstance(payload, dict):
-        raise ValueError(f"{what} must be a JSON object (dict), not {type(payload).__name__}")
-    try:
-        return _encode(payload)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{what} is not JSON-serialisable: {exc}") from None
-
-
-def _check_queue(queue: str) -> None:
-    if not isinstance(queue, str) or not queue:
-        raise ValueError(f"queue name must be a non-empty string, not {queue!r}")
-
-
-def _check_dedup(dedup_key: str | None) -> None:
-    if dedup_key is not None and (not isinstance(dedup_key, str) or not dedup_key):
-        raise ValueError(f"dedup_key must be None or a non-empty string, not {dedup_key!r}")
 
 
 def _delivery(job: Job) -> tuple[int, int]:
@@ -247,13 +236,8 @@ class SqliteQueue(QueueBackend):
         delay: float = 0.0,
         dedup_key: str | None = None,
     ) -> str | None:
-        _check_queue(queue)
-        _check_dedup(dedup_key)
-        if not isinstance(priority, int) or isinstance(priority, bool):
-            raise ValueError(f"priority must be an integer, not {priority!r}")
-        if not math.isfinite(delay) or delay < 0:
-            raise ValueError(f"delay must be a finite number of seconds >= 0, not {delay!r}")
-        text = _dumps(payload)
+        check_enqueue(queue, priority, delay, dedup_key)
+        text = dump_payload(payload)
         now = time.time()
         state = "delayed" if delay > 0 else "ready"
         with self._write() as conn:
@@ -266,12 +250,13 @@ class SqliteQueue(QueueBackend):
         return None if row is None else str(row[0])
 
     def enqueue_many(self, queue: str, payloads: Sequence[tuple[JSON, str | None]]) -> int:
-        _check_queue(queue)
+        check_queue(queue)
         now = time.time()
         rows = []
         for i, (payload, dedup_key) in enumerate(payloads):
-            _check_dedup(dedup_key)
-            rows.append((queue, 0, _dumps(payload, f"payload #{i}"), "ready", now, dedup_key, now))
+            check_dedup(dedup_key)
+            text = dump_payload(payload, f"payload #{i}")
+            rows.append((queue, 0, text, "ready", now, dedup_key, now))
         if not rows:
             return 0
         with self._write() as conn:
@@ -283,19 +268,7 @@ class SqliteQueue(QueueBackend):
     # -- consuming ---------------------------------------------------------------------------
 
     def reserve(self, queues: Sequence[str], n: int, lease: float, consumer: str) -> list[Job]:
-        if isinstance(queues, str):
-            raise ValueError("queues must be a sequence of queue names, not one string")
-        if not queues:
-            raise ValueError("reserve needs at least one queue name")
-        for queue in queues:
-            _check_queue(queue)
-        if n < 1:
-            raise ValueError(f"n must be >= 1, not {n!r}")
-        if not math.isfinite(lease) or lease <= 0:
-            raise ValueError(f"lease must be a positive number of seconds, not {lease!r}")
-        if not consumer:
-            raise ValueError("consumer must be a non-empty name")
-        names = list(dict.fromkeys(queues))
+        names = check_reserve(queues, n, lease, consumer)
         sql = _reserve_sql(len(names))
         params: list[object] = []
         for name in names:
@@ -339,8 +312,7 @@ class SqliteQueue(QueueBackend):
                 conn.executemany(f"DELETE FROM jobs WHERE {_HELD}", keys)
 
     def retry(self, job: Job, at: float, error: str, *, count_attempt: bool = True) -> None:
-        if not math.isfinite(at):
-            raise ValueError(f"retry time must be a finite epoch time, not {at!r}")
+        check_retry_at(at)
         with self._write() as conn:
             state = "delayed" if at > time.time() else "ready"
             conn.execute(
@@ -351,8 +323,7 @@ class SqliteQueue(QueueBackend):
             )
 
     def extend_lease(self, job: Job, lease: float) -> Job:
-        if not math.isfinite(lease) or lease <= 0:
-            raise ValueError(f"lease must be a positive number of seconds, not {lease!r}")
+        check_lease(lease)
         key = _delivery(job)
         with self._write() as conn:
             until = time.time() + lease
@@ -479,9 +450,7 @@ class SqliteQueue(QueueBackend):
         return result
 
     def pending(self, queues: Sequence[str]) -> int:
-        if isinstance(queues, str):
-            raise ValueError("queues must be a sequence of queue names, not one string")
-        names = list(dict.fromkeys(queues))
+        names = check_queues(queues)
         if not names:
             return 0
         marks = ", ".join("?" * len(names))
@@ -495,13 +464,8 @@ class SqliteQueue(QueueBackend):
     def join(
         self, key: str, part: str, value: JSON, parts: Sequence[str]
     ) -> dict[str, JSON] | None:
-        if not key:
-            raise ValueError("join key must be a non-empty string")
-        if isinstance(parts, str) or not parts:
-            raise ValueError("parts must be a non-empty sequence of part names")
-        if part not in parts:
-            raise ValueError(f"part {part!r} is not one of the group's parts {list(parts)!r}")
-        text = _dumps(value, "join value")
+        check_join(key, part, parts)
+        text = dump_payload(value, "join value")
         with self._write() as conn:
             now = time.time()
             if now - self._last_prune > min(_PRUNE_EVERY, self.join_ttl):
