@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import socket
 import struct
 import threading
@@ -520,9 +521,25 @@ def serve_forever(
     on_ready: Callable[[str], None] | None = None,
     log_requests: bool = False,
 ) -> None:
-    """Serve `app` in the calling thread until Ctrl-C; `on_ready` gets the base URL once bound."""
+    """Serve `app` in the calling thread until Ctrl-C (SIGINT) or SIGTERM; `on_ready` gets the
+    base URL once bound.
+
+    Both signals are taken over explicitly: a process started from a non-interactive shell's
+    background job inherits SIGINT as *ignored*, and Python then installs no KeyboardInterrupt
+    handler of its own, so Ctrl-C would do nothing."""
+    _stop_on_signals()
     server = EmulatorServer(app, host, port, log_requests=log_requests)
     url = server.bind()
     if on_ready is not None:
         on_ready(url)
     server.run()
+
+
+def _raise_interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _stop_on_signals() -> None:
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, _raise_interrupt)
