@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 
 import click
@@ -12,6 +13,7 @@ from sleuth import __version__
 from sleuth.cli.context import Context, pass_context
 from sleuth.cli.malloc import limit_malloc_arenas
 from sleuth.config import ConfigError, as_dict, load_settings
+from sleuth.store.db import MissingDriver
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -65,4 +67,8 @@ _register()
 
 def main() -> None:
     limit_malloc_arenas()
-    cli(prog_name="sleuth")
+    try:
+        cli(prog_name="sleuth")
+    except MissingDriver as exc:  # a setup problem, not a bug: one line, no traceback
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)

@@ -48,11 +48,24 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cur.close()
 
 
+# The package extra that installs each server database's driver.
+DRIVER_EXTRAS = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql"}
+
+
+class MissingDriver(RuntimeError):
+    """The database URL names a server whose Python driver is not installed."""
+
+    def __init__(self, backend: str, cause: ImportError) -> None:
+        extra = DRIVER_EXTRAS.get(backend)
+        fix = f"pip install 'sleuth[{extra}]'" if extra else "install its driver"
+        super().__init__(f"the {backend} database needs its driver ({cause}): {fix}")
+
+
 def make_engine(url: str) -> Engine:
     """An engine with per-dialect settings: WAL and a busy timeout for SQLite (many worker
     processes share the file), pre-ping for servers that may restart under us."""
     parsed = make_url(url)
-    if parsed.drivername.startswith("postgresql") and parsed.drivername == "postgresql":
+    if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.drivername == "mysql":
         parsed = parsed.set(drivername="mysql+pymysql")
@@ -62,7 +75,10 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(parsed, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    engine = create_engine(parsed, pool_pre_ping=True, pool_recycle=1800)
+    try:
+        engine = create_engine(parsed, pool_pre_ping=True, pool_recycle=1800)
+    except ImportError as exc:  # SQLAlchemy imports the driver here
+        raise MissingDriver(parsed.get_backend_name(), exc) from None
     event.listen(engine, "do_connect", PatientConnect(RECONNECT_PATIENCE))
     return engine
 
