@@ -85,11 +85,6 @@ def probe_plan(widths: tuple[int, ...], s: int) -> ProbePlan:
     )
 
 
-def probe_count(widths: tuple[int, ...], s: int) -> int:
-    """Probes per query for substring radius s over all tables (before choosing tables)."""
-    return int(probe_plan(widths, s).segments[-1])
-
-
 def _packed_order(packed: np.ndarray) -> np.ndarray:
     """Positions sorting `packed` (uint64 keys < 2**32, overwritten): a sort of key<<32|position.
 
