@@ -88,7 +88,8 @@ class App:
     job kinds, declared statically so commands can choose queues without building handlers;
     `job_kinds(services, fetcher)` must serve exactly these. `periodic(settings)`: the jobs
     its scheduler declares. `inflight_blobs`: blob extensions of work in progress that the
-    cleanup job removes when stale. `outcomes`: what it counts per minute, in drawing order.
+    cleanup job removes when stale. `outcomes`: what it counts per minute, in drawing order,
+    each outcome being one of `outcome_unit` (plural, for the monitoring page: "images").
     """
 
     name: str
@@ -102,6 +103,7 @@ class App:
     cli: Callable[[], click.Group] | None = None
     status: Callable[[Services], Sequence[StatusLine]] | None = None
     outcomes: tuple[Outcome, ...] = ()
+    outcome_unit: str = "items"
     inflight_blobs: tuple[str, ...] = ()
     demo: Callable[[DemoRun], None] | None = None
 

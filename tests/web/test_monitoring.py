@@ -162,9 +162,9 @@ def test_an_app_is_shown_with_its_declared_outcomes(
     assert found is not None
     assert json.loads(found.group(1)) == [
         {"name": "saved", "label": "saved", "colour": "#1b9e77"},
-        {"name": "rejected", "label": "too long", "colour": "#d95f02"},
+        {"name": "rejected", "label": "refused", "colour": "#d95f02"},
     ]
-    assert "<dt>too long</dt>" in page and '<dd data-outcome="rejected">2</dd>' in page
+    assert "<dt>refused</dt>" in page and '<dd data-outcome="rejected">2</dd>' in page
 
 
 def test_page_escapes_what_it_embeds(client: FlaskClient, services: Services) -> None:

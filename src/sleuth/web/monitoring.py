@@ -188,6 +188,7 @@ def monitoring() -> Response:
             data=data,
             apps=names,
             outcomes=[vars(o) for o in shown.outcomes],
+            unit=shown.outcome_unit,
             max_minutes=MAX_MINUTES,
             json_url=json_url,
         )

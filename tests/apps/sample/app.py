@@ -31,6 +31,7 @@ class SampleSettings:
     """`[sample]` in sleuth.toml, `SLEUTH_SAMPLE_*` in the environment."""
 
     max_length: int = 40  # a longer note is rejected
+    blocked: tuple[str, ...] = ()  # so is a note with one of these words
     greeting: str = "hello from the scheduler"  # the note the periodic job saves
     greeting_every: float = 3600.0
     api_token: str = ""  # shown masked by `sleuth config`
@@ -88,6 +89,7 @@ app = App(
     blueprints=_blueprints,
     cli=_cli,
     status=_status,
-    outcomes=(Outcome("saved", "saved", "#1b9e77"), Outcome("rejected", "too long", "#d95f02")),
+    outcomes=(Outcome("saved", "saved", "#1b9e77"), Outcome("rejected", "refused", "#d95f02")),
+    outcome_unit="notes",
     demo=_demo,
 )

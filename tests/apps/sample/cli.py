@@ -17,6 +17,7 @@ def sample() -> None:
 @click.argument("texts", nargs=-1, required=True)
 @pass_context
 def add(ctx: Context, texts: tuple[str, ...]) -> None:
-    """Save each TEXT as a note (one longer than sample.max_length is rejected)."""
+    """Save each TEXT as a note (one longer than sample.max_length, or with a word of
+    sample.blocked, is rejected)."""
     stored, rejected = add_notes(ctx.services, texts)
     click.echo(f"{stored} stored, {rejected} rejected")

@@ -1,4 +1,5 @@
-"""The sample app's table and its one task: save a note once, or reject it as too long."""
+"""The sample app's table and its one task: save a note once, or refuse it (too long, or a
+blocked word)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,11 @@ def note_id(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def acceptable(settings: SampleSettings, text: str) -> bool:
+    words = set(text.lower().split())
+    return len(text) <= settings.max_length and words.isdisjoint(settings.blocked)
+
+
 def save_note(engine: Engine, settings: SampleSettings, payload: dict) -> str | None:
     """Save the note of `payload` and count its outcome in the same transaction; None when
     it was saved before (a job run twice counts once)."""
@@ -41,7 +47,7 @@ def save_note(engine: Engine, settings: SampleSettings, payload: dict) -> str | 
     if not isinstance(note, str) or not isinstance(text, str):
         raise ValueError(f"sample.note payload needs string id and text: {payload!r}")
     with engine.begin() as conn:
-        if len(text) > settings.max_length:
+        if not acceptable(settings, text):
             outcome = "rejected"
         elif insert_ignore(conn, notes, {"id": note, "text": text, "saved_at": time.time()}):
             outcome = "saved"
@@ -67,7 +73,7 @@ def count_notes(engine: Engine) -> int:
 
 def add_notes(services: Services, texts: Sequence[str]) -> tuple[int, int]:
     """Queue the notes and run a worker on the sample app's queues until none is left;
-    returns how many of them are stored and how many were too long."""
+    returns how many of them are stored and how many were rejected."""
     ids = []
     for text in texts:
         payload = {"id": note_id(text), "text": text}
@@ -82,5 +88,5 @@ def add_notes(services: Services, texts: Sequence[str]) -> tuple[int, int]:
         stored = conn.execute(
             sa.select(sa.func.count()).select_from(notes).where(notes.c.id.in_(ids))
         ).scalar_one()
-    max_length = services.settings.app(NAME).max_length
-    return stored, sum(len(t) > max_length for t in texts)
+    settings = services.settings.app(NAME)
+    return stored, sum(not acceptable(settings, t) for t in texts)

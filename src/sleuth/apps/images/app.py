@@ -88,6 +88,7 @@ app = App(
         Outcome("duplicate", "duplicate", "#a3acb5"),
         Outcome("error", "error", "#d7301f"),
     ),
+    outcome_unit="images",
     inflight_blobs=(INFLIGHT_EXT,),
     demo=_demo,
 )

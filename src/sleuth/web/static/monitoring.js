@@ -19,6 +19,7 @@
   const range = document.getElementById("range");
   const url = chart.dataset.url;
   const interval = Number(chart.dataset.interval) || 2000;
+  const unit = chart.dataset.unit;
   let shown = "";
 
   function el(name, attrs, text) {
@@ -68,7 +69,7 @@
       el(
         "text",
         { class: "title y", transform: `translate(16 ${M.top + PH / 2}) rotate(-90)` },
-        "items per minute",
+        `${unit} per minute`,
       ),
     );
   }
@@ -127,7 +128,7 @@
       class: "histogram",
       viewBox: `0 0 ${W} ${H}`,
       role: "img",
-      "aria-label": `${data.app}: items per minute by outcome`,
+      "aria-label": `${data.app}: ${unit} per minute by outcome`,
       "data-scale-max": scaleMax,
       "data-plot-height": PH,
     });
