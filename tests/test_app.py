@@ -3,6 +3,7 @@ apps through the `sleuth.apps` entry points, naming a broken plugin in its error
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 import sys
@@ -10,9 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from sleuth.app import App, AppError, Outcome, get_app, installed_apps, migration_dirs
-from sleuth.config import ConfigError, load_settings
+from sleuth.cli.main import cli
+from sleuth.config import ConfigError, Settings, load_settings
+from sleuth.net.fetcher import Fetcher
+from sleuth.runner import app_queues, job_kinds
+from sleuth.services import Services
 from tests.apps.sample.plugin import installed
 
 
@@ -122,3 +128,40 @@ def test_an_app_may_not_take_the_name_of_a_core_setting(tmp_path: Path) -> None:
     clash = pytest.raises(ConfigError, match="app 'web' is named like the core setting")
     with installed(tmp_path, "web_app", {"web": "tests.apps.broken.plugins:web"}), clash:
         load_settings(environ={})
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("worker", "app 'worker' is named like the engine command `sleuth worker`"),
+        ("regrouped", "its click group is named 'x'; name it 'regrouped'"),
+    ],
+)
+def test_an_app_group_must_carry_the_app_name(tmp_path: Path, entry: str, message: str) -> None:
+    with installed(tmp_path, "cli_app", {entry: f"tests.apps.broken.plugins:{entry}"}):
+        result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 1 and message in result.output
+
+
+def test_job_kinds_must_serve_the_declared_queues(tmp_path: Path) -> None:
+    entries = {
+        "sample": "tests.apps.sample.app:app",
+        "mismatched": "tests.apps.broken.plugins:mismatched",
+    }
+    with installed(tmp_path, "mismatched_app", entries):
+        services = Services(Settings(data_dir=tmp_path / "data"))
+        try:
+            assert app_queues("mismatched") == ["mismatched.q", "sleuth.cleanup"]
+            asyncio.run(_check_job_kinds(services))
+        finally:
+            services.close()
+
+
+async def _check_job_kinds(services: Services) -> None:
+    async with Fetcher(services.settings.net) as fetcher:
+        with pytest.raises(AppError, match=r"declares queues \['mismatched.q'\] but its job"):
+            job_kinds(services, fetcher)
+        # The queues of the other apps are built without it.
+        assert [k.queue for k in job_kinds(services, fetcher, ["sample.note"])] == ["sample.note"]
+        with pytest.raises(ValueError, match=r"unknown queue\(s\) \['nope'\]"):
+            job_kinds(services, fetcher, ["nope"])
