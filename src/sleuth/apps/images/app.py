@@ -56,7 +56,7 @@ def _status(services: Services) -> list[StatusLine]:
     with services.engine.connect() as conn:
         n_images = conn.execute(sa.select(sa.func.count()).select_from(images)).scalar_one()
         n_sources = conn.execute(sa.select(sa.func.count()).select_from(image_sources)).scalar_one()
-        outcomes = dict(
+        outcomes: dict[str | None, int] = dict(
             conn.execute(
                 sa.select(crawl_items.c.outcome, sa.func.count()).group_by(crawl_items.c.outcome)
             ).all()
