@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,10 +22,11 @@ from sleuth.emulator.urls import seed_shaped_urls
 from sleuth.observe.registry import workers
 from sleuth.runner import all_queues, app_queues, periodic_jobs, run_worker
 from sleuth.services import Services
-from sleuth.store.db import make_engine, migrate
+from sleuth.store.db import MigrationError, make_engine, migrate
 from sleuth.web.app import create_app
 from tests.apps.sample.app import NOTE_QUEUE
 from tests.apps.sample.notes import count_notes, note_id, notes, save_note
+from tests.apps.sample.plugin import installed
 
 IMAGE_QUEUES = ["images.fetch", "images.md5", "images.grayscale", "images.store"]
 
@@ -139,3 +141,16 @@ def test_the_demo_runs_each_app_s_step(sample_app: dict[str, str], tmp_path: Pat
     assert shown.returncode == 0, shown.stdout + shown.stderr
     assert "[images]" in shown.stdout and "Crawled 4 lines" in shown.stdout
     assert "[sample]" in shown.stdout and "sample notes: 2 saved, 0 rejected" in shown.stdout
+
+
+def test_a_database_migrated_by_an_app_not_installed_here_is_refused_clearly(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    with installed(tmp_path / "site", "sample_app", {"sample": "tests.apps.sample.app:app"}):
+        Services(Settings(data_dir=data)).engine.dispose()  # migrated with the sample's table
+    with pytest.raises(MigrationError, match=r"revisions \['sample_0001'\] that no installed"):
+        Services(Settings(data_dir=data)).engine  # noqa: B018  (opening it migrates)
+    status = _sleuth(dict(os.environ), data, "status")
+    assert status.returncode == 1 and "Traceback" not in status.stderr
+    assert "Error: the database has schema revisions ['sample_0001']" in status.stderr
