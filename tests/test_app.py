@@ -37,6 +37,12 @@ def test_installed_apps_are_cached_until_cleared(sample_app: object) -> None:
     assert [a.name for a in installed_apps()] == ["images", "sample"]
 
 
+def test_sleuth_s_own_apps_come_first_then_others_by_name(tmp_path: Path) -> None:
+    entries = {"sample": "tests.apps.sample.app:app", "alpha": "tests.apps.sample.twin:alpha"}
+    with installed(tmp_path, "more_apps", entries):
+        assert [a.name for a in installed_apps()] == ["images", "alpha", "sample"]
+
+
 @dataclass(frozen=True)
 class Good:
     limit: int = 1

@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, fields, is_dataclass
 from functools import cache
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, EntryPoints, entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import click
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from sleuth.services import Services
 
 ENTRY_POINT_GROUP = "sleuth.apps"
+ENGINE_DISTRIBUTION = "sleuth"
 APP_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
@@ -137,7 +138,7 @@ class App:
         return tuple(o.name for o in self.outcomes)
 
 
-def _load(point: Any) -> App:
+def _load(point: EntryPoint) -> App:
     try:
         app = point.load()
     except Exception as exc:
@@ -157,11 +158,20 @@ def _load(point: Any) -> App:
     return app
 
 
+def _ordered(points: EntryPoints) -> list[EntryPoint]:
+    """sleuth's own apps first, in the order its pyproject.toml lists them (so the first, the
+    monitoring page's default, stays the same when apps are added), then other packages'
+    apps by name."""
+    own = [p for p in points if p.dist is not None and p.dist.name == ENGINE_DISTRIBUTION]
+    others = sorted((p for p in points if p not in own), key=lambda p: (p.name, p.value))
+    return [*own, *others]
+
+
 @cache
 def installed_apps() -> tuple[App, ...]:
-    """Every app installed in this Python environment (entry-point group `sleuth.apps`),
-    sorted by name; cached, so `installed_apps.cache_clear()` after installing one."""
-    points = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda p: (p.name, p.value))
+    """Every app installed in this Python environment (entry-point group `sleuth.apps`), in
+    `_ordered`'s order; cached, so `installed_apps.cache_clear()` after installing one."""
+    points = _ordered(entry_points(group=ENTRY_POINT_GROUP))
     seen: dict[str, str] = {}
     for point in points:
         if point.name in seen and seen[point.name] != point.value:
