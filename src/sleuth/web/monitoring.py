@@ -165,12 +165,15 @@ def _wants_json() -> bool:
 def monitoring() -> Response:
     apps = monitored_apps()
     names = [a.name for a in apps]
-    app = request.args.get("app") or (names[0] if names else "")
-    if not APP_NAME.match(app):
+    app = request.args.get("app") or ""
+    if app and not APP_NAME.match(app):
         raise ApiError(400, "invalid_parameter", f"app must be a lower-case app name, not {app!r}")
+    app = app or (names[0] if names else "")
     if app not in names:
         raise ApiError(
-            400, "invalid_parameter", f"app must be an installed app, one of {names}, not {app!r}"
+            400,
+            "invalid_parameter",
+            f"app must be an installed app that counts outcomes, one of {names}, not {app!r}",
         )
     minutes = int_arg("minutes", MAX_MINUTES, 1, MAX_MINUTES)
     since = time_arg("since")
