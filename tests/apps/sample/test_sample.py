@@ -63,8 +63,13 @@ def test_its_task_and_periodic_job_run_in_every_worker(sample_app: object, tmp_p
     try:
         assert NOTE_QUEUE in all_queues()
         assert app_queues("sample") == [NOTE_QUEUE, "sleuth.cleanup"]
-        greeting = next(p for p in periodic_jobs(services.settings) if p.name == "sample.greeting")
-        assert (greeting.queue, greeting.every) == (NOTE_QUEUE, 3600.0)
+        periodic = {p.name: p for p in periodic_jobs(services.settings)}
+        assert (periodic["sample.greeting"].queue, periodic["sample.greeting"].every) == (
+            NOTE_QUEUE,
+            3600.0,
+        )
+        # The cleanup sweeps the in-flight blob kinds the apps declare (the sample has none).
+        assert periodic["cleanup"].payload["inflight_exts"] == ["orig"]
         services.queue.enqueue(NOTE_QUEUE, {"id": "n1", "text": "a note"})
         services.queue.enqueue(NOTE_QUEUE, {"id": "n2", "text": "x" * 41})  # too long: refused
 
