@@ -13,7 +13,6 @@ from sleuth.app import AppError, installed_apps
 from sleuth.cli.context import Context, pass_context
 from sleuth.cli.malloc import limit_malloc_arenas
 from sleuth.config import ConfigError, as_dict, load_settings
-from sleuth.store.db import MigrationError
 
 
 class SleuthGroup(click.Group):
@@ -45,7 +44,7 @@ class SleuthGroup(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except (AppError, MigrationError) as exc:  # installation problems: one line
+        except AppError as exc:  # an installation problem, not a bug: one line
             raise click.ClickException(str(exc)) from None
 
     def list_commands(self, ctx: click.Context) -> list[str]:

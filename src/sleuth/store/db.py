@@ -18,6 +18,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import Dialect, make_url
 
+from sleuth.app import AppError
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 CORE_VERSIONS = MIGRATIONS_DIR / "versions"
 MIGRATION_LOCK = "sleuth.migrate"
@@ -147,17 +149,13 @@ def _migration_lock(conn: Connection) -> Iterator[None]:
         yield
 
 
-class MigrationError(RuntimeError):
-    """The database's schema cannot be brought up to date here; the message says why."""
-
-
 def _check_known_revisions(conn: Connection, cfg: Config) -> None:
     """Refuse a database migrated by an app this process does not have (uninstalled, or not
     installed on this machine), which Alembic would report as a bare unknown revision."""
     known = {script.revision for script in ScriptDirectory.from_config(cfg).walk_revisions()}
     unknown = sorted(set(MigrationContext.configure(conn).get_current_heads()) - known)
     if unknown:
-        raise MigrationError(
+        raise AppError(
             f"the database has schema revisions {unknown} that no installed app provides:"
             " install the app they belong to here (every machine of a deployment needs the"
             " same apps)"

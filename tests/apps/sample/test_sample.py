@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from sleuth.app import migration_dirs
+from sleuth.app import AppError, migration_dirs
 from sleuth.config import Settings
 from sleuth.emulator.imagehost import create_imagehost_app
 from sleuth.emulator.server import EmulatorServer
@@ -22,7 +22,7 @@ from sleuth.emulator.urls import seed_shaped_urls
 from sleuth.observe.registry import workers
 from sleuth.runner import all_queues, app_queues, periodic_jobs, run_worker
 from sleuth.services import Services
-from sleuth.store.db import MigrationError, make_engine, migrate
+from sleuth.store.db import make_engine, migrate
 from sleuth.web.app import create_app
 from tests.apps.sample.app import NOTE_QUEUE
 from tests.apps.sample.notes import count_notes, note_id, notes, save_note
@@ -154,7 +154,7 @@ def test_a_database_migrated_by_an_app_not_installed_here_is_refused_clearly(
     data = tmp_path / "data"
     with installed(tmp_path / "site", "sample_app", {"sample": "tests.apps.sample.app:app"}):
         Services(Settings(data_dir=data)).engine.dispose()  # migrated with the sample's table
-    with pytest.raises(MigrationError, match=r"revisions \['sample_0001'\] that no installed"):
+    with pytest.raises(AppError, match=r"revisions \['sample_0001'\] that no installed"):
         Services(Settings(data_dir=data)).engine  # noqa: B018  (opening it migrates)
     status = _sleuth(dict(os.environ), data, "status")
     assert status.returncode == 1 and "Traceback" not in status.stderr
