@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from sleuth.config import Settings, load_settings
+from tests.apps.sample.plugin import sample_app  # noqa: F401  (a fixture for every folder)
 from tests.jobs.conftest import redis_queue
 from tests.servers import scratch_database
 

@@ -2,7 +2,9 @@
 
 Every setting has a dotted name (`net.allow_private`); its environment variable is that name
 upper-cased with dots as underscores and the `SLEUTH_` prefix (`SLEUTH_NET_ALLOW_PRIVATE`).
-Top-level names keep their own spelling (`data_dir` → `SLEUTH_DATA_DIR`).
+Top-level names keep their own spelling (`data_dir` → `SLEUTH_DATA_DIR`). Each installed app
+that declares settings has its section under its name (`[images]`, `SLEUTH_IMAGES_*`),
+validated the same way.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+from sleuth.app import AppError, installed_apps
 
 CONFIG_FILE_ENV = "SLEUTH_CONFIG"
 DEFAULT_CONFIG_FILE = "sleuth.toml"
@@ -65,8 +69,26 @@ class WebSettings:
     port: int = 5000
 
 
+def _app_sections() -> dict[str, Any]:
+    """The default settings section of every installed app that declares one, by app name."""
+    try:
+        apps = installed_apps()
+    except AppError as exc:
+        raise ConfigError(str(exc)) from None
+    core = {f.name for f in fields(Settings)}
+    sections: dict[str, Any] = {}
+    for app in apps:
+        if app.name in core:
+            raise ConfigError(f"app {app.name!r} is named like the core setting {app.name!r}")
+        if app.settings is not None:
+            sections[app.name] = app.settings()
+    return sections
+
+
 @dataclass(frozen=True)
 class Settings:
+    """The core settings, and under `apps` each installed app's own section (`[<name>]`)."""
+
     data_dir: Path = Path("sleuth-data")
     database_url: str = ""  # empty: SQLite file in data_dir
     queue_url: str = ""  # empty: SQLite queue file in data_dir
@@ -75,6 +97,14 @@ class Settings:
     imaging: ImagingSettings = field(default_factory=ImagingSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    apps: dict[str, Any] = field(default_factory=_app_sections, hash=False)
+
+    def app(self, name: str) -> Any:
+        """The settings section of the installed app `name`."""
+        try:
+            return self.apps[name]
+        except KeyError:
+            raise KeyError(f"app {name!r} declares no settings section") from None
 
     @property
     def effective_database_url(self) -> str:
@@ -90,8 +120,9 @@ class Settings:
 
 
 _PASSWORD = re.compile(r"(://[^/@:]*:)[^@]*@")
+_SECRET = re.compile(r"(^|_)(token|password|secret|key)$")  # shown as *** by `sleuth config`
 DATABASES = ("sqlite", "postgresql", "mysql", "mariadb")
-QUEUES = ("sqlite", "redis")
+QUEUE_SCHEMES = ("sqlite", "redis")
 
 
 def check_database_url(url: str) -> None:
@@ -113,7 +144,7 @@ def check_queue_url(url: str) -> None:
     """Refuse, with the reason, a `queue_url` that names no supported queue; a Redis URL is
     checked in full (host, port, database number, options)."""
     scheme, sep, _ = url.partition("://")
-    if not sep or scheme not in QUEUES:
+    if not sep or scheme not in QUEUE_SCHEMES:
         raise ValueError(
             f"unsupported queue URL {mask_url(url)!r}; expected redis://host:6379/0 or"
             " sqlite:///path.db"
@@ -157,40 +188,60 @@ def _parse(value: Any, kind: Any, name: str, source: str) -> Any:
             return text
         if kind in (Path, Path | None):
             return Path(str(value)).expanduser() if str(value) else None
+        if kind == tuple[str, ...]:  # a TOML array, or comma-separated in the environment
+            items = value if isinstance(value, list) else str(value).split(",")
+            return tuple(str(item).strip() for item in items if str(item).strip())
     except ValueError as exc:
         raise ConfigError(f"{name} from {source}: {exc}") from None
     raise ConfigError(f"{name} from {source}: unsupported type {kind!r}")
 
 
+def _members(obj: Any) -> dict[str, Any]:
+    """The settings of one level by name: a section's fields; at the top, the core settings
+    and each installed app's section, which sleuth.toml and the environment name alike."""
+    members = {f.name: getattr(obj, f.name) for f in fields(obj)}
+    if isinstance(obj, Settings):
+        del members["apps"]
+        members.update(obj.apps)
+    return members
+
+
+def _replace(obj: Any, changes: dict[str, Any]) -> Any:
+    if isinstance(obj, Settings):
+        sections = {k: v for k, v in changes.items() if k in obj.apps}
+        core = {k: v for k, v in changes.items() if k not in sections}
+        return replace(obj, **core, apps={**obj.apps, **sections})
+    return replace(obj, **changes)
+
+
 def _apply(obj: Any, values: dict[str, Any], source: str, prefix: str = "") -> Any:
     hints = get_type_hints(type(obj))
+    members = _members(obj)
     changes: dict[str, Any] = {}
     for key, value in values.items():
-        known = {f.name for f in fields(obj)}
-        if key not in known:
+        if key not in members:
             raise ConfigError(f"unknown setting {prefix}{key} in {source}")
-        current = getattr(obj, key)
+        current = members[key]
         if is_dataclass(current):
             if not isinstance(value, dict):
                 raise ConfigError(f"{prefix}{key} in {source} must be a table")
             changes[key] = _apply(current, value, source, f"{prefix}{key}.")
         else:
             changes[key] = _parse(value, hints[key], prefix + key, source)
-    return replace(obj, **changes)
+    return _replace(obj, changes)
 
 
 def _env_values(obj: Any, environ: dict[str, str], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for f in fields(obj):
-        current = getattr(obj, f.name)
+    for name, current in _members(obj).items():
         if is_dataclass(current):
-            nested = _env_values(current, environ, f"{prefix}{f.name}_")
+            nested = _env_values(current, environ, f"{prefix}{name}_")
             if nested:
-                out[f.name] = nested
+                out[name] = nested
         else:
-            var = f"SLEUTH_{prefix}{f.name}".upper()
+            var = f"SLEUTH_{prefix}{name}".upper()
             if var in environ:
-                out[f.name] = environ[var]
+                out[name] = environ[var]
     return out
 
 
@@ -233,16 +284,19 @@ def as_dict(settings: Settings) -> dict[str, Any]:
 
     def walk(obj: Any) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for f in fields(obj):
-            value = getattr(obj, f.name)
+        for name, value in _members(obj).items():
             if is_dataclass(value):
-                out[f.name] = walk(value)
+                out[name] = walk(value)
             elif isinstance(value, Path):
-                out[f.name] = str(value)
-            elif f.name.endswith("_url") and isinstance(value, str):
-                out[f.name] = mask_url(value)
+                out[name] = str(value)
+            elif isinstance(value, tuple):
+                out[name] = list(value)
+            elif name.endswith("_url") and isinstance(value, str):
+                out[name] = mask_url(value)
+            elif _SECRET.search(name) and value:
+                out[name] = "***"
             else:
-                out[f.name] = value
+                out[name] = value
         return out
 
     data = walk(settings)

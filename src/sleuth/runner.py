@@ -1,12 +1,14 @@
 """Running workers: every installed app's job kinds on one asyncio loop with a CPU pool.
 
-`sleuth worker`, `sleuth serve` and `sleuth images crawl` all run workers through here."""
+`sleuth worker` and `sleuth serve` run every installed app's queues; an app's own command
+(`sleuth images crawl`) runs that app's queues only (`app_queues`)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
 
+from sleuth.app import AppError, get_app, installed_apps
 from sleuth.cleanup import CLEANUP_QUEUE, Cleanup, cleanup_schedule
 from sleuth.config import Settings
 from sleuth.jobs.redis import RedisQueue
@@ -19,24 +21,48 @@ from sleuth.observe.registry import WorkerMonitor
 from sleuth.services import Services
 
 
-def job_kinds(services: Services, fetcher: Fetcher) -> list[JobKind]:
-    """The job kinds of every installed app, and the engine's cleanup."""
-    from sleuth.apps.images.pipeline import ImagesPipeline
-
-    return [*ImagesPipeline(services, fetcher).kinds(), Cleanup(services).kind()]
+def job_kinds(
+    services: Services, fetcher: Fetcher, queues: Sequence[str] | None = None
+) -> list[JobKind]:
+    """The job kinds serving `queues` (default: all): those of the installed apps that
+    declare one of them, and the engine's cleanup. Each app's kinds must serve exactly the
+    queues it declares, so choosing queues by declaration is exact."""
+    chosen = set(all_queues() if queues is None else queues)
+    unknown = sorted(chosen - set(all_queues()))
+    if unknown:
+        raise ValueError(f"unknown queue(s) {unknown}; known: {all_queues()}")
+    kinds = []
+    for app in installed_apps():
+        if app.job_kinds is None or chosen.isdisjoint(app.queues):
+            continue
+        built = list(app.job_kinds(services, fetcher))
+        served = sorted(k.queue for k in built)
+        if served != sorted(app.queues):
+            raise AppError(
+                f"app {app.name!r} declares queues {sorted(app.queues)} but its job kinds"
+                f" serve {served}"
+            )
+        kinds.extend(built)
+    kinds.append(Cleanup(services).kind())
+    return [k for k in kinds if k.queue in chosen]
 
 
 def all_queues() -> list[str]:
-    from sleuth.apps.images.pipeline import QUEUES
+    """Every installed app's queues, and the engine's cleanup queue."""
+    return [*(q for app in installed_apps() for q in app.queues), CLEANUP_QUEUE]
 
-    return [*QUEUES, CLEANUP_QUEUE]
+
+def app_queues(name: str) -> list[str]:
+    """The queues an app's own commands run: its own, and the engine's cleanup."""
+    return [*get_app(name).queues, CLEANUP_QUEUE]
 
 
-def periodic_jobs() -> list[Periodic]:
-    """The periodic jobs the scheduler of every worker declares."""
-    from sleuth.apps.images.pipeline import INFLIGHT_EXT
-
-    return [cleanup_schedule([INFLIGHT_EXT])]
+def periodic_jobs(settings: Settings) -> list[Periodic]:
+    """The periodic jobs the scheduler of every worker declares: each installed app's, and
+    the cleanup of every app's in-flight blobs."""
+    apps = installed_apps()
+    jobs = [job for app in apps if app.periodic is not None for job in app.periodic(settings)]
+    return [*jobs, cleanup_schedule([ext for app in apps for ext in app.inflight_blobs])]
 
 
 def shared_politeness(services: Services) -> Politeness:
@@ -69,12 +95,7 @@ async def run_worker(
     takes its turn at scheduling the periodic jobs."""
     settings = services.settings
     async with Fetcher(settings.net, politeness=shared_politeness(services)) as fetcher:
-        kinds = job_kinds(services, fetcher)
-        if queues is not None:
-            unknown = sorted(set(queues) - {k.queue for k in kinds})
-            if unknown:
-                raise ValueError(f"unknown queue(s) {unknown}; known: {all_queues()}")
-            kinds = [k for k in kinds if k.queue in queues]
+        kinds = job_kinds(services, fetcher, queues)
         monitor = WorkerMonitor(services.engine)
         worker = Worker(
             services.queue,
@@ -86,7 +107,8 @@ async def run_worker(
         )
         if started is not None:
             started(worker)
-        scheduler = Scheduler(services.engine, services.queue, worker.consumer, periodic_jobs())
+        periodic = periodic_jobs(settings)
+        scheduler = Scheduler(services.engine, services.queue, worker.consumer, periodic)
         async with monitor.attached(worker), scheduler.running():
             await worker.run(until)
 

@@ -10,7 +10,7 @@ from functools import cached_property
 
 from sqlalchemy import Engine
 
-from sleuth.apps import MIGRATION_DIRS
+from sleuth.app import migration_dirs
 from sleuth.config import Settings
 from sleuth.jobs import open_queue
 from sleuth.jobs.base import QueueBackend
@@ -25,7 +25,7 @@ class Services:
     @cached_property
     def engine(self) -> Engine:
         engine = make_engine(self.settings.effective_database_url)
-        migrate(engine, MIGRATION_DIRS)
+        migrate(engine, migration_dirs())
         return engine
 
     @cached_property

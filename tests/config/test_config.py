@@ -92,3 +92,48 @@ def test_malformed_urls_are_refused_with_the_reason(variable: str, value: str, r
     with pytest.raises(ConfigError, match=rf"{setting} from environment: .*{reason}") as refused:
         load_settings(environ={variable: value})
     assert "hunter2" not in str(refused.value)
+
+
+def test_an_installed_app_has_its_section_from_file_and_environment(
+    sample_app: object, tmp_path: Path
+) -> None:
+    assert load_settings(environ={}).app("sample").max_length == 40  # the declared default
+    toml = tmp_path / "sleuth.toml"
+    toml.write_text('[sample]\nmax_length = 12\nblocked = ["spam", "eggs"]\ngreeting = "hi"\n')
+    env = {"SLEUTH_SAMPLE_MAX_LENGTH": "20", "SLEUTH_SAMPLE_API_TOKEN": "t0ken"}
+    section = load_settings(toml, environ=env).app("sample")
+    assert (section.max_length, section.greeting, section.api_token) == (20, "hi", "t0ken")
+    assert section.blocked == ("spam", "eggs")
+    env = {"SLEUTH_SAMPLE_BLOCKED": "spam, ham,"}
+    assert load_settings(toml, environ=env).app("sample").blocked == ("spam", "ham")
+    with pytest.raises(KeyError, match="app 'images' declares no settings section"):
+        load_settings(environ={}).app("images")
+
+
+def test_an_app_section_is_validated_like_the_rest(sample_app: object, tmp_path: Path) -> None:
+    toml = tmp_path / "sleuth.toml"
+    for text, reason in [
+        ("[sample]\nmax_length = 'long'\n", r"sample\.max_length from .*sleuth\.toml"),
+        ("[sample]\nnope = 1\n", r"unknown setting sample\.nope"),
+        ("sample = 3\n", "sample in .* must be a table"),
+        ("[images]\nx = 1\n", "unknown setting images"),  # images declares no settings
+        ("apps = 1\n", "unknown setting apps"),
+    ]:
+        toml.write_text(text)
+        with pytest.raises(ConfigError, match=reason):
+            load_settings(toml, environ={})
+    with pytest.raises(ConfigError, match=r"sample\.greeting_every from environment"):
+        load_settings(environ={"SLEUTH_SAMPLE_GREETING_EVERY": "hourly"})
+
+
+def test_config_dump_shows_app_sections_with_secrets_masked(sample_app: object) -> None:
+    env = {"SLEUTH_SAMPLE_API_TOKEN": "s3cret", "SLEUTH_SAMPLE_BLOCKED": "spam"}
+    data = as_dict(load_settings(environ=env))
+    assert data["sample"] == {
+        "max_length": 40,
+        "blocked": ["spam"],
+        "greeting": "hello from the scheduler",
+        "greeting_every": 3600.0,
+        "api_token": "***",
+    }
+    assert "apps" not in data and "s3cret" not in str(data)

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 import redis
 import sqlalchemy as sa
 
-from sleuth.apps import MIGRATION_DIRS
+from sleuth.app import migration_dirs
 from sleuth.apps.images.models import crawl_items, image_sources, images, phash_to_db
 from sleuth.apps.images.records import url_key
 from sleuth.config import ImagingSettings
@@ -255,7 +255,7 @@ def migrate_when_released(database_url: str, start: threading.Barrier) -> None:
     engine = make_engine(database_url)
     try:
         start.wait(60)
-        migrate(engine, MIGRATION_DIRS)
+        migrate(engine, migration_dirs())
     finally:
         engine.dispose()
 

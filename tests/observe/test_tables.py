@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from sleuth.apps import MIGRATION_DIRS
+from sleuth.app import migration_dirs
 from sleuth.observe.metrics import StageStats, merged_stages, worker_metrics
 from sleuth.observe.registry import LOST_AFTER, list_workers, prune_workers, put_row, workers
 from sleuth.observe.stacks import (
@@ -29,7 +29,7 @@ T0 = 1_700_000_000.0
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
     engine = make_engine(database_url)
-    migrate(engine, MIGRATION_DIRS)
+    migrate(engine, migration_dirs())
     yield engine
     engine.dispose()
 

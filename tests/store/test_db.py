@@ -12,7 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 import sleuth
-from sleuth.apps import MIGRATION_DIRS
+from sleuth.app import migration_dirs
 from sleuth.observe.counters import count_outcome, histogram, outcome_counts
 from sleuth.store.db import alembic_config, make_engine, migrate
 from sleuth.store.schema import metadata
@@ -44,8 +44,8 @@ def declare_every_table() -> None:
 
 def test_migrations_create_every_table_and_rerun_is_harmless(database_url: str) -> None:
     engine = make_engine(database_url)
-    migrate(engine, MIGRATION_DIRS)
-    migrate(engine, MIGRATION_DIRS)
+    migrate(engine, migration_dirs())
+    migrate(engine, migration_dirs())
     assert set(sa.inspect(engine).get_table_names()) >= TABLES
     engine.dispose()
 
@@ -55,7 +55,7 @@ def test_migrations_create_exactly_the_tables_the_code_declares(database_url: st
     a model changed without a migration (or the other way round) shows up here, per dialect."""
     declare_every_table()
     engine = make_engine(database_url)
-    migrate(engine, MIGRATION_DIRS)
+    migrate(engine, migration_dirs())
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
     assert set(metadata.tables) >= TABLES
@@ -64,13 +64,13 @@ def test_migrations_create_exactly_the_tables_the_code_declares(database_url: st
 
 def test_every_migration_downgrades_and_upgrades_again(database_url: str) -> None:
     engine = make_engine(database_url)
-    migrate(engine, MIGRATION_DIRS)
+    migrate(engine, migration_dirs())
     with engine.begin() as conn:
-        cfg = alembic_config(engine, MIGRATION_DIRS)
+        cfg = alembic_config(engine, migration_dirs())
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "base")
     assert set(sa.inspect(engine).get_table_names()) <= {"alembic_version"}
-    migrate(engine, MIGRATION_DIRS)
+    migrate(engine, migration_dirs())
     assert set(sa.inspect(engine).get_table_names()) >= TABLES
     engine.dispose()
 
@@ -78,7 +78,7 @@ def test_every_migration_downgrades_and_upgrades_again(database_url: str) -> Non
 def test_concurrent_increments_lose_nothing(database_url: str) -> None:
     """The seed lost the first event of every minute; 8 threads × 50 events must all count."""
     engine = make_engine(database_url)
-    migrate(engine, MIGRATION_DIRS)
+    migrate(engine, migration_dirs())
 
     def work() -> None:
         for _ in range(50):
@@ -93,20 +93,20 @@ def test_concurrent_increments_lose_nothing(database_url: str) -> None:
     with engine.connect() as conn:
         assert conn.execute(sa.select(outcome_counts.c.count)).scalar_one() == 400
         (minute,) = histogram(conn, "images")
-    assert (minute.minute, minute.success, minute.error) == (600, 400, 0)
+    assert (minute.minute, minute.counts) == (600, {"success": 400, "duplicate": 0, "error": 0})
     engine.dispose()
 
 
-def test_histogram_fills_empty_minutes(database_url: str) -> None:
+def test_histogram_fills_empty_minutes(database_url: str, sample_app: object) -> None:
     engine = make_engine(database_url)
-    migrate(engine, MIGRATION_DIRS)
+    migrate(engine, migration_dirs())
     with engine.begin() as conn:
         count_outcome(conn, "images", "error", at=60.5)
         count_outcome(conn, "images", "duplicate", at=240.0)
-        count_outcome(conn, "other", "success", at=120.0)
+        count_outcome(conn, "sample", "saved", at=120.0)  # another app's counts stay out
     with engine.connect() as conn:
         bars = histogram(conn, "images")
-    assert [(b.minute, b.error, b.duplicate) for b in bars] == [
+    assert [(b.minute, b.counts["error"], b.counts["duplicate"]) for b in bars] == [
         (60, 1, 0),
         (120, 0, 0),
         (180, 0, 0),
@@ -117,7 +117,7 @@ def test_histogram_fills_empty_minutes(database_url: str) -> None:
 
 def test_insert_ignore_reports_whether_it_inserted(database_url: str) -> None:
     engine = make_engine(database_url)
-    migrate(engine, MIGRATION_DIRS)
+    migrate(engine, migration_dirs())
     row = {"app": "a", "minute": 0, "outcome": "success", "count": 1}
     with engine.begin() as conn:
         assert insert_ignore(conn, outcome_counts, row) is True

@@ -33,12 +33,14 @@ def _json(client: FlaskClient, query: str = "") -> dict[str, Any]:
     return data
 
 
-def test_minutes_and_totals_equal_the_counts(client: FlaskClient, services: Services) -> None:
+def test_minutes_and_totals_equal_the_counts(
+    sample_app: object, client: FlaskClient, services: Services
+) -> None:
     _count(services, "images", "success", T0 + 5, 3)
     _count(services, "images", "error", T0 + 59, 2)
     _count(services, "images", "duplicate", T0 + 61)
     _count(services, "images", "success", T0 + 3 * 60 + 1, 4)
-    _count(services, "graph", "success", T0, 9)  # another app's counts stay out
+    _count(services, "sample", "saved", T0, 9)  # another app's counts stay out
     data = _json(client)
     assert data["app"] == "images"
     assert data["minutes"] == [
@@ -51,7 +53,7 @@ def test_minutes_and_totals_equal_the_counts(client: FlaskClient, services: Serv
          "duplicate": 0},
     ]  # fmt: skip
     assert data["totals"] == {"success": 7, "error": 2, "duplicate": 1, "total": 10}
-    assert _json(client, "&app=graph")["totals"]["success"] == 9
+    assert _json(client, "&app=sample")["totals"] == {"saved": 9, "rejected": 0, "total": 9}
 
 
 def test_counts_from_stored_images(client: FlaskClient, library: Library) -> None:
@@ -122,9 +124,11 @@ def test_content_negotiation(client: FlaskClient, services: Services) -> None:
     assert client.get("/monitoring?format=html").mimetype == "text/html"
 
 
-def test_page_embeds_the_data_and_the_chart_script(client: FlaskClient, services: Services) -> None:
+def test_page_embeds_the_data_and_the_chart_script(
+    sample_app: object, client: FlaskClient, services: Services
+) -> None:
     _count(services, "images", "error", T0, 5)
-    _count(services, "forum", "success", T0)
+    _count(services, "sample", "saved", T0)
     page = client.get("/monitoring?minutes=60", headers={"Accept": BROWSER_ACCEPT}).text
     found = re.search(r'<script type="application/json" id="initial-data">(.*?)</script>', page)
     assert found is not None
@@ -133,7 +137,34 @@ def test_page_embeds_the_data_and_the_chart_script(client: FlaskClient, services
     assert 'src="/static/monitoring.js"' in page
     assert 'data-url="/monitoring?minutes=60&amp;format=json"' in page
     assert '<dd data-outcome="error">5</dd>' in page
-    assert "<option selected>images</option>" in page and "<option>forum</option>" in page
+    assert "<option selected>images</option>" in page and "<option>sample</option>" in page
+
+
+def test_the_default_is_the_first_installed_app_and_others_are_refused(
+    sample_app: object, client: FlaskClient
+) -> None:
+    assert _json(client)["app"] == "images"
+    response = client.get("/monitoring?format=json&app=forum")
+    assert response.status_code == 400
+    assert "one of ['images', 'sample'], not 'forum'" in response.get_json()["error"]["message"]
+
+
+def test_an_app_is_shown_with_its_declared_outcomes(
+    sample_app: object, client: FlaskClient, services: Services
+) -> None:
+    _count(services, "sample", "rejected", T0, 2)
+    data = _json(client, "&app=sample")
+    assert data["minutes"] == [
+        {"minute": "2023-11-14T22:13:00Z", "epoch": T0, "saved": 0, "rejected": 2}
+    ]
+    page = client.get("/monitoring?app=sample", headers={"Accept": BROWSER_ACCEPT}).text
+    found = re.search(r'<script type="application/json" id="outcomes">(.*?)</script>', page)
+    assert found is not None
+    assert json.loads(found.group(1)) == [
+        {"name": "saved", "label": "saved", "colour": "#1b9e77"},
+        {"name": "rejected", "label": "refused", "colour": "#d95f02"},
+    ]
+    assert "<dt>refused</dt>" in page and '<dd data-outcome="rejected">2</dd>' in page
 
 
 def test_page_escapes_what_it_embeds(client: FlaskClient, services: Services) -> None:

@@ -167,3 +167,28 @@ def test_bars_match_the_json_and_follow_new_counts(
 
     page.screenshot(path=str(SCREENSHOT), full_page=True)
     assert not problems, problems
+
+
+def test_another_app_is_drawn_with_its_declared_outcomes(
+    sample_app: object, services: Services, server: str, chromium: Any
+) -> None:
+    with services.engine.begin() as conn:
+        for outcome, times in (("saved", 3), ("rejected", 2)):
+            for _ in range(times):
+                count_outcome(conn, "sample", outcome, T0)
+    page = chromium.new_page(viewport={"width": 1200, "height": 700})
+    page.goto(f"{server}/monitoring?app=sample", wait_until="load")
+    page.wait_for_selector("#chart svg.histogram g.minute")
+    drawn = page.evaluate(
+        """() => ({
+          legend: [...document.querySelectorAll("#chart .legend text")].map((t) => t.textContent),
+          title: document.querySelector("#chart .title.y").textContent,
+          bars: [...document.querySelectorAll("#chart g.minute rect")].map((r) => [
+            r.dataset.outcome, Number(r.dataset.count), getComputedStyle(r).fill]),
+          options: [...document.querySelectorAll("select[name=app] option")].map((o) => o.text),
+        })"""
+    )
+    assert drawn["legend"] == ["saved", "refused"]
+    assert drawn["title"] == "notes per minute"
+    assert drawn["bars"] == [["saved", 3, "rgb(27, 158, 119)"], ["rejected", 2, "rgb(217, 95, 2)"]]
+    assert drawn["options"] == ["images", "sample"]

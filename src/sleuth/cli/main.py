@@ -1,4 +1,4 @@
-"""The `sleuth` command: engine-wide commands here, each app's commands in its own group."""
+"""The `sleuth` command: engine-wide commands here, each installed app's in its own group."""
 
 from __future__ import annotations
 
@@ -10,13 +10,56 @@ from pathlib import Path
 import click
 
 from sleuth import __version__
+from sleuth.app import AppError, installed_apps
 from sleuth.cli.context import Context, pass_context
 from sleuth.cli.malloc import limit_malloc_arenas
 from sleuth.config import ConfigError, as_dict, load_settings
 from sleuth.store.db import MissingDriver
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class SleuthGroup(click.Group):
+    """The engine's commands, and one group per installed app under the app's name, looked
+    up when asked for so that an app installed later (or a broken one) is seen then."""
+
+    def _app_groups(self) -> dict[str, click.Command]:
+        try:
+            apps = installed_apps()
+        except AppError as exc:
+            raise click.ClickException(str(exc)) from None
+        groups: dict[str, click.Command] = {}
+        for app in apps:
+            if app.cli is None:
+                continue
+            if app.name in self.commands:
+                raise click.ClickException(
+                    f"app {app.name!r} is named like the engine command `sleuth {app.name}`"
+                )
+            group = app.cli()
+            if group.name != app.name:
+                raise click.ClickException(
+                    f"app {app.name!r}: its click group is named {group.name!r}; name it"
+                    f" {app.name!r} so that `sleuth {app.name}` runs it"
+                )
+            groups[app.name] = group
+        return groups
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except AppError as exc:  # an installation problem, not a bug: one line
+            raise click.ClickException(str(exc)) from None
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*self.commands, *self._app_groups()])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self.commands.get(cmd_name) or self._app_groups().get(cmd_name)
+
+
+@click.group(
+    cls=SleuthGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option(
     "--config",
     "config_file",
@@ -50,15 +93,14 @@ def config_cmd(ctx: Context) -> None:
 
 
 def _register() -> None:
-    from sleuth.apps.images.cli import images
     from sleuth.cli.demo import demo
     from sleuth.cli.introspect import dead_letter, metrics, stacks, workers
     from sleuth.cli.ops import queues, status
     from sleuth.cli.serve import serve, worker
     from sleuth.emulator.cli import emulator
 
-    engine = (workers, stacks, metrics, dead_letter)
-    for command in (images, emulator, demo, serve, worker, status, queues, *engine):
+    introspection = (workers, stacks, metrics, dead_letter)
+    for command in (emulator, demo, serve, worker, status, queues, *introspection):
         cli.add_command(command)
 
 

@@ -6,8 +6,8 @@ import json
 import time
 
 import click
-import sqlalchemy as sa
 
+from sleuth.app import installed_apps
 from sleuth.cli.context import Context, pass_context
 from sleuth.config import mask_url
 
@@ -48,27 +48,16 @@ def queues(ctx: Context, as_json: bool) -> None:
 @click.command()
 @pass_context
 def status(ctx: Context) -> None:
-    """Where the data is, how much of it there is, and what the queue holds."""
-    from sleuth.apps.images.models import crawl_items, image_sources, images
-
+    """Where the data is, what each installed app holds, and what the queue holds."""
     settings = ctx.settings
     services = ctx.services
-    with services.engine.connect() as conn:
-        n_images = conn.execute(sa.select(sa.func.count()).select_from(images)).scalar_one()
-        n_sources = conn.execute(sa.select(sa.func.count()).select_from(image_sources)).scalar_one()
-        outcomes = dict(
-            conn.execute(
-                sa.select(crawl_items.c.outcome, sa.func.count()).group_by(crawl_items.c.outcome)
-            ).all()
-        )
-    pending = sum(s.ready + s.delayed + s.in_flight for s in services.queue.stats())
-    dead = sum(s.dead for s in services.queue.stats())
     click.echo(f"database  {mask_url(settings.effective_database_url)}")
     click.echo(f"queue     {mask_url(settings.effective_queue_url)}")
     click.echo(f"blobs     {settings.effective_blob_dir}")
-    click.echo(f"images    {n_images} stored, {n_sources} source URLs")
-    click.echo(
-        "lines     "
-        + ", ".join(f"{k or 'in progress'} {v}" for k, v in sorted(outcomes.items(), key=str))
-    )
+    for app in installed_apps():
+        for line in app.status(services) if app.status is not None else ():
+            click.echo(f"{line.label:<9} {line.text}")
+    stats = services.queue.stats()
+    pending = sum(s.ready + s.delayed + s.in_flight for s in stats)
+    dead = sum(s.dead for s in stats)
     click.echo(f"jobs      {pending} pending, {dead} dead  (at {time.strftime('%H:%M:%S')})")

@@ -13,8 +13,12 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import Dialect, make_url
+
+from sleuth.app import AppError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 CORE_VERSIONS = MIGRATIONS_DIR / "versions"
@@ -161,11 +165,25 @@ def _migration_lock(conn: Connection) -> Iterator[None]:
         yield
 
 
+def _check_known_revisions(conn: Connection, cfg: Config) -> None:
+    """Refuse a database migrated by an app this process does not have (uninstalled, or not
+    installed on this machine), which Alembic would report as a bare unknown revision."""
+    known = {script.revision for script in ScriptDirectory.from_config(cfg).walk_revisions()}
+    unknown = sorted(set(MigrationContext.configure(conn).get_current_heads()) - known)
+    if unknown:
+        raise AppError(
+            f"the database has schema revisions {unknown} that no installed app provides:"
+            " install the app they belong to here (every machine of a deployment needs the"
+            " same apps)"
+        )
+
+
 def migrate(engine: Engine, version_locations: Iterable[Path] = ()) -> None:
     """Bring the schema to the newest revision of the core and of every given app, in one
     transaction that commits before the migration lock is released."""
     with engine.connect() as conn, _migration_lock(conn):
         cfg = alembic_config(engine, version_locations)
         cfg.attributes["connection"] = conn
+        _check_known_revisions(conn, cfg)
         command.upgrade(cfg, "heads")
         conn.commit()

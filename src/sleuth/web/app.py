@@ -3,7 +3,6 @@ blueprints of the installed apps, with JSON errors and a request size limit ever
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -12,16 +11,14 @@ from flask import Blueprint, Flask, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from sleuth import __version__
+from sleuth.app import installed_apps
 from sleuth.services import Services
 from sleuth.web.context import SERVICES_KEY, current_services
-from sleuth.web.engine import blueprint as engine
+from sleuth.web.engine import blueprint as engine_api
 from sleuth.web.errors import ApiError, register_error_handlers
 from sleuth.web.monitoring import blueprint as monitoring
 from sleuth.web.openapi import build_document, check_documented, json_response, operation
 
-# Blueprints of the installed apps, by import path, so this layer never imports an app:
-# an app adds its line here and its routes, pages and OpenAPI entries appear.
-INSTALLED_BLUEPRINTS = ("sleuth.apps.images.api:blueprint",)
 DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -30,11 +27,8 @@ core = Blueprint("core", __name__)
 
 
 def installed_blueprints() -> list[Blueprint]:
-    out = []
-    for spec in INSTALLED_BLUEPRINTS:
-        module, _, name = spec.partition(":")
-        out.append(getattr(importlib.import_module(module), name))
-    return out
+    """The blueprints every installed app declares, in the apps' order."""
+    return [bp for app in installed_apps() if app.blueprints for bp in app.blueprints()]
 
 
 @core.get("/healthz")
@@ -116,7 +110,7 @@ def create_app(
     app.before_request(_limit_request_size)
     app.register_blueprint(core)
     app.register_blueprint(monitoring)
-    app.register_blueprint(engine)
+    app.register_blueprint(engine_api)
     for blueprint in installed_blueprints() if blueprints is None else blueprints:
         app.register_blueprint(blueprint)
     check_documented(app)

@@ -35,7 +35,7 @@ def _object(properties: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "required": list(properties), "properties": properties}
 
 
-QUEUES = schema(
+QUEUE_STATS = schema(
     "EngineQueues",
     _object(
         {
@@ -186,7 +186,9 @@ def _answer(key: str, items: list[Any]) -> Response:
 @operation(
     "Jobs per queue and priority",
     tags=("engine",),
-    responses={200: json_response("ready, delayed, in flight per worker, dead, oldest", QUEUES)},
+    responses={
+        200: json_response("ready, delayed, in flight per worker, dead, oldest", QUEUE_STATS)
+    },
 )
 def queues() -> Response:
     stats = current_services().queue.stats()

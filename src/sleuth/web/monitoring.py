@@ -1,12 +1,13 @@
-"""`/monitoring`: the per-minute outcome histogram of an app, as JSON for API clients and as a
-live chart for browsers (the page draws it from the same JSON, polled every 2 seconds).
+"""`/monitoring`: the per-minute outcome histogram of an installed app (the outcomes it
+declares, in its order and colours), as JSON for API clients and as a live chart for browsers
+(the page draws it from the same JSON, polled every 2 seconds). Without `?app=` it shows the
+first installed app that counts outcomes.
 
 The seed answered a bare list and drew nothing; here the answer is bounded to the newest
 `MAX_MINUTES` minutes of data, with empty minutes filled in so bars line up in time."""
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
@@ -14,19 +15,24 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, jsonify, render_template, request, url_for
 from sqlalchemy import Connection
 
-from sleuth.observe.counters import OUTCOMES, MinuteCounts, histogram, minute_of, outcome_counts
+from sleuth.app import APP_NAME, App, installed_apps
+from sleuth.observe.counters import (
+    MinuteCounts,
+    declared_outcomes,
+    histogram,
+    minute_of,
+    outcome_counts,
+)
 from sleuth.web.context import current_services
 from sleuth.web.errors import ApiError, html_page
 from sleuth.web.openapi import Param, ResponseSpec, operation, schema
 from sleuth.web.params import int_arg, iso_utc, time_arg
 
-DEFAULT_APP = "images"
 MAX_MINUTES = 24 * 60
-_APP_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 blueprint = Blueprint("monitoring", __name__)
 
-_COUNTS = {name: {"type": "integer", "minimum": 0} for name in (*OUTCOMES, "total")}
+_COUNT = {"type": "integer", "minimum": 0}
 MONITORING = schema(
     "Monitoring",
     {
@@ -40,19 +46,22 @@ MONITORING = schema(
                 "minutes between without events have zero counts",
                 "items": {
                     "type": "object",
-                    "required": ["minute", "epoch", *OUTCOMES],
+                    "description": "and the count of each outcome the app declares (images:"
+                    " success, duplicate, error)",
+                    "required": ["minute", "epoch"],
                     "properties": {
                         "minute": {"type": "string", "format": "date-time"},
                         "epoch": {"type": "integer", "description": "start of the minute"},
-                        **{name: _COUNTS[name] for name in OUTCOMES},
                     },
+                    "additionalProperties": _COUNT,
                 },
             },
             "totals": {
                 "type": "object",
-                "description": "sums over the minutes returned",
-                "required": list(_COUNTS),
-                "properties": _COUNTS,
+                "description": "sums over the minutes returned, per declared outcome",
+                "required": ["total"],
+                "properties": {"total": _COUNT},
+                "additionalProperties": _COUNT,
             },
             "max_minutes": {"type": "integer"},
             "generated_at": {"type": "string", "format": "date-time"},
@@ -86,28 +95,22 @@ def outcome_totals(conn: Connection, app: str) -> dict[str, int]:
         .group_by(outcome_counts.c.outcome)
     ).all()
     found = {outcome: int(n) for outcome, n in rows}
-    totals = {name: found.get(name, 0) for name in OUTCOMES}
+    totals = {name: found.get(name, 0) for name in declared_outcomes(app)}
     return {**totals, "total": sum(totals.values())}
 
 
-def known_apps(conn: Connection) -> list[str]:
-    names = conn.execute(sa.select(outcome_counts.c.app).distinct()).scalars()
-    return sorted({DEFAULT_APP, *names})
+def monitored_apps() -> list[App]:
+    """The installed apps that count outcomes, in their order: the page's choices."""
+    return [app for app in installed_apps() if app.outcomes]
 
 
 def report(conn: Connection, app: str, minutes: int, since: float | None) -> dict[str, Any]:
     rows = window(conn, app, minutes, since)
-    totals = {name: sum(getattr(r, name) for r in rows) for name in OUTCOMES}
+    names = declared_outcomes(app)
+    totals = {name: sum(r.counts[name] for r in rows) for name in names}
     return {
         "app": app,
-        "minutes": [
-            {
-                "minute": iso_utc(r.minute),
-                "epoch": r.minute,
-                **{name: getattr(r, name) for name in OUTCOMES},
-            }
-            for r in rows
-        ],
+        "minutes": [{"minute": iso_utc(r.minute), "epoch": r.minute, **r.counts} for r in rows],
         "totals": {**totals, "total": sum(totals.values())},
         "max_minutes": minutes,
         "generated_at": iso_utc(time.time()),
@@ -130,7 +133,12 @@ def _wants_json() -> bool:
     "browsers get a page that draws the histogram and updates it live.",
     tags=("monitoring",),
     params=(
-        Param("app", "query", {"type": "string", "default": DEFAULT_APP}, "which app's counts"),
+        Param(
+            "app",
+            "query",
+            {"type": "string", "pattern": APP_NAME.pattern},
+            "which installed app's counts (default: the first installed app)",
+        ),
         Param(
             "since",
             "query",
@@ -155,22 +163,37 @@ def _wants_json() -> bool:
 )
 @html_page
 def monitoring() -> Response:
-    app = request.args.get("app") or DEFAULT_APP
-    if not _APP_NAME.match(app):
+    apps = monitored_apps()
+    names = [a.name for a in apps]
+    app = request.args.get("app") or ""
+    if app and not APP_NAME.match(app):
         raise ApiError(400, "invalid_parameter", f"app must be a lower-case app name, not {app!r}")
+    app = app or (names[0] if names else "")
+    if app not in names:
+        raise ApiError(
+            400,
+            "invalid_parameter",
+            f"app must be an installed app that counts outcomes, one of {names}, not {app!r}",
+        )
     minutes = int_arg("minutes", MAX_MINUTES, 1, MAX_MINUTES)
     since = time_arg("since")
     as_json = _wants_json()
     with current_services().engine.connect() as conn:
         data = report(conn, app, minutes, since)
-        apps = [] if as_json else known_apps(conn)
     if as_json:
         response = jsonify(data)
         response.headers["Cache-Control"] = "no-store"
     else:
         json_url = url_for("monitoring.monitoring", **{**request.args.to_dict(), "format": "json"})
+        shown = next(a for a in apps if a.name == app)
         page = render_template(
-            "monitoring.html", data=data, apps=apps, max_minutes=MAX_MINUTES, json_url=json_url
+            "monitoring.html",
+            data=data,
+            apps=names,
+            outcomes=[vars(o) for o in shown.outcomes],
+            unit=shown.outcome_unit,
+            max_minutes=MAX_MINUTES,
+            json_url=json_url,
         )
         response = Response(page, mimetype="text/html")
     response.vary.add("Accept")

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from sleuth.apps import MIGRATION_DIRS
+from sleuth.app import migration_dirs
 from sleuth.apps.images.models import (
     crawl_items,
     crawls,
@@ -31,7 +31,7 @@ CRAWL = "records"
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
     engine = make_engine(database_url)
-    migrate(engine, MIGRATION_DIRS)
+    migrate(engine, migration_dirs())
     with engine.begin() as conn:
         conn.execute(sa.insert(crawls).values(id=CRAWL, source="tests", created_at=time.time()))
     yield engine

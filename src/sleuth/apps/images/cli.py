@@ -13,6 +13,7 @@ from typing import IO
 
 import click
 
+from sleuth.apps.images.app import NAME, STAGE_QUEUES
 from sleuth.apps.images.crawl import (
     Progress,
     crawl_id_for,
@@ -21,7 +22,6 @@ from sleuth.apps.images.crawl import (
     open_crawl,
     progress,
 )
-from sleuth.apps.images.pipeline import QUEUES
 from sleuth.apps.images.search import (
     DEFAULT_LIMIT,
     DEFAULT_MAX_DISTANCE,
@@ -37,7 +37,7 @@ from sleuth.apps.images.search import (
 from sleuth.cli.context import Context, pass_context
 from sleuth.cli.progress import PatientCheck, ProgressLine, format_duration
 from sleuth.config import mask_url
-from sleuth.runner import run_worker
+from sleuth.runner import app_queues, run_worker
 from sleuth.services import Services
 
 REFRESH = 0.5
@@ -78,7 +78,9 @@ def crawl_list(
     def finished() -> bool:
         # Every line has its outcome, or nothing is left to run (a line whose jobs died is
         # reported by the summary and `sleuth dead-letter list`).
-        return progress(services.engine, crawl_id).finished or services.queue.pending(QUEUES) == 0
+        if progress(services.engine, crawl_id).finished:
+            return True
+        return services.queue.pending(STAGE_QUEUES) == 0
 
     def done() -> bool:
         if producer.error is not None:
@@ -102,7 +104,7 @@ def crawl_list(
             return
         display = asyncio.create_task(follow())
         try:
-            await run_worker(services, until=done)
+            await run_worker(services, queues=app_queues(NAME), until=done)
         finally:
             display.cancel()
 

@@ -13,6 +13,7 @@ import asyncio
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from sleuth.apps.images.app import FETCH, GRAYSCALE, INFLIGHT_EXT, MD5, STORE
 from sleuth.apps.images.records import Item, StoredImage, is_resolved, record_error, store_image
 from sleuth.imaging.decode import ImageError
 from sleuth.imaging.process import md5_hex, process_image
@@ -23,17 +24,10 @@ from sleuth.net.fetcher import Fetcher
 from sleuth.services import Services
 from sleuth.store.blobs import BlobStore
 
-FETCH = "images.fetch"
-MD5 = "images.md5"
-GRAYSCALE = "images.grayscale"
-STORE = "images.store"
-QUEUES = (FETCH, MD5, GRAYSCALE, STORE)
-
 # Later stages go first, so an image in flight is finished before new ones are fetched:
 # in-flight originals stay few and results appear from the first seconds of a crawl.
 STAGE_PRIORITY = {FETCH: 0, MD5: 1, GRAYSCALE: 1, STORE: 2}
 
-INFLIGHT_EXT = "orig"
 GRAY_EXT = "gray"
 # A host cooling down for longer than this is rescheduled rather than waited for.
 MAX_POLITE_WAIT = 0.5

@@ -10,12 +10,11 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
+from sleuth.apps.images.app import NAME as APP
 from sleuth.apps.images.models import crawl_items, image_sources, images, phash_to_db
 from sleuth.observe.counters import count_outcome
 from sleuth.store.retry import in_transaction
 from sleuth.store.upsert import insert_ignore
-
-APP = "images"
 
 
 @dataclass(frozen=True)

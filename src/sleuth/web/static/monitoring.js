@@ -1,11 +1,12 @@
-// Draws the /monitoring histogram as inline SVG: one group of stacked bars per minute
-// (success, duplicate, error), axes, legend and totals; polls the JSON every 2 s so the
-// chart follows a running crawl without reloading the page.
+// Draws the /monitoring histogram as inline SVG: one group of stacked bars per minute (the
+// app's declared outcomes, in its order and colours), axes, legend and totals; polls the
+// JSON every 2 s so the chart follows a running crawl without reloading the page.
 "use strict";
 
 (function () {
   const NS = "http://www.w3.org/2000/svg";
-  const OUTCOMES = ["success", "duplicate", "error"]; // stacked bottom to top
+  // [{name, label, colour}], stacked bottom to top
+  const OUTCOMES = JSON.parse(document.getElementById("outcomes").textContent);
   const W = 960;
   const H = 340;
   const M = { top: 36, right: 16, bottom: 52, left: 60 };
@@ -18,6 +19,7 @@
   const range = document.getElementById("range");
   const url = chart.dataset.url;
   const interval = Number(chart.dataset.interval) || 2000;
+  const unit = chart.dataset.unit;
   let shown = "";
 
   function el(name, attrs, text) {
@@ -67,7 +69,7 @@
       el(
         "text",
         { class: "title y", transform: `translate(16 ${M.top + PH / 2}) rotate(-90)` },
-        "images per minute",
+        `${unit} per minute`,
       ),
     );
   }
@@ -75,9 +77,9 @@
   function drawLegend(svg) {
     const legend = el("g", { class: "legend" });
     let x = M.left;
-    for (const name of OUTCOMES) {
-      legend.append(el("rect", { class: name, x: x, y: 10, width: 12, height: 12 }));
-      legend.append(el("text", { x: x + 17, y: 20 }, name));
+    for (const o of OUTCOMES) {
+      legend.append(el("rect", { class: o.name, fill: o.colour, x: x, y: 10, width: 12, height: 12 }));
+      legend.append(el("text", { x: x + 17, y: 20 }, o.label));
       x += 110;
     }
     svg.append(legend);
@@ -87,25 +89,20 @@
     const width = Math.max(slot * 0.8, 0.5);
     const bars = el("g", { class: "bars" });
     minutes.forEach((m, i) => {
-      const group = el("g", {
-        class: "minute",
-        "data-epoch": m.epoch,
-        "data-minute": m.minute,
-        "data-success": m.success,
-        "data-duplicate": m.duplicate,
-        "data-error": m.error,
-      });
-      const parts = OUTCOMES.map((name) => `${name} ${m[name]}`).join(", ");
+      const group = el("g", { class: "minute", "data-epoch": m.epoch, "data-minute": m.minute });
+      for (const o of OUTCOMES) group.setAttribute(`data-${o.name}`, String(m[o.name]));
+      const parts = OUTCOMES.map((o) => `${o.label} ${m[o.name]}`).join(", ");
       group.append(el("title", {}, `${m.minute}: ${parts}`));
       let base = M.top + PH;
-      for (const name of OUTCOMES) {
-        const height = (m[name] / scaleMax) * PH;
+      for (const o of OUTCOMES) {
+        const height = (m[o.name] / scaleMax) * PH;
         base -= height;
         group.append(
           el("rect", {
-            class: name,
-            "data-outcome": name,
-            "data-count": m[name],
+            class: o.name,
+            fill: o.colour,
+            "data-outcome": o.name,
+            "data-count": m[o.name],
             x: M.left + slot * i + (slot - width) / 2,
             y: base,
             width: width,
@@ -123,14 +120,15 @@
     const key = JSON.stringify([data.app, minutes]);
     if (key === shown) return;
     shown = key;
-    const peak = Math.max(1, ...minutes.map((m) => m.success + m.duplicate + m.error));
+    const sum = (m) => OUTCOMES.reduce((total, o) => total + m[o.name], 0);
+    const peak = Math.max(1, ...minutes.map(sum));
     const scaleMax = niceCeil(peak);
     const slot = minutes.length ? PW / minutes.length : PW;
     const svg = el("svg", {
       class: "histogram",
       viewBox: `0 0 ${W} ${H}`,
       role: "img",
-      "aria-label": `${data.app}: images per minute by outcome`,
+      "aria-label": `${data.app}: ${unit} per minute by outcome`,
       "data-scale-max": scaleMax,
       "data-plot-height": PH,
     });

@@ -1,0 +1,1 @@
+"""App plugins that are wrong in each way discovery must refuse clearly."""
