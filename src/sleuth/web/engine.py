@@ -17,10 +17,11 @@ from sleuth.observe.registry import (
     live_consumers,
     queue_stats_dict,
 )
+from sleuth.timefmt import iso_utc
 from sleuth.web.context import current_services
 from sleuth.web.errors import ApiError
 from sleuth.web.openapi import Param, json_response, operation, schema
-from sleuth.web.params import int_arg, iso_utc
+from sleuth.web.params import int_arg
 
 blueprint = Blueprint("engine", __name__, url_prefix="/api/engine")
 

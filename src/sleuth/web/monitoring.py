@@ -15,10 +15,11 @@ from flask import Blueprint, Response, jsonify, render_template, request, url_fo
 from sqlalchemy import Connection
 
 from sleuth.observe.counters import OUTCOMES, MinuteCounts, histogram, minute_of, outcome_counts
+from sleuth.timefmt import iso_utc
 from sleuth.web.context import current_services
 from sleuth.web.errors import ApiError, html_page
 from sleuth.web.openapi import Param, ResponseSpec, operation, schema
-from sleuth.web.params import int_arg, iso_utc, time_arg
+from sleuth.web.params import int_arg, time_arg
 
 DEFAULT_APP = "images"
 MAX_MINUTES = 24 * 60

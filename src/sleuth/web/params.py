@@ -1,4 +1,4 @@
-"""Query-parameter parsing and time formatting shared by the JSON routes.
+"""Query-parameter parsing shared by the JSON routes.
 
 A bad parameter is answered with a 400 naming the parameter and what it must be, never
 silently replaced by a default."""
@@ -11,13 +11,6 @@ from datetime import UTC, datetime
 from flask import request
 
 from sleuth.web.errors import ApiError
-
-
-def iso_utc(ts: float) -> str:
-    """Epoch seconds → ISO-8601 UTC with a `Z` (milliseconds only when there are some)."""
-    moment = datetime.fromtimestamp(ts, UTC)
-    spec = "milliseconds" if moment.microsecond else "seconds"
-    return moment.isoformat(timespec=spec).replace("+00:00", "Z")
 
 
 def parse_time(name: str, text: str) -> float:

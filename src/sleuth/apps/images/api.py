@@ -38,6 +38,7 @@ from sleuth.apps.images.search import (
 )
 from sleuth.imaging.decode import ImageError
 from sleuth.imaging.encode import gray_png, thumbnail_jpeg
+from sleuth.timefmt import iso_utc
 from sleuth.web.app import body_limit
 from sleuth.web.context import current_services
 from sleuth.web.errors import ApiError, html_page
@@ -50,7 +51,7 @@ from sleuth.web.openapi import (
     operation,
     schema,
 )
-from sleuth.web.params import int_arg, iso_utc, parse_time
+from sleuth.web.params import int_arg, parse_time
 
 log = logging.getLogger(__name__)
 

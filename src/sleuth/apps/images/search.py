@@ -58,7 +58,7 @@ from sleuth.index import HammingIndex, IndexFileError
 from sleuth.net.errors import FetchError
 from sleuth.net.fetcher import Fetcher
 from sleuth.services import Services
-from sleuth.web.params import iso_utc
+from sleuth.timefmt import iso_utc
 
 log = logging.getLogger(__name__)
 
