@@ -14,7 +14,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from sleuth import __version__
 from sleuth.services import Services
 from sleuth.web.context import SERVICES_KEY, current_services
-from sleuth.web.engine import blueprint as engine
+from sleuth.web.engine_api import engine_api
 from sleuth.web.errors import ApiError, register_error_handlers
 from sleuth.web.monitoring import blueprint as monitoring
 from sleuth.web.openapi import build_document, check_documented, json_response, operation
@@ -116,7 +116,7 @@ def create_app(
     app.before_request(_limit_request_size)
     app.register_blueprint(core)
     app.register_blueprint(monitoring)
-    app.register_blueprint(engine)
+    app.register_blueprint(engine_api)
     for blueprint in installed_blueprints() if blueprints is None else blueprints:
         app.register_blueprint(blueprint)
     check_documented(app)

@@ -23,7 +23,9 @@ from sleuth.web.errors import ApiError
 from sleuth.web.openapi import Param, json_response, operation, schema
 from sleuth.web.params import int_arg
 
-blueprint = Blueprint("engine", __name__, url_prefix="/api/engine")
+# The Flask name stays "engine": it prefixes endpoint and OpenAPI operation ids
+# (`engine_queues`) that clients generated from the document rely on.
+engine_api = Blueprint("engine", __name__, url_prefix="/api/engine")
 
 MAX_DEAD = 1000
 _TIME = {"type": "string", "format": "date-time"}
@@ -36,7 +38,7 @@ def _object(properties: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "required": list(properties), "properties": properties}
 
 
-QUEUES = schema(
+QUEUES_ANSWER = schema(
     "EngineQueues",
     _object(
         {
@@ -67,7 +69,7 @@ QUEUES = schema(
         }
     ),
 )
-WORKERS = schema(
+WORKERS_ANSWER = schema(
     "EngineWorkers",
     _object(
         {
@@ -112,7 +114,7 @@ WORKERS = schema(
         }
     ),
 )
-METRICS = schema(
+METRICS_ANSWER = schema(
     "EngineMetrics",
     _object(
         {
@@ -137,7 +139,7 @@ METRICS = schema(
         }
     ),
 )
-DEAD_LETTERS = schema(
+DEAD_LETTERS_ANSWER = schema(
     "EngineDeadLetters",
     _object(
         {
@@ -183,25 +185,27 @@ def _answer(key: str, items: list[Any]) -> Response:
     return response
 
 
-@blueprint.get("/queues")
+@engine_api.get("/queues")
 @operation(
     "Jobs per queue and priority",
     tags=("engine",),
-    responses={200: json_response("ready, delayed, in flight per worker, dead, oldest", QUEUES)},
+    responses={
+        200: json_response("ready, delayed, in flight per worker, dead, oldest", QUEUES_ANSWER)
+    },
 )
 def queues() -> Response:
     stats = current_services().queue.stats()
     return _answer("queues", [queue_stats_dict(s) for s in stats])
 
 
-@blueprint.get("/workers")
+@engine_api.get("/workers")
 @operation(
     "Workers on every machine and what they are doing now",
     tags=("engine",),
     params=(
         Param("all", "query", {"type": "boolean", "default": False}, "include stopped workers"),
     ),
-    responses={200: json_response("the registered workers", WORKERS)},
+    responses={200: json_response("the registered workers", WORKERS_ANSWER)},
     errors=(400,),
 )
 def workers() -> Response:
@@ -212,7 +216,7 @@ def workers() -> Response:
     return _answer("workers", [w.to_dict(now) for w in found])
 
 
-@blueprint.get("/metrics")
+@engine_api.get("/metrics")
 @operation(
     "Job durations per stage, merged over the workers",
     description="Durations run from a job's start to its outcome being recorded. Percentiles "
@@ -228,7 +232,7 @@ def workers() -> Response:
             "only workers running now (else every registered worker)",
         ),
     ),
-    responses={200: json_response("one entry per queue", METRICS)},
+    responses={200: json_response("one entry per queue", METRICS_ANSWER)},
     errors=(400,),
 )
 def metrics() -> Response:
@@ -239,7 +243,7 @@ def metrics() -> Response:
     return _answer("stages", [s.to_dict() for s in stages])
 
 
-@blueprint.get("/dead-letters")
+@engine_api.get("/dead-letters")
 @operation(
     "Jobs that failed for good",
     tags=("engine",),
@@ -252,7 +256,7 @@ def metrics() -> Response:
             "how many of the newest",
         ),
     ),
-    responses={200: json_response("newest first", DEAD_LETTERS)},
+    responses={200: json_response("newest first", DEAD_LETTERS_ANSWER)},
     errors=(400,),
 )
 def dead_letters() -> Response:
