@@ -17,25 +17,30 @@ from sleuth.observe.registry import (
     live_consumers,
     queue_stats_dict,
 )
+from sleuth.record import TIME
 from sleuth.timefmt import iso_utc
 from sleuth.web.context import current_services
-from sleuth.web.errors import ApiError
 from sleuth.web.openapi import Param, json_response, operation, schema
-from sleuth.web.params import int_arg
+from sleuth.web.params import BOOLEAN_SCHEMA, bool_arg, int_arg
 
 # The Flask name stays "engine": it prefixes endpoint and OpenAPI operation ids
 # (`engine_queues`) that clients generated from the document rely on.
 engine_api = Blueprint("engine", __name__, url_prefix="/api/engine")
 
 MAX_DEAD = 1000
-_TIME = {"type": "string", "format": "date-time"}
+_TIME = dict(TIME.schema)
 _SECONDS = {"type": ["number", "null"], "description": "seconds; null when nothing was timed"}
 _COUNT = {"type": "integer", "minimum": 0}
 
 
 def _object(properties: dict[str, Any]) -> dict[str, Any]:
     """An object schema whose every property is required (the answers always carry all)."""
-    return {"type": "object", "required": list(properties), "properties": properties}
+    return {
+        "type": "object",
+        "required": list(properties),
+        "properties": properties,
+        "additionalProperties": False,
+    }
 
 
 QUEUES_ANSWER = schema(
@@ -165,16 +170,6 @@ DEAD_LETTERS_ANSWER = schema(
 QUEUE_PARAM = Param("queue", "query", {"type": "string"}, "only this queue")
 
 
-def _flag(name: str) -> bool:
-    text = request.args.get(name, "")
-    value = text.strip().lower()
-    if value in {"", "0", "false", "no"}:
-        return False
-    if value in {"1", "true", "yes"}:
-        return True
-    raise ApiError(400, "invalid_parameter", f"{name} must be true or false, not {text!r}")
-
-
 def _queue_arg() -> str | None:
     return request.args.get("queue") or None
 
@@ -202,14 +197,12 @@ def queues() -> Response:
 @operation(
     "Workers on every machine and what they are doing now",
     tags=("engine",),
-    params=(
-        Param("all", "query", {"type": "boolean", "default": False}, "include stopped workers"),
-    ),
+    params=(Param("all", "query", BOOLEAN_SCHEMA, "include stopped workers"),),
     responses={200: json_response("the registered workers", WORKERS_ANSWER)},
     errors=(400,),
 )
 def workers() -> Response:
-    include_stopped = _flag("all")
+    include_stopped = bool_arg("all")
     now = time.time()
     with current_services().engine.connect() as conn:
         found = list_workers(conn, now, include_stopped=include_stopped)
@@ -228,7 +221,7 @@ def workers() -> Response:
         Param(
             "live",
             "query",
-            {"type": "boolean", "default": False},
+            BOOLEAN_SCHEMA,
             "only workers running now (else every registered worker)",
         ),
     ),
@@ -236,7 +229,7 @@ def workers() -> Response:
     errors=(400,),
 )
 def metrics() -> Response:
-    live = _flag("live")
+    live = bool_arg("live")
     with current_services().engine.connect() as conn:
         consumers = live_consumers(conn) if live else None
         stages = merged_stages(conn, _queue_arg(), consumers)

@@ -1,8 +1,8 @@
 """`/monitoring`: the per-minute outcome histogram of an app, as JSON for API clients and as a
 live chart for browsers (the page draws it from the same JSON, polled every 2 seconds).
 
-The seed answered a bare list and drew nothing; here the answer is bounded to the newest
-`MAX_MINUTES` minutes of data, with empty minutes filled in so bars line up in time."""
+The answer is bounded to the newest `MAX_MINUTES` minutes of data, with empty minutes filled
+in so bars line up in time."""
 
 from __future__ import annotations
 
@@ -19,11 +19,12 @@ from sleuth.timefmt import iso_utc
 from sleuth.web.context import current_services
 from sleuth.web.errors import ApiError, html_page
 from sleuth.web.openapi import Param, ResponseSpec, operation, schema
-from sleuth.web.params import int_arg, time_arg
+from sleuth.web.params import TIME_SCHEMA, int_arg, time_arg
 
 DEFAULT_APP = "images"
 MAX_MINUTES = 24 * 60
-_APP_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+APP_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+_APP_NAME = re.compile(APP_NAME_PATTERN)
 
 blueprint = Blueprint("monitoring", __name__)
 
@@ -33,6 +34,7 @@ MONITORING = schema(
     {
         "type": "object",
         "required": ["app", "minutes", "totals", "max_minutes", "generated_at"],
+        "additionalProperties": False,
         "properties": {
             "app": {"type": "string"},
             "minutes": {
@@ -42,6 +44,7 @@ MONITORING = schema(
                 "items": {
                     "type": "object",
                     "required": ["minute", "epoch", *OUTCOMES],
+                    "additionalProperties": False,
                     "properties": {
                         "minute": {"type": "string", "format": "date-time"},
                         "epoch": {"type": "integer", "description": "start of the minute"},
@@ -53,6 +56,7 @@ MONITORING = schema(
                 "type": "object",
                 "description": "sums over the minutes returned",
                 "required": list(_COUNTS),
+                "additionalProperties": False,
                 "properties": _COUNTS,
             },
             "max_minutes": {"type": "integer"},
@@ -117,7 +121,7 @@ def report(conn: Connection, app: str, minutes: int, since: float | None) -> dic
 
 def _wants_json() -> bool:
     fmt = request.args.get("format")
-    if fmt not in (None, "", "json", "html"):
+    if fmt not in (None, "json", "html"):
         raise ApiError(400, "invalid_parameter", f"format must be json or html, not {fmt!r}")
     if fmt:
         return fmt == "json"
@@ -131,13 +135,13 @@ def _wants_json() -> bool:
     "browsers get a page that draws the histogram and updates it live.",
     tags=("monitoring",),
     params=(
-        Param("app", "query", {"type": "string", "default": DEFAULT_APP}, "which app's counts"),
         Param(
-            "since",
+            "app",
             "query",
-            {"type": "string"},
-            "earliest minute wanted: epoch seconds or ISO-8601",
+            {"type": "string", "pattern": APP_NAME_PATTERN, "default": DEFAULT_APP},
+            "which app's counts",
         ),
+        Param("since", "query", TIME_SCHEMA, "earliest minute wanted"),
         Param(
             "minutes",
             "query",
@@ -156,8 +160,8 @@ def _wants_json() -> bool:
 )
 @html_page
 def monitoring() -> Response:
-    app = request.args.get("app") or DEFAULT_APP
-    if not _APP_NAME.match(app):
+    app = request.args.get("app", DEFAULT_APP)
+    if not _APP_NAME.search(app):
         raise ApiError(400, "invalid_parameter", f"app must be a lower-case app name, not {app!r}")
     minutes = int_arg("minutes", MAX_MINUTES, 1, MAX_MINUTES)
     since = time_arg("since")
