@@ -29,7 +29,8 @@ TIME_SCHEMA: dict[str, Any] = {
         {"type": "string", "format": "date-time", "description": "RFC 3339, with a time zone"},
     ]
 }
-BOOLEAN_SCHEMA: dict[str, Any] = {"type": "boolean", "default": False}
+_TRUE, _FALSE = ("true", "1"), ("false", "0")
+BOOLEAN_SCHEMA: dict[str, Any] = {"type": "string", "enum": [*_TRUE, *_FALSE], "default": "false"}
 
 
 def parse_time(name: str, text: str) -> float:
@@ -73,10 +74,10 @@ def int_arg(name: str, default: int, low: int, high: int) -> int:
 
 
 def bool_arg(name: str) -> bool:
-    """A boolean query parameter, as OpenAPI clients write one: `true` or `false`."""
+    """A boolean query parameter: `true` or `1`, `false` or `0`; absent is false."""
     text = request.args.get(name)
-    if text is None:
+    if text is None or text in _FALSE:
         return False
-    if text not in ("true", "false"):
+    if text not in _TRUE:
         raise ApiError(400, "invalid_parameter", f"{name} must be true or false, not {text!r}")
-    return text == "true"
+    return True
