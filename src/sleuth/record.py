@@ -13,7 +13,6 @@ it requires."""
 from __future__ import annotations
 
 import dataclasses
-import functools
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -83,15 +82,22 @@ class _Field:
     spec: FieldSpec
 
 
-@functools.cache
+_FIELDS: dict[type, tuple[_Field, ...]] = {}
+
+
 def _fields(cls: type) -> tuple[_Field, ...]:
-    if not dataclasses.is_dataclass(cls):
-        raise TypeError(f"{cls.__name__} is not a record (a dataclass)")
-    hints = typing.get_type_hints(cls)
-    return tuple(
-        _Field(f.name, hints[f.name], f.metadata.get(_SPEC, FieldSpec()))
-        for f in dataclasses.fields(cls)
-    )
+    """The fields of a record class with their resolved types (worked out once per class)."""
+    found = _FIELDS.get(cls)
+    if found is None:
+        if not dataclasses.is_dataclass(cls):
+            raise TypeError(f"{cls.__name__} is not a record (a dataclass)")
+        hints = typing.get_type_hints(cls)
+        found = tuple(
+            _Field(f.name, hints[f.name], f.metadata.get(_SPEC, FieldSpec()))
+            for f in dataclasses.fields(cls)
+        )
+        _FIELDS[cls] = found
+    return found
 
 
 def _optional(hint: Any) -> tuple[Any, bool]:
@@ -159,8 +165,8 @@ def _json_properties(cls: type) -> dict[str, dict[str, Any]]:
     return properties
 
 
-@functools.cache
-def _object_schema(cls: type) -> dict[str, Any]:
+def json_schema(cls: type) -> dict[str, Any]:
+    """The exact JSON Schema of `to_json` of a `cls`: every field required, no other."""
     properties = _json_properties(cls)
     schema: dict[str, Any] = {
         "type": "object",
@@ -172,11 +178,6 @@ def _object_schema(cls: type) -> dict[str, Any]:
     if doc and not doc.startswith(f"{cls.__name__}("):  # not dataclass's generated one
         schema["description"] = " ".join(doc.split())
     return schema
-
-
-def json_schema(cls: type) -> dict[str, Any]:
-    """The exact JSON Schema of `to_json` of a `cls`: every field required, no other."""
-    return dict(_object_schema(cls))
 
 
 def _encode(value: Any, hint: Any, codec: Codec | None) -> Any:
@@ -195,7 +196,7 @@ def _encode(value: Any, hint: Any, codec: Codec | None) -> Any:
     return value
 
 
-def to_json(record: Any) -> dict[str, Any]:
+def to_json(record: object) -> dict[str, Any]:
     """The record as a JSON object, fields in declaration order."""
     out: dict[str, Any] = {}
     for field in _fields(type(record)):
@@ -226,7 +227,7 @@ def columns(cls: type) -> list[sa.Column[Any]]:
     ]
 
 
-def to_row(record: Any) -> dict[str, Any]:
+def to_row(record: object) -> dict[str, Any]:
     """The column values of a record, as its table stores them."""
     out = {}
     for f in _column_fields(type(record)):
