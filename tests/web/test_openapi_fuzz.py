@@ -151,7 +151,7 @@ def test_no_answer_contradicts_the_openapi_document(fuzzed: Fuzzed, mode: Genera
             _run(operation, mode, fuzzed)
         except Unsatisfiable as exc:
             failures.append(f"{operation.label}: no {mode} case could be made: {exc}")
-        except (AssertionError, Exception, BaseExceptionGroup) as exc:
+        except (Exception, BaseExceptionGroup) as exc:  # schemathesis reports a group
             failures.append(f"{operation.label}: {exc}")
     assert ran >= 10, f"only {ran} operations fuzzed"
     assert not failures, "\n\n".join(failures)
