@@ -49,7 +49,7 @@ class Outcome:
     colour: str
 
     def __post_init__(self) -> None:
-        if not APP_NAME.match(self.name):
+        if not APP_NAME.fullmatch(self.name):
             raise ValueError(f"outcome name must be a lower-case word, not {self.name!r}")
         if self.name == "total":
             raise ValueError("outcome name 'total' is taken by the sum of all outcomes")
@@ -109,7 +109,7 @@ class App:
     demo: Callable[[DemoRun], None] | None = None
 
     def __post_init__(self) -> None:
-        if not APP_NAME.match(self.name):
+        if not APP_NAME.fullmatch(self.name):
             raise ValueError(
                 f"app name must match {APP_NAME.pattern} (it names a table prefix, a"
                 f" configuration section and a command), not {self.name!r}"

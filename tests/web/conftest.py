@@ -12,9 +12,9 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from sleuth.apps.images.models import crawl_items, crawls
+from sleuth.apps.images.models import ImageContent, crawl_items, crawls
 from sleuth.apps.images.pipeline import GRAY_EXT
-from sleuth.apps.images.records import Item, StoredImage, store_image
+from sleuth.apps.images.records import Item, store_image
 from sleuth.imaging.encode import pack_gray
 from sleuth.services import Services
 from sleuth.web.app import create_app
@@ -68,9 +68,9 @@ class Library:
         gray_key = hashlib.sha256(packed).hexdigest()
         self.services.blobs.put(gray_key, GRAY_EXT, packed)
         url = url or f"http://127.0.0.1:9/img/{self.lines + 1}.png"
-        image = StoredImage(
+        image = ImageContent(
             md5=md5,
-            size=1000 + self.lines,
+            bytes=1000 + self.lines,
             width=pixels.shape[1],
             height=pixels.shape[0],
             phash=phash,

@@ -27,9 +27,11 @@ def _valid(client: FlaskClient, name: str, data: object) -> None:
     OAS31Validator({"$ref": f"#/components/schemas/{name}", **doc}).validate(data)
 
 
-def _error(response: object, status: int, code: str) -> None:
+def _error(response: object, status: int, code: str) -> dict[str, str]:
     assert response.status_code == status  # type: ignore[attr-defined]
-    assert response.get_json()["error"]["code"] == code  # type: ignore[attr-defined]
+    error: dict[str, str] = response.get_json()["error"]  # type: ignore[attr-defined]
+    assert error["code"] == code
+    return error
 
 
 def test_png_is_exactly_the_stored_gray(client: FlaskClient, library: Library) -> None:
@@ -174,14 +176,28 @@ def test_listing_before_a_time(client: FlaskClient, library: Library, services: 
     old, new = library.add(), library.add()
     with services.engine.begin() as conn:
         conn.execute(sa.update(images).where(images.c.md5 == old.md5).values(first_seen=1000.0))
-    for before in ("2000", "1970-01-01T00:33:20Z", "1970-01-01T00:33:20"):
-        page = client.get(f"/api/images?before={before}").get_json()
+    for before in ("2000", "2000.5", "1970-01-01T00:33:20Z", "1970-01-01T01:33:20+01:00"):
+        page = client.get("/api/images", query_string={"before": before}).get_json()
         assert [i["md5"] for i in page["images"]] == [old.md5], before
     assert new.md5 in [i["md5"] for i in client.get("/api/images").get_json()["images"]]
+    # A time without a zone could mean any of them: refused, with what to write instead.
+    naive = _error(client.get("/api/images?before=1970-01-01T00:33:20"), 400, "invalid_parameter")
+    assert "time zone" in naive["message"]
 
 
 def test_listing_bad_parameters(client: FlaskClient) -> None:
-    for query in ("limit=0", "limit=501", "limit=x", "before=soon", "before=nan"):
+    for query in (
+        "limit=0",
+        "limit=501",
+        "limit=x",
+        "limit=",
+        "limit=+5",
+        "before=soon",
+        "before=nan",
+        "before=",
+        "before=1e9",
+        "before=2024-02-30T00:00:00Z",
+    ):
         _error(client.get(f"/api/images?{query}"), 400, "invalid_parameter")
 
 

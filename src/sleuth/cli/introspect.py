@@ -17,11 +17,11 @@ from sleuth.observe.registry import (
     WorkerInfo,
     dead_job_dict,
     first_line,
-    iso_utc,
     list_workers,
     live_consumers,
 )
 from sleuth.observe.stacks import StackReport, collect_stacks
+from sleuth.timefmt import iso_utc
 
 SHOWN_JOBS = 10  # running jobs listed per worker in the table (all of them with --json)
 REDRIVE_BATCH = 500

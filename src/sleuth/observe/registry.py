@@ -26,7 +26,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -45,6 +44,7 @@ from sleuth.observe.stacks import (
 )
 from sleuth.store.schema import metadata
 from sleuth.store.upsert import insert_ignore
+from sleuth.timefmt import iso_utc
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +68,6 @@ workers = sa.Table(
     sa.Column("loop_lag", sa.Double, nullable=False),
     sa.Column("running_jobs", LONG_TEXT, nullable=False),  # JSON list of {job, queue, since}
 )
-
-
-def iso_utc(ts: float) -> str:
-    """Epoch seconds → ISO-8601 UTC with a `Z`, to the millisecond."""
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def put_row(

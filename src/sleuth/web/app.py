@@ -14,7 +14,7 @@ from sleuth import __version__
 from sleuth.app import installed_apps
 from sleuth.services import Services
 from sleuth.web.context import SERVICES_KEY, current_services
-from sleuth.web.engine import blueprint as engine_api
+from sleuth.web.engine_api import engine_api
 from sleuth.web.errors import ApiError, register_error_handlers
 from sleuth.web.monitoring import blueprint as monitoring
 from sleuth.web.openapi import build_document, check_documented, json_response, operation

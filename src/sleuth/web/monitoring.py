@@ -3,8 +3,8 @@ declares, in its order and colours), as JSON for API clients and as a live chart
 (the page draws it from the same JSON, polled every 2 seconds). Without `?app=` it shows the
 first installed app that counts outcomes.
 
-The seed answered a bare list and drew nothing; here the answer is bounded to the newest
-`MAX_MINUTES` minutes of data, with empty minutes filled in so bars line up in time."""
+The answer is bounded to the newest `MAX_MINUTES` minutes of data, with empty minutes filled
+in so bars line up in time."""
 
 from __future__ import annotations
 
@@ -23,10 +23,11 @@ from sleuth.observe.counters import (
     minute_of,
     outcome_counts,
 )
+from sleuth.timefmt import iso_utc
 from sleuth.web.context import current_services
 from sleuth.web.errors import ApiError, html_page
 from sleuth.web.openapi import Param, ResponseSpec, operation, schema
-from sleuth.web.params import int_arg, iso_utc, time_arg
+from sleuth.web.params import TIME_SCHEMA, int_arg, time_arg
 
 MAX_MINUTES = 24 * 60
 
@@ -38,6 +39,7 @@ MONITORING = schema(
     {
         "type": "object",
         "required": ["app", "minutes", "totals", "max_minutes", "generated_at"],
+        "additionalProperties": False,
         "properties": {
             "app": {"type": "string"},
             "minutes": {
@@ -119,7 +121,7 @@ def report(conn: Connection, app: str, minutes: int, since: float | None) -> dic
 
 def _wants_json() -> bool:
     fmt = request.args.get("format")
-    if fmt not in (None, "", "json", "html"):
+    if fmt not in (None, "json", "html"):
         raise ApiError(400, "invalid_parameter", f"format must be json or html, not {fmt!r}")
     if fmt:
         return fmt == "json"
@@ -139,12 +141,7 @@ def _wants_json() -> bool:
             {"type": "string", "pattern": APP_NAME.pattern},
             "which installed app's counts (default: the first installed app)",
         ),
-        Param(
-            "since",
-            "query",
-            {"type": "string"},
-            "earliest minute wanted: epoch seconds or ISO-8601",
-        ),
+        Param("since", "query", TIME_SCHEMA, "earliest minute wanted"),
         Param(
             "minutes",
             "query",
@@ -166,7 +163,7 @@ def monitoring() -> Response:
     apps = monitored_apps()
     names = [a.name for a in apps]
     app = request.args.get("app") or ""
-    if app and not APP_NAME.match(app):
+    if app and not APP_NAME.fullmatch(app):
         raise ApiError(400, "invalid_parameter", f"app must be a lower-case app name, not {app!r}")
     app = app or (names[0] if names else "")
     if app not in names:

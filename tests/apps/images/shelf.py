@@ -14,9 +14,9 @@ import sqlalchemy as sa
 from PIL import Image
 
 from sleuth.apps.images.crawl import open_crawl
-from sleuth.apps.images.models import crawl_items, images
+from sleuth.apps.images.models import ImageContent, crawl_items, images
 from sleuth.apps.images.pipeline import GRAY_EXT
-from sleuth.apps.images.records import Item, StoredImage, store_image
+from sleuth.apps.images.records import Item, store_image
 from sleuth.emulator.world import photo
 from sleuth.imaging.process import md5_hex, process_image
 from sleuth.services import Services
@@ -72,9 +72,9 @@ class Shelf:
         self.services.blobs.put(processed.gray_digest, GRAY_EXT, processed.gray)
         with self.services.engine.begin() as conn:
             conn.execute(sa.insert(crawl_items).values(crawl_id=crawl, line_no=line, url=url))
-        image = StoredImage(
+        image = ImageContent(
             md5=md5 or md5_hex(data),
-            size=len(data),
+            bytes=len(data),
             width=processed.width,
             height=processed.height,
             phash=processed.phash,

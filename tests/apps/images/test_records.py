@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 
 from sleuth.app import migration_dirs
 from sleuth.apps.images.models import (
+    ImageContent,
     crawl_items,
     crawls,
     image_sources,
@@ -21,7 +22,7 @@ from sleuth.apps.images.models import (
     phash_from_db,
     phash_to_db,
 )
-from sleuth.apps.images.records import Item, StoredImage, is_resolved, record_error, store_image
+from sleuth.apps.images.records import Item, is_resolved, record_error, store_image
 from sleuth.observe.counters import outcome_counts
 from sleuth.store.db import make_engine, migrate
 
@@ -49,9 +50,9 @@ def add_lines(engine: Engine, urls: list[str]) -> list[Item]:
     return items
 
 
-def image(md5: str = "a" * 32, phash: int = 0x0123456789ABCDEF) -> StoredImage:
-    return StoredImage(
-        md5=md5, size=10, width=2, height=3, phash=phash, gray_key="b" * 64, format="PNG", mode="L"
+def image(md5: str = "a" * 32, phash: int = 0x0123456789ABCDEF) -> ImageContent:
+    return ImageContent(
+        md5=md5, bytes=10, width=2, height=3, phash=phash, gray_key="b" * 64, format="PNG", mode="L"
     )
 
 

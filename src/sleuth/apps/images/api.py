@@ -1,6 +1,9 @@
-"""Web routes of the images app: the seed's `/image/<md5>` (now a real PNG with caching and
+"""Web routes of the images app: the seed's `/image/<md5>` (a real PNG, with caching and
 JSON errors), image metadata and a newest-first listing as JSON, an HTML gallery, and search
 by image (`POST /api/images/search`, the `/search` page).
+
+Every JSON answer is a record (`sleuth.record`) built from the image record of `models.py`,
+and its OpenAPI schema is that record's, so the document states exactly what is sent.
 
 Gray copies are stored losslessly as blobs and encoded to PNG on demand; the encoding is a
 pure function of the stored pixels, so responses are immutable and cached by ETag."""
@@ -18,26 +21,31 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
 from sqlalchemy import Connection
-from sqlalchemy.engine import Row
 
-from sleuth.apps.images.models import image_sources, images, phash_from_db
+from sleuth.apps.images.models import MD5_PATTERN, ImageRecord, image_sources, images
 from sleuth.apps.images.pipeline import GRAY_EXT
 from sleuth.apps.images.records import APP
 from sleuth.apps.images.search import (
     DEFAULT_LIMIT,
     DEFAULT_MAX_DISTANCE,
+    HOST_PATTERN,
     MAX_DISTANCE,
     MAX_LIMIT,
-    MAX_MATCH_SOURCES,
+    MAX_SOURCES,
     Found,
     ImageSearch,
+    Match,
     Query,
     QueryError,
+    Result,
+    Sourced,
     fetch_query_image,
     query_from_bytes,
+    sources_of,
 )
 from sleuth.imaging.decode import ImageError
 from sleuth.imaging.encode import gray_png, thumbnail_jpeg
+from sleuth.record import from_row, json_schema, record_field, to_json
 from sleuth.web.app import body_limit
 from sleuth.web.context import current_services
 from sleuth.web.errors import ApiError, html_page
@@ -50,7 +58,7 @@ from sleuth.web.openapi import (
     operation,
     schema,
 )
-from sleuth.web.params import int_arg, iso_utc, parse_time
+from sleuth.web.params import TIME_SCHEMA, int_arg, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -64,67 +72,62 @@ THUMB_SIZES = (96, 160, 320)
 DEFAULT_THUMB = 160
 PAGE_SIZE = 48
 MAX_PAGE = 500
-MAX_SOURCES = 100
-_MD5 = re.compile(r"^[0-9a-f]{32}$")
-_CURSOR = re.compile(r"^(\d+(?:\.\d+)?(?:e[+-]?\d+)?)~([0-9a-f]{32})$")
+_MD5 = re.compile(MD5_PATTERN)
+CURSOR_PATTERN = r"^([0-9]+(\.[0-9]+)?(e[+-]?[0-9]+)?)~([0-9a-f]{32})$"
+_CURSOR = re.compile(CURSOR_PATTERN)
 
-_TIME = {"type": "string", "format": "date-time"}
-_SUMMARY_FIELDS: dict[str, Any] = {
-    "md5": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
-    "width": {"type": "integer"},
-    "height": {"type": "integer"},
-    "phash": {"type": "string", "pattern": "^[0-9a-f]{16}$", "description": "64-bit pHash"},
-    "format": {"type": "string", "description": "format of the downloaded file"},
-    "mode": {"type": "string", "description": "Pillow mode of the downloaded file"},
-    "bytes": {"type": "integer", "description": "size of the downloaded file"},
-    "first_seen": _TIME,
-    "last_seen": _TIME,
-    "image_url": {"type": "string"},
-    "thumb_url": {"type": "string"},
-    "api_url": {"type": "string"},
-}
-_SOURCE = {
-    "type": "object",
-    "required": ["url", "first_seen", "last_seen"],
-    "properties": {"url": {"type": "string"}, "first_seen": _TIME, "last_seen": _TIME},
-}
-IMAGE_SUMMARY = schema(
-    "ImageSummary",
-    {"type": "object", "required": list(_SUMMARY_FIELDS), "properties": _SUMMARY_FIELDS},
-)
-IMAGE = schema(
-    "Image",
-    {
-        "type": "object",
-        "required": [*_SUMMARY_FIELDS, "sources", "sources_total"],
-        "properties": {
-            **_SUMMARY_FIELDS,
-            "sources": {
-                "type": "array",
-                "description": f"the URLs these bytes came from, oldest first (at most "
-                f"{MAX_SOURCES})",
-                "items": _SOURCE,
-            },
-            "sources_total": {"type": "integer"},
-        },
-    },
-)
-IMAGE_PAGE = schema(
-    "ImagePage",
-    {
-        "type": "object",
-        "required": ["images", "next"],
-        "properties": {
-            "images": {"type": "array", "items": IMAGE_SUMMARY},
-            "next": {
-                "type": ["string", "null"],
-                "description": "pass as `before` for the next page; null on the last page",
-            },
-        },
-    },
-)
+
+@dataclass(frozen=True)
+class Links:
+    """Where this server serves the image."""
+
+    image_url: str = record_field("the gray copy, as PNG")
+    thumb_url: str = record_field("a thumbnail of the gray copy, as JPEG")
+    api_url: str = record_field("the image's metadata, as JSON")
+
+    @classmethod
+    def of(cls, md5: str) -> Links:
+        return cls(
+            url_for("images.image_png", md5=md5),
+            url_for("images.image_thumb", md5=md5),
+            url_for("images.image_meta", md5=md5),
+        )
+
+
+@dataclass(frozen=True)
+class ImageSummary:
+    """A stored image."""
+
+    image: ImageRecord = record_field(flatten=True)
+    links: Links = record_field(flatten=True)
+
+
+@dataclass(frozen=True)
+class ImageDetail:
+    """A stored image and the URLs it came from."""
+
+    image: Sourced = record_field(flatten=True)
+    links: Links = record_field(flatten=True)
+
+
+@dataclass(frozen=True)
+class ImagePage:
+    """One page of images, newest first."""
+
+    images: tuple[ImageSummary, ...]
+    next: str | None = record_field(
+        "pass as `before` for the next page; null on the last page", pattern=CURSOR_PATTERN
+    )
+
+
+IMAGE_SUMMARY = schema("ImageSummary", json_schema(ImageSummary))
+IMAGE = schema("Image", json_schema(ImageDetail))
+IMAGE_PAGE = schema("ImagePage", json_schema(ImagePage))
 MD5_PARAM = Param(
-    "md5", "path", {"type": "string"}, "MD5 of the downloaded file: 32 hex digits, any case"
+    "md5",
+    "path",
+    {"type": "string", "pattern": "^[0-9a-fA-F]{32}$"},
+    "MD5 of the downloaded file: 32 hex digits, any case",
 )
 _CACHE_HEADERS = {
     "ETag": "MD5 and encoding version; answer If-None-Match with 304",
@@ -139,28 +142,15 @@ def _md5(text: str) -> str:
     return md5
 
 
-def _row(conn: Connection, md5: str) -> Row[Any]:
+def _record(conn: Connection, md5: str) -> ImageRecord:
     row = conn.execute(sa.select(images).where(images.c.md5 == md5)).first()
     if row is None:
         raise ApiError(404, "image_not_found", f"no image with MD5 {md5}")
-    return row
+    return from_row(ImageRecord, row)
 
 
-def _summary(row: Row[Any]) -> dict[str, Any]:
-    return {
-        "md5": row.md5,
-        "width": row.width,
-        "height": row.height,
-        "phash": f"{phash_from_db(row.phash):016x}",
-        "format": row.format,
-        "mode": row.mode,
-        "bytes": row.bytes,
-        "first_seen": iso_utc(row.first_seen),
-        "last_seen": iso_utc(row.last_seen),
-        "image_url": url_for("images.image_png", md5=row.md5),
-        "thumb_url": url_for("images.image_thumb", md5=row.md5),
-        "api_url": url_for("images.image_meta", md5=row.md5),
-    }
+def _summary(record: ImageRecord) -> dict[str, Any]:
+    return to_json(ImageSummary(record, Links.of(record.md5)))
 
 
 def _encoded(md5: str, gray_key: str, encode: Callable[[bytes], bytes]) -> bytes:
@@ -194,7 +184,7 @@ def _not_modified(etag: str) -> Response | None:
 
 def _gray_key(md5: str) -> str:
     with current_services().engine.connect() as conn:
-        return str(_row(conn, md5).gray_key)
+        return _record(conn, md5).gray_key
 
 
 @blueprint.get("/image/<md5>")
@@ -228,7 +218,7 @@ def image_png(md5: str) -> Response:
         Param(
             "size",
             "query",
-            {"enum": list(THUMB_SIZES), "default": DEFAULT_THUMB},
+            {"type": "integer", "enum": list(THUMB_SIZES), "default": DEFAULT_THUMB},
             "longest side in pixels",
         ),
     ),
@@ -240,7 +230,7 @@ def image_png(md5: str) -> Response:
 )
 def image_thumb(md5: str) -> Response:
     md5 = _md5(md5)
-    size_text = request.args.get("size") or str(DEFAULT_THUMB)
+    size_text = request.args.get("size", str(DEFAULT_THUMB))
     if size_text not in {str(s) for s in THUMB_SIZES}:
         raise ApiError(
             400, "invalid_parameter", f"size must be one of {list(THUMB_SIZES)}, not {size_text!r}"
@@ -274,46 +264,26 @@ def image_thumb(md5: str) -> Response:
 def image_meta(md5: str) -> Response:
     md5 = _md5(md5)
     with current_services().engine.connect() as conn:
-        row = _row(conn, md5)
-        sources = conn.execute(
-            sa.select(image_sources.c.url, image_sources.c.first_seen, image_sources.c.last_seen)
-            .where(image_sources.c.md5 == md5)
-            .order_by(image_sources.c.first_seen, image_sources.c.url_key)
-            .limit(MAX_SOURCES)
-        ).all()
-        total = conn.execute(
-            sa.select(sa.func.count()).select_from(image_sources).where(image_sources.c.md5 == md5)
-        ).scalar_one()
-    return jsonify(
-        {
-            **_summary(row),
-            "sources": [
-                {
-                    "url": s.url,
-                    "first_seen": iso_utc(s.first_seen),
-                    "last_seen": iso_utc(s.last_seen),
-                }
-                for s in sources
-            ],
-            "sources_total": int(total),
-        }
-    )
+        (image,) = sources_of(conn, [_record(conn, md5)], MAX_SOURCES)
+    return jsonify(to_json(ImageDetail(image, Links.of(md5))))
 
 
-def _cursor(row: Row[Any]) -> str:
-    return f"{row.first_seen!r}~{row.md5}"
+def _cursor(record: ImageRecord) -> str:
+    return f"{record.first_seen!r}~{record.md5}"
 
 
-def newest(conn: Connection, limit: int, before: str | None) -> tuple[list[Row[Any]], str | None]:
+def newest(
+    conn: Connection, limit: int, before: str | None
+) -> tuple[list[ImageRecord], str | None]:
     """One page of images, newest first, and the cursor of the next page.
 
     Keyset pagination on (first_seen, md5): stable while images are being added, and as
     fast on the last page as on the first. `before` is a cursor or a time."""
     query = sa.select(images).order_by(images.c.first_seen.desc(), images.c.md5.desc())
-    if before:
+    if before is not None:
         match = _CURSOR.match(before)
         if match:
-            at, md5 = float(match.group(1)), match.group(2)
+            at, md5 = float(match.group(1)), match.group(4)
             query = query.where(
                 sa.or_(
                     images.c.first_seen < at,
@@ -322,17 +292,17 @@ def newest(conn: Connection, limit: int, before: str | None) -> tuple[list[Row[A
             )
         else:
             query = query.where(images.c.first_seen < parse_time("before", before))
-    rows = conn.execute(query.limit(limit + 1)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (_cursor(rows[-1]) if more else None)
+    records = [from_row(ImageRecord, row) for row in conn.execute(query.limit(limit + 1))]
+    more = len(records) > limit
+    records = records[:limit]
+    return records, (_cursor(records[-1]) if more else None)
 
 
 _BEFORE_PARAM = Param(
     "before",
     "query",
-    {"type": "string"},
-    "the `next` cursor of the previous page, or a time (epoch seconds or ISO-8601)",
+    {"anyOf": [{"type": "string", "pattern": CURSOR_PATTERN}, *TIME_SCHEMA["anyOf"]]},
+    "the `next` cursor of the previous page, or a time: images first seen before it",
 )
 
 
@@ -355,8 +325,9 @@ _BEFORE_PARAM = Param(
 def image_list() -> Response:
     limit = int_arg("limit", PAGE_SIZE, 1, MAX_PAGE)
     with current_services().engine.connect() as conn:
-        rows, cursor = newest(conn, limit, request.args.get("before"))
-    return jsonify({"images": [_summary(r) for r in rows], "next": cursor})
+        records, cursor = newest(conn, limit, request.args.get("before"))
+    summaries = tuple(ImageSummary(r, Links.of(r.md5)) for r in records)
+    return jsonify(to_json(ImagePage(summaries, cursor)))
 
 
 @blueprint.get("/")
@@ -370,7 +341,7 @@ def image_list() -> Response:
 @html_page
 def index() -> str:
     with current_services().engine.connect() as conn:
-        rows, cursor = newest(conn, PAGE_SIZE, request.args.get("before"))
+        records, cursor = newest(conn, PAGE_SIZE, request.args.get("before"))
         counts = {
             "images": conn.execute(sa.select(sa.func.count()).select_from(images)).scalar_one(),
             "sources": conn.execute(
@@ -380,9 +351,9 @@ def index() -> str:
         outcomes = outcome_totals(conn, APP)
     return render_template(
         "images/index.html",
-        images=[_summary(r) for r in rows],
+        images=[_summary(r) for r in records],
         next_cursor=cursor,
-        paged=bool(request.args.get("before")),
+        paged="before" in request.args,
         counts=counts,
         outcomes=outcomes,
     )
@@ -394,64 +365,45 @@ SEARCH_KEY = "sleuth.images.search"
 _SEARCH_LOCK = threading.Lock()
 QUERY_PREVIEW = 160  # longest side of the query's preview on the search page
 
-IMAGE_MATCH = schema(
-    "ImageMatch",
-    {
-        "type": "object",
-        "required": [*_SUMMARY_FIELDS, "distance", "sources", "sources_total"],
-        "properties": {
-            **_SUMMARY_FIELDS,
-            "distance": {
-                "type": "integer",
-                "minimum": 0,
-                "maximum": MAX_DISTANCE,
-                "description": "Hamming distance between the two 64-bit pHashes",
-            },
-            "sources": {
-                "type": "array",
-                "description": f"the URLs these bytes came from, oldest first (at most "
-                f"{MAX_MATCH_SOURCES})",
-                "items": _SOURCE,
-            },
-            "sources_total": {"type": "integer"},
-        },
-    },
-)
-IMAGE_SEARCH = schema(
-    "ImageSearch",
-    {
-        "type": "object",
-        "required": ["query", "max_distance", "limit", "truncated", "matches"],
-        "properties": {
-            "query": {
-                "type": "object",
-                "required": ["phash", "width", "height"],
-                "properties": {
-                    "phash": _SUMMARY_FIELDS["phash"],
-                    "width": {"type": "integer"},
-                    "height": {"type": "integer"},
-                },
-            },
-            "max_distance": {"type": "integer"},
-            "limit": {"type": "integer"},
-            "truncated": {
-                "type": "boolean",
-                "description": "more images lie within max_distance than limit lets through",
-            },
-            "matches": {
-                "type": "array",
-                "description": "by distance, then MD5",
-                "items": IMAGE_MATCH,
-            },
-        },
-    },
-)
+
+@dataclass(frozen=True)
+class LinkedMatch:
+    """A stored image within the distance, and where this server serves it."""
+
+    match: Match = record_field(flatten=True)
+    links: Links = record_field(flatten=True)
+
+
+@dataclass(frozen=True)
+class LinkedFound(Found):
+    """Matches, each with its links."""
+
+    matches: tuple[LinkedMatch, ...] = record_field("by distance, then MD5")  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class SearchAnswer(Result):
+    """The query and the stored images that look like it."""
+
+    found: LinkedFound = record_field(flatten=True)  # type: ignore[assignment]
+
+
+IMAGE_SEARCH = schema("ImageSearch", json_schema(SearchAnswer))
+# A `url` the server will try to fetch: http(s), a host, no spaces. Anything else is refused
+# before any network access.
+URL_PATTERN = r"^https?://[^\s/?#@]+(/\S*)?$"
+_URL = re.compile(URL_PATTERN)
+_SMALL_INTEGER = re.compile(r"-?[0-9]{1,6}")
+_EMPTY = {"type": "string", "maxLength": 0}
+_URL_FIELD = {
+    "type": "string",
+    "minLength": 1,
+    "pattern": URL_PATTERN,
+    "description": "an http(s) URL of the query image, fetched by the server (instead of an "
+    "upload)",
+}
 _SEARCH_FIELDS: dict[str, Any] = {
-    "url": {
-        "type": "string",
-        "description": "an http(s) URL of the query image, fetched by the server (instead "
-        "of an upload)",
-    },
+    "url": _URL_FIELD,
     "max_distance": {
         "type": "integer",
         "minimum": 0,
@@ -468,20 +420,30 @@ _SEARCH_FIELDS: dict[str, Any] = {
     },
     "crawl": {"type": "string", "description": "only images found by this crawl (its id)"},
     "host": {
-        "type": "string",
-        "description": "only images with a source URL on this host (e.g. i.example.com)",
+        "anyOf": [_EMPTY, {"type": "string", "pattern": HOST_PATTERN}],
+        "description": "only images with a source URL on this host (e.g. i.example.com); "
+        "empty: any host",
     },
 }
+_IMAGE_FIELD = {
+    "type": "string",
+    "format": "binary",
+    "contentMediaType": "application/octet-stream",
+    "description": "the query image file (JPEG, PNG, GIF, WebP, ...)",
+}
+# Exactly one of an uploaded `image` and a non-empty `url` (a page's form sends an empty
+# `url` beside its file).
 _UPLOAD_FORM = {
     "type": "object",
     "properties": {
-        "image": {
-            "type": "string",
-            "contentMediaType": "application/octet-stream",
-            "description": "the query image file (JPEG, PNG, GIF, WebP, ...)",
-        },
+        "image": _IMAGE_FIELD,
         **_SEARCH_FIELDS,
+        "url": {"anyOf": [_EMPTY, _URL_FIELD]},
     },
+    "oneOf": [
+        {"required": ["image"], "properties": {"url": _EMPTY}},
+        {"required": ["url"], "properties": {"url": _URL_FIELD}, "not": {"required": ["image"]}},
+    ],
 }
 _URL_FORM = {"type": "object", "required": ["url"], "properties": _SEARCH_FIELDS}
 _UPLOAD_LIMIT = "The body may be as large as `net.max_bytes` (the cap on a downloaded image)."
@@ -515,22 +477,29 @@ class SearchForm:
 
 
 def _text_field(fields: Mapping[str, Any], name: str) -> str | None:
-    value = fields.get(name)
-    if value is None or value == "":
+    """A text field: absent or empty is None."""
+    if name not in fields:
         return None
+    value = fields[name]
     if not isinstance(value, str):
         raise ApiError(400, "invalid_parameter", f"{name} must be a string, not {value!r}")
-    return value.strip() or None
+    return value or None
 
 
-def _int_field(fields: Mapping[str, Any], name: str, default: int, low: int, high: int) -> int:
-    value = fields.get(name)
-    if value is None or value == "":
+def _int_field(
+    fields: Mapping[str, Any], name: str, default: int, low: int, high: int, *, as_text: bool
+) -> int:
+    """An integer field: a JSON integer (`11` or `11.0`), or in a form its decimal digits."""
+    if name not in fields:
         return default
+    value = fields[name]
     number = None
-    if isinstance(value, int) and not isinstance(value, bool):
+    if as_text:
+        if isinstance(value, str) and _SMALL_INTEGER.fullmatch(value):
+            number = int(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
         number = value
-    elif isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d{1,6}\s*", value):
+    elif isinstance(value, float) and value.is_integer():  # JSON Schema: 11.0 is an integer
         number = int(value)
     if number is None or not low <= number <= high:
         raise ApiError(
@@ -544,10 +513,12 @@ def _int_field(fields: Mapping[str, Any], name: str, default: int, low: int, hig
 def search_form() -> SearchForm:
     """The search asked for: a multipart upload (`image`), or a form or JSON `url`."""
     image = None
+    fields: Mapping[str, Any]
     if request.is_json:
-        fields = request.get_json(silent=True)
-        if not isinstance(fields, dict):
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
             raise ApiError(400, "invalid_json", "the body must be a JSON object")
+        fields = body
     else:
         fields = request.form
         upload = request.files.get("image")
@@ -556,6 +527,11 @@ def search_form() -> SearchForm:
             if not image and not upload.filename:  # a form sent with no file chosen
                 image = None
     url = _text_field(fields, "url")
+    if url is not None and not _URL.search(url):
+        # Checked before any network access: only what the schema's pattern allows is fetched.
+        raise ApiError(
+            400, "fetch_bad_url", f"could not fetch {url[:200]!r}: not an http(s) URL with a host"
+        )
     if image is None and url is None:
         raise ApiError(
             400,
@@ -564,11 +540,14 @@ def search_form() -> SearchForm:
         )
     if image is not None and url is not None:
         raise ApiError(400, "ambiguous_query", "give an uploaded image or a url, not both")
+    as_text = not request.is_json
     return SearchForm(
         image=image,
         url=url,
-        max_distance=_int_field(fields, "max_distance", DEFAULT_MAX_DISTANCE, 0, MAX_DISTANCE),
-        limit=_int_field(fields, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
+        max_distance=_int_field(
+            fields, "max_distance", DEFAULT_MAX_DISTANCE, 0, MAX_DISTANCE, as_text=as_text
+        ),
+        limit=_int_field(fields, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT, as_text=as_text),
         crawl=_text_field(fields, "crawl"),
         host=_text_field(fields, "host"),
     )
@@ -591,19 +570,10 @@ def run_search(form: SearchForm) -> tuple[Query, Found]:
     return query, found
 
 
-def _links(md5: str) -> dict[str, str]:
-    return {
-        "image_url": url_for("images.image_png", md5=md5),
-        "thumb_url": url_for("images.image_thumb", md5=md5),
-        "api_url": url_for("images.image_meta", md5=md5),
-    }
-
-
-def _found_json(query: Query, found: Found) -> dict[str, Any]:
-    out = {"query": query.as_json(), **found.as_json()}
-    for match in out["matches"]:
-        match.update(_links(match["md5"]))
-    return out
+def _answer(query: Query, found: Found) -> dict[str, Any]:
+    matches = tuple(LinkedMatch(m, Links.of(m.md5)) for m in found.matches)
+    linked = LinkedFound(found.max_distance, found.limit, found.truncated, matches)
+    return to_json(SearchAnswer(query, linked))
 
 
 @blueprint.post("/api/images/search")
@@ -627,7 +597,7 @@ def _found_json(query: Query, found: Found) -> dict[str, Any]:
 @body_limit(_upload_limit)
 def image_search() -> Response:
     query, found = run_search(search_form())
-    return jsonify(_found_json(query, found))
+    return jsonify(_answer(query, found))
 
 
 def _search_page(status: int = 200, **values: Any) -> Response:
@@ -675,7 +645,7 @@ def search_results() -> Response:
         return _search_page(exc.status, error=exc.message)
     preview = base64.b64encode(query.preview_png(QUERY_PREVIEW)).decode("ascii")
     return _search_page(
-        query=query.as_json(),
+        query=to_json(query),
         preview=preview,
-        found=_found_json(query, found),
+        found=_answer(query, found),
     )

@@ -31,14 +31,18 @@ from sleuth.apps.images.search import (
     ImageSearch,
     Query,
     QueryError,
+    Result,
     fetch_query_image,
     query_from_bytes,
 )
 from sleuth.cli.context import Context, pass_context
 from sleuth.cli.progress import PatientCheck, ProgressLine, format_duration
 from sleuth.config import mask_url
+from sleuth.imaging.phash import phash_hex
+from sleuth.record import to_json
 from sleuth.runner import app_queues, run_worker
 from sleuth.services import Services
+from sleuth.timefmt import iso_utc
 
 REFRESH = 0.5
 
@@ -184,7 +188,7 @@ def _query_bytes(target: str, ctx: Context) -> bytes:
 
 def _print_found(query: Query, found: Found) -> None:
     click.echo(
-        f"query: {query.width}x{query.height} {query.format}, pHash {query.as_json()['phash']}"
+        f"query: {query.width}x{query.height} {query.format}, pHash {phash_hex(query.phash)}"
     )
     if not found.matches:
         click.echo(f"No stored image within distance {found.max_distance}.")
@@ -194,7 +198,7 @@ def _print_found(query: Query, found: Found) -> None:
     click.echo(f"{count} within distance {found.max_distance}{more}:")
     click.echo(f"{'dist':>4}  {'md5':32}  {'size':>11}  {'first seen':20}  source")
     for m in found.matches:
-        first = m.as_json()["first_seen"][:19] + "Z"
+        first = iso_utc(m.first_seen)[:19] + "Z"
         source = m.sources[0].url if m.sources else "-"
         if m.sources_total > 1:
             source += f" (+{m.sources_total - 1} more)"
@@ -245,6 +249,6 @@ def search(
     except QueryError as exc:
         raise click.ClickException(f"{exc.code}: {exc.message}") from None
     if as_json:
-        click.echo(json.dumps({"query": query.as_json(), **found.as_json()}, indent=1))
+        click.echo(json.dumps(to_json(Result(query, found)), indent=1))
     else:
         _print_found(query, found)

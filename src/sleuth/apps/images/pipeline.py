@@ -10,11 +10,12 @@ blobs are content-addressed or overwritten atomically, and the store is an idemp
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 from sleuth.apps.images.app import FETCH, GRAYSCALE, INFLIGHT_EXT, MD5, STORE
-from sleuth.apps.images.records import Item, StoredImage, is_resolved, record_error, store_image
+from sleuth.apps.images.models import ImageContent, Pixels
+from sleuth.apps.images.records import Item, is_resolved, record_error, store_image
 from sleuth.imaging.decode import ImageError
 from sleuth.imaging.process import md5_hex, process_image
 from sleuth.jobs.base import Job
@@ -33,18 +34,6 @@ GRAY_EXT = "gray"
 MAX_POLITE_WAIT = 0.5
 
 
-@dataclass(frozen=True)
-class GrayResult:
-    """What the grayscale stage hands to `store` (the gray pixels themselves are a blob)."""
-
-    width: int
-    height: int
-    phash: int
-    gray_key: str
-    format: str
-    mode: str
-
-
 def grayscale_task(blob_root: str, key: str, max_pixels: int) -> dict:
     """Runs in the CPU pool: decode the in-flight original, store its lossless gray copy.
 
@@ -57,7 +46,7 @@ def grayscale_task(blob_root: str, key: str, max_pixels: int) -> dict:
         return {"error": exc.reason, "detail": exc.detail}
     blobs.put(result.gray_digest, GRAY_EXT, result.gray)
     return asdict(
-        GrayResult(
+        Pixels(
             width=result.width,
             height=result.height,
             phash=result.phash,
@@ -161,6 +150,6 @@ class ImagesPipeline:
     async def store(self, job: Job, ctx: JobContext) -> None:
         item = Item.from_payload(job.payload)
         md5, gray = job.payload["md5"], job.payload["gray"]
-        image = StoredImage(md5=md5["md5"], size=md5["size"], **gray)
+        image = ImageContent(md5=md5["md5"], bytes=md5["size"], **gray)
         await asyncio.to_thread(store_image, self.engine, item, image)
         await self._cleanup(item, ctx)

@@ -11,8 +11,9 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
 from sleuth.apps.images.app import NAME as APP
-from sleuth.apps.images.models import crawl_items, image_sources, images, phash_to_db
+from sleuth.apps.images.models import ImageContent, ImageRecord, crawl_items, image_sources, images
 from sleuth.observe.counters import count_outcome
+from sleuth.record import to_row
 from sleuth.store.retry import in_transaction
 from sleuth.store.upsert import insert_ignore
 
@@ -35,18 +36,6 @@ class Item:
     @property
     def key(self) -> str:
         return f"{self.crawl}-{self.line}"
-
-
-@dataclass(frozen=True)
-class StoredImage:
-    md5: str
-    size: int
-    width: int
-    height: int
-    phash: int
-    gray_key: str
-    format: str
-    mode: str
 
 
 def url_key(url: str) -> str:
@@ -115,31 +104,17 @@ def record_error(
         return _resolve(conn, item, "error", reason=reason, detail=detail, http_status=http_status)
 
 
-def store_image(engine: Engine, item: Item, image: StoredImage) -> str:
+def store_image(engine: Engine, item: Item, image: ImageContent) -> str:
     """Insert the image once per MD5 and the URL as one of its sources; the line's outcome is
     `success` for the first time these bytes are seen, `duplicate` after. Run again whole
     when the database breaks a deadlock (MariaDB does, between workers storing one MD5)."""
     return in_transaction(engine, lambda conn: _store(conn, item, image))
 
 
-def _store(conn: Connection, item: Item, image: StoredImage) -> str:
+def _store(conn: Connection, item: Item, image: ImageContent) -> str:
     now = time.time()
-    inserted = insert_ignore(
-        conn,
-        images,
-        {
-            "md5": image.md5,
-            "width": image.width,
-            "height": image.height,
-            "phash": phash_to_db(image.phash),
-            "gray_key": image.gray_key,
-            "format": image.format,
-            "mode": image.mode,
-            "bytes": image.size,
-            "first_seen": now,
-            "last_seen": now,
-        },
-    )
+    row = to_row(ImageRecord(**vars(image), first_seen=now, last_seen=now))
+    inserted = insert_ignore(conn, images, row)
     if not inserted:
         conn.execute(_SEEN_IMAGE, {"w_md5": image.md5, "last_seen": now})
     key = url_key(item.url)

@@ -37,10 +37,9 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -48,17 +47,25 @@ import sqlalchemy as sa
 from PIL import Image
 from sqlalchemy import Connection, Engine
 
-from sleuth.apps.images.models import crawl_items, crawls, image_sources, images, phash_from_db
+from sleuth.apps.images.models import (
+    PHASH,
+    ImageRecord,
+    crawl_items,
+    crawls,
+    image_sources,
+    images,
+    phash_from_db,
+)
 from sleuth.config import NetSettings
 from sleuth.imaging.decode import ImageError, decode_image
 from sleuth.imaging.encode import thumbnail_png
 from sleuth.imaging.gray import gray_image
-from sleuth.imaging.phash import phash_from_image, phash_hex
+from sleuth.imaging.phash import phash_from_image
 from sleuth.index import HammingIndex, IndexFileError
 from sleuth.net.errors import FetchError
 from sleuth.net.fetcher import Fetcher
+from sleuth.record import TIME, from_row, record_field
 from sleuth.services import Services
-from sleuth.web.params import iso_utc
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +77,7 @@ MAX_DISTANCE = 32  # half the bits: beyond it pHashes say nothing about likeness
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 MAX_MATCH_SOURCES = 20  # source URLs listed per match (their total is given too)
+MAX_SOURCES = 100  # source URLs listed for one image
 LATE_COMMIT_WINDOW = 60.0  # seconds; over SQLite's 30 s busy timeout, with room to spare
 RESCAN_INTERVAL = 5.0  # seconds between re-reads of that window
 READ_CHUNK = 50_000  # rows per fetch when reading the images table
@@ -80,7 +88,9 @@ SNAPSHOT_GRACE = 60.0  # seconds an old snapshot is kept for a process still loa
 STATE_FORMAT = "sleuth.images-search"
 STATE_VERSION = 1
 _SNAPSHOT_NAME = re.compile(r"^(\d{20})-\d+$")
-_HOST = re.compile(r"^[a-z0-9_.:-]{1,253}$")
+# A host as a search names it: a name or address, or an IPv6 address in brackets.
+HOST_PATTERN = r"^([A-Za-z0-9_.:-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])$"
+_HOST = re.compile(HOST_PATTERN)
 # Outcomes of crawl lines that hold an image.
 _STORED_OUTCOMES = ("success", "duplicate")
 # Pillow's warning filters are process-wide (see sleuth.imaging.decode): decode one at a time.
@@ -103,20 +113,17 @@ class QueryError(Exception):
 
 @dataclass(frozen=True)
 class Query:
-    """A decoded query image: its pHash and size, and the image for a preview."""
+    """The query image: its pHash and size."""
 
-    phash: int
-    width: int
-    height: int
-    format: str
-    image: Image.Image = field(repr=False, compare=False)
+    phash: int = record_field("64-bit pHash", codec=PHASH)
+    width: int = record_field("pixels", minimum=1)
+    height: int = record_field("pixels", minimum=1)
+    format: str = record_field(in_json=False)
+    image: Image.Image = record_field(in_json=False)  # for the preview
 
     def preview_png(self, max_side: int) -> bytes:
         """A small gray PNG of the query, drawn like the gallery's thumbnails."""
         return thumbnail_png(gray_image(self.image), max_side)
-
-    def as_json(self) -> dict[str, Any]:
-        return {"phash": phash_hex(self.phash), "width": self.width, "height": self.height}
 
 
 def query_from_bytes(data: bytes, max_pixels: int) -> Query:
@@ -148,10 +155,9 @@ def fetch_query_image(url: str, net: NetSettings) -> bytes:
 
 def normalize_host(host: str) -> str:
     """A source host as URLs name it once parsed: lower case, no brackets or final dot."""
-    name = host.strip().lower().strip("[]").rstrip(".")
-    if not _HOST.match(name):
+    if not _HOST.search(host):
         raise QueryError("invalid_host", f"{host[:200]!r} is not a host name or address")
-    return name
+    return host.lower().strip("[]").rstrip(".")
 
 
 def md5_ids(md5s: Sequence[str]) -> np.ndarray:
@@ -169,68 +175,48 @@ def _md5_range(id_: int) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class Source:
-    url: str
-    first_seen: float
-    last_seen: float
+    """A URL an image was downloaded from."""
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "url": self.url,
-            "first_seen": iso_utc(self.first_seen),
-            "last_seen": iso_utc(self.last_seen),
-        }
+    url: str
+    first_seen: float = record_field(codec=TIME)
+    last_seen: float = record_field(codec=TIME)
 
 
 @dataclass(frozen=True)
-class Match:
-    """One stored image within the distance: what `/api/images/<md5>` says, plus distance."""
+class Sourced(ImageRecord):
+    """A stored image and the URLs it came from."""
 
-    md5: str
-    distance: int
-    width: int
-    height: int
-    phash: int
-    format: str
-    mode: str
-    bytes: int
-    first_seen: float
-    last_seen: float
-    sources: tuple[Source, ...]
-    sources_total: int
+    sources: tuple[Source, ...] = record_field(
+        f"oldest first: at most {MAX_SOURCES} for one image, {MAX_MATCH_SOURCES} per match"
+    )
+    sources_total: int = record_field("how many URLs in all", minimum=0)
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "md5": self.md5,
-            "distance": self.distance,
-            "width": self.width,
-            "height": self.height,
-            "phash": phash_hex(self.phash),
-            "format": self.format,
-            "mode": self.mode,
-            "bytes": self.bytes,
-            "first_seen": iso_utc(self.first_seen),
-            "last_seen": iso_utc(self.last_seen),
-            "sources": [s.as_json() for s in self.sources],
-            "sources_total": self.sources_total,
-        }
+
+@dataclass(frozen=True)
+class Match(Sourced):
+    """A stored image within the distance."""
+
+    distance: int = record_field(
+        "Hamming distance between the two 64-bit pHashes", minimum=0, maximum=MAX_DISTANCE
+    )
 
 
 @dataclass(frozen=True)
 class Found:
-    """Matches by distance, then MD5; `truncated` when more lie within the distance."""
+    """Matches by distance, then MD5."""
 
-    max_distance: int
-    limit: int
-    matches: tuple[Match, ...]
-    truncated: bool
+    max_distance: int = record_field(minimum=0, maximum=MAX_DISTANCE)
+    limit: int = record_field(minimum=1, maximum=MAX_LIMIT)
+    truncated: bool = record_field("more images lie within max_distance than limit lets through")
+    matches: tuple[Match, ...] = record_field("by distance, then MD5")
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "max_distance": self.max_distance,
-            "limit": self.limit,
-            "truncated": self.truncated,
-            "matches": [m.as_json() for m in self.matches],
-        }
+
+@dataclass(frozen=True)
+class Result:
+    """A search: the query and what was found (`sleuth images search --json`)."""
+
+    query: Query
+    found: Found = record_field(flatten=True)
 
 
 def _check_range(name: str, value: int, low: int, high: int) -> None:
@@ -415,7 +401,7 @@ class ImageSearch:
             hits = self._index.batch_radius_search([phash], max_distance, subset=subset)
             ids, _ = hits.arrays(0)
             matches = self._matches(conn, phash, max_distance, ids[:limit].tolist())
-        return Found(max_distance, limit, tuple(matches[:limit]), len(ids) > limit)
+        return Found(max_distance, limit, len(ids) > limit, tuple(matches[:limit]))
 
     def _subset(self, conn: Connection, crawl: str | None, host: str | None) -> np.ndarray | None:
         subset = None
@@ -458,24 +444,8 @@ class ImageSearch:
             if distance <= max_distance and int(md5_ids([row.md5])[0]) in wanted:
                 found.append((distance, row))
         found.sort(key=lambda pair: (pair[0], pair[1].md5))
-        sources, totals = _sources(conn, [row.md5 for _, row in found])
-        return [
-            Match(
-                md5=row.md5,
-                distance=distance,
-                width=row.width,
-                height=row.height,
-                phash=phash_from_db(row.phash),
-                format=row.format,
-                mode=row.mode,
-                bytes=row.bytes,
-                first_seen=row.first_seen,
-                last_seen=row.last_seen,
-                sources=tuple(sources.get(row.md5, ())),
-                sources_total=totals.get(row.md5, 0),
-            )
-            for distance, row in found
-        ]
+        sourced = sources_of(conn, [from_row(ImageRecord, row) for _, row in found])
+        return [Match(**vars(s), distance=d) for s, (d, _) in zip(sourced, found, strict=True)]
 
 
 def _hostname(url: str) -> str | None:
@@ -485,13 +455,13 @@ def _hostname(url: str) -> str | None:
         return None
 
 
-def _sources(
-    conn: Connection, md5s: Iterable[str]
-) -> tuple[dict[str, list[Source]], dict[str, int]]:
-    """The first `MAX_MATCH_SOURCES` sources of each image (oldest first) and their totals."""
-    md5s = list(md5s)
+def sources_of(
+    conn: Connection, records: Sequence[ImageRecord], limit: int = MAX_MATCH_SOURCES
+) -> list[Sourced]:
+    """Each image with its first `limit` sources (oldest first) and their total."""
+    md5s = [r.md5 for r in records]
     if not md5s:
-        return {}, {}
+        return []
     c = image_sources.c
     numbered = (
         sa.select(
@@ -508,12 +478,15 @@ def _sources(
     )
     sources: dict[str, list[Source]] = {}
     for row in conn.execute(
-        sa.select(numbered).where(numbered.c.n <= MAX_MATCH_SOURCES).order_by(numbered.c.n)
+        sa.select(numbered).where(numbered.c.n <= limit).order_by(numbered.c.n)
     ):
         sources.setdefault(row.md5, []).append(Source(row.url, row.first_seen, row.last_seen))
     counted = sa.select(c.md5, sa.func.count()).where(c.md5.in_(md5s)).group_by(c.md5)
     totals = {md5: int(total) for md5, total in conn.execute(counted)}
-    return sources, totals
+    return [
+        Sourced(**vars(r), sources=tuple(sources.get(md5, ())), sources_total=totals.get(md5, 0))
+        for r, md5 in zip(records, md5s, strict=True)
+    ]
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -17,22 +17,30 @@ from sleuth.observe.registry import (
     live_consumers,
     queue_stats_dict,
 )
+from sleuth.record import TIME
+from sleuth.timefmt import iso_utc
 from sleuth.web.context import current_services
-from sleuth.web.errors import ApiError
 from sleuth.web.openapi import Param, json_response, operation, schema
-from sleuth.web.params import int_arg, iso_utc
+from sleuth.web.params import BOOLEAN_SCHEMA, bool_arg, int_arg
 
-blueprint = Blueprint("engine", __name__, url_prefix="/api/engine")
+# The Flask name stays "engine": it prefixes endpoint and OpenAPI operation ids
+# (`engine_queues`) that clients generated from the document rely on.
+engine_api = Blueprint("engine", __name__, url_prefix="/api/engine")
 
 MAX_DEAD = 1000
-_TIME = {"type": "string", "format": "date-time"}
+_TIME = dict(TIME.schema)
 _SECONDS = {"type": ["number", "null"], "description": "seconds; null when nothing was timed"}
 _COUNT = {"type": "integer", "minimum": 0}
 
 
 def _object(properties: dict[str, Any]) -> dict[str, Any]:
     """An object schema whose every property is required (the answers always carry all)."""
-    return {"type": "object", "required": list(properties), "properties": properties}
+    return {
+        "type": "object",
+        "required": list(properties),
+        "properties": properties,
+        "additionalProperties": False,
+    }
 
 
 QUEUE_STATS = schema(
@@ -66,7 +74,7 @@ QUEUE_STATS = schema(
         }
     ),
 )
-WORKERS = schema(
+WORKERS_ANSWER = schema(
     "EngineWorkers",
     _object(
         {
@@ -111,7 +119,7 @@ WORKERS = schema(
         }
     ),
 )
-METRICS = schema(
+METRICS_ANSWER = schema(
     "EngineMetrics",
     _object(
         {
@@ -136,7 +144,7 @@ METRICS = schema(
         }
     ),
 )
-DEAD_LETTERS = schema(
+DEAD_LETTERS_ANSWER = schema(
     "EngineDeadLetters",
     _object(
         {
@@ -162,16 +170,6 @@ DEAD_LETTERS = schema(
 QUEUE_PARAM = Param("queue", "query", {"type": "string"}, "only this queue")
 
 
-def _flag(name: str) -> bool:
-    text = request.args.get(name, "")
-    value = text.strip().lower()
-    if value in {"", "0", "false", "no"}:
-        return False
-    if value in {"1", "true", "yes"}:
-        return True
-    raise ApiError(400, "invalid_parameter", f"{name} must be true or false, not {text!r}")
-
-
 def _queue_arg() -> str | None:
     return request.args.get("queue") or None
 
@@ -182,7 +180,7 @@ def _answer(key: str, items: list[Any]) -> Response:
     return response
 
 
-@blueprint.get("/queues")
+@engine_api.get("/queues")
 @operation(
     "Jobs per queue and priority",
     tags=("engine",),
@@ -195,25 +193,23 @@ def queues() -> Response:
     return _answer("queues", [queue_stats_dict(s) for s in stats])
 
 
-@blueprint.get("/workers")
+@engine_api.get("/workers")
 @operation(
     "Workers on every machine and what they are doing now",
     tags=("engine",),
-    params=(
-        Param("all", "query", {"type": "boolean", "default": False}, "include stopped workers"),
-    ),
-    responses={200: json_response("the registered workers", WORKERS)},
+    params=(Param("all", "query", BOOLEAN_SCHEMA, "include stopped workers"),),
+    responses={200: json_response("the registered workers", WORKERS_ANSWER)},
     errors=(400,),
 )
 def workers() -> Response:
-    include_stopped = _flag("all")
+    include_stopped = bool_arg("all")
     now = time.time()
     with current_services().engine.connect() as conn:
         found = list_workers(conn, now, include_stopped=include_stopped)
     return _answer("workers", [w.to_dict(now) for w in found])
 
 
-@blueprint.get("/metrics")
+@engine_api.get("/metrics")
 @operation(
     "Job durations per stage, merged over the workers",
     description="Durations run from a job's start to its outcome being recorded. Percentiles "
@@ -225,22 +221,22 @@ def workers() -> Response:
         Param(
             "live",
             "query",
-            {"type": "boolean", "default": False},
+            BOOLEAN_SCHEMA,
             "only workers running now (else every registered worker)",
         ),
     ),
-    responses={200: json_response("one entry per queue", METRICS)},
+    responses={200: json_response("one entry per queue", METRICS_ANSWER)},
     errors=(400,),
 )
 def metrics() -> Response:
-    live = _flag("live")
+    live = bool_arg("live")
     with current_services().engine.connect() as conn:
         consumers = live_consumers(conn) if live else None
         stages = merged_stages(conn, _queue_arg(), consumers)
     return _answer("stages", [s.to_dict() for s in stages])
 
 
-@blueprint.get("/dead-letters")
+@engine_api.get("/dead-letters")
 @operation(
     "Jobs that failed for good",
     tags=("engine",),
@@ -253,7 +249,7 @@ def metrics() -> Response:
             "how many of the newest",
         ),
     ),
-    responses={200: json_response("newest first", DEAD_LETTERS)},
+    responses={200: json_response("newest first", DEAD_LETTERS_ANSWER)},
     errors=(400,),
 )
 def dead_letters() -> Response:
