@@ -138,7 +138,7 @@ def _wants_json() -> bool:
         Param(
             "app",
             "query",
-            {"type": "string", "pattern": APP_NAME.pattern},
+            lambda: {"enum": [a.name for a in monitored_apps()]},
             "which installed app's counts (default: the first installed app)",
         ),
         Param("since", "query", TIME_SCHEMA, "earliest minute wanted"),

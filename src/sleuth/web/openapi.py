@@ -55,7 +55,9 @@ ERROR = schema(
 class Param:
     name: str
     where: Literal["query", "path", "header"]
-    schema: Mapping[str, Any]
+    # A callable is asked when the document is built: a schema that depends on what is
+    # installed (the names of the installed apps) stays exact.
+    schema: Mapping[str, Any] | Callable[[], Mapping[str, Any]]
     description: str
     required: bool = False
 
@@ -65,7 +67,7 @@ class Param:
             "in": self.where,
             "required": self.required or self.where == "path",
             "description": self.description,
-            "schema": dict(self.schema),
+            "schema": dict(self.schema() if callable(self.schema) else self.schema),
         }
 
 
