@@ -49,18 +49,15 @@ def queues(ctx: Context, as_json: bool) -> None:
 @pass_context
 def status(ctx: Context) -> None:
     """Where the data is, how much of it there is, and what the queue holds."""
-    from sleuth.apps.images.models import crawl_items, image_sources, images
+    from sleuth.apps.images.models import image_sources, images
+    from sleuth.crawl.runs import app_outcomes
 
     settings = ctx.settings
     services = ctx.services
     with services.engine.connect() as conn:
         n_images = conn.execute(sa.select(sa.func.count()).select_from(images)).scalar_one()
         n_sources = conn.execute(sa.select(sa.func.count()).select_from(image_sources)).scalar_one()
-        outcomes = dict(
-            conn.execute(
-                sa.select(crawl_items.c.outcome, sa.func.count()).group_by(crawl_items.c.outcome)
-            ).all()
-        )
+        outcomes = app_outcomes(conn, "images")
     pending = sum(s.ready + s.delayed + s.in_flight for s in services.queue.stats())
     dead = sum(s.dead for s in services.queue.stats())
     click.echo(f"database  {mask_url(settings.effective_database_url)}")

@@ -1,5 +1,6 @@
-"""`/monitoring`: the per-minute outcome histogram of an app, as JSON for API clients and as a
-live chart for browsers (the page draws it from the same JSON, polled every 2 seconds).
+"""`/monitoring`: the per-minute outcome histogram of an app and its failed items by reason,
+as JSON for API clients and as a live chart for browsers (the page draws it from the same
+JSON, polled every 2 seconds).
 
 The seed answered a bare list and drew nothing; here the answer is bounded to the newest
 `MAX_MINUTES` minutes of data, with empty minutes filled in so bars line up in time."""
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, jsonify, render_template, request, url_for
 from sqlalchemy import Connection
 
+from sleuth.crawl.failures import by_reason
 from sleuth.observe.counters import OUTCOMES, MinuteCounts, histogram, minute_of, outcome_counts
 from sleuth.web.context import current_services
 from sleuth.web.errors import ApiError, html_page
@@ -31,7 +33,14 @@ MONITORING = schema(
     "Monitoring",
     {
         "type": "object",
-        "required": ["app", "minutes", "totals", "max_minutes", "generated_at"],
+        "required": [
+            "app",
+            "minutes",
+            "totals",
+            "failures_by_reason",
+            "max_minutes",
+            "generated_at",
+        ],
         "properties": {
             "app": {"type": "string"},
             "minutes": {
@@ -53,6 +62,12 @@ MONITORING = schema(
                 "description": "sums over the minutes returned",
                 "required": list(_COUNTS),
                 "properties": _COUNTS,
+            },
+            "failures_by_reason": {
+                "type": "object",
+                "description": "the app's failed items (all crawls, not yet retried with "
+                "success) per reason code; `sleuth <app> errors` lists them",
+                "additionalProperties": {"type": "integer", "minimum": 1},
             },
             "max_minutes": {"type": "integer"},
             "generated_at": {"type": "string", "format": "date-time"},
@@ -109,6 +124,7 @@ def report(conn: Connection, app: str, minutes: int, since: float | None) -> dic
             for r in rows
         ],
         "totals": {**totals, "total": sum(totals.values())},
+        "failures_by_reason": by_reason(conn, app),
         "max_minutes": minutes,
         "generated_at": iso_utc(time.time()),
     }

@@ -36,6 +36,7 @@ from sleuth.apps.images.search import (
     fetch_query_image,
     query_from_bytes,
 )
+from sleuth.crawl.api import errors_blueprint
 from sleuth.imaging.decode import ImageError
 from sleuth.imaging.encode import gray_png, thumbnail_jpeg
 from sleuth.web.app import body_limit
@@ -55,6 +56,7 @@ from sleuth.web.params import int_arg, iso_utc, parse_time
 log = logging.getLogger(__name__)
 
 blueprint = Blueprint("images", __name__, template_folder="templates")
+blueprint.register_blueprint(errors_blueprint(APP))
 
 # Bump when the bytes served for the same stored pixels change (PNG or thumbnail encoding),
 # so that caches holding the old response under the old ETag are bypassed.

@@ -14,14 +14,17 @@ from typing import IO
 import click
 
 from sleuth.apps.images.crawl import (
+    LABELS,
     Progress,
     crawl_id_for,
     enqueue_list,
     error_reasons,
+    item_job,
     open_crawl,
     progress,
 )
 from sleuth.apps.images.pipeline import QUEUES
+from sleuth.apps.images.records import APP
 from sleuth.apps.images.search import (
     DEFAULT_LIMIT,
     DEFAULT_MAX_DISTANCE,
@@ -35,8 +38,10 @@ from sleuth.apps.images.search import (
     query_from_bytes,
 )
 from sleuth.cli.context import Context, pass_context
-from sleuth.cli.progress import PatientCheck, ProgressLine, format_duration
 from sleuth.config import mask_url
+from sleuth.crawl.cli import error_commands
+from sleuth.crawl.progress import PatientCheck, ProgressLine, format_duration
+from sleuth.crawl.runs import RunError, mark_finished
 from sleuth.runner import run_worker
 from sleuth.services import Services
 
@@ -68,10 +73,13 @@ def crawl_list(
 ) -> Progress:
     """Crawl a list to its end, or until interrupted, drawing a progress line; returns the
     final progress. With `run_workers=False` only queue and follow: workers run elsewhere."""
-    open_crawl(services.engine, crawl_id, getattr(stream, "name", "-"))
+    try:
+        open_crawl(services.engine, crawl_id, getattr(stream, "name", "-"))
+    except RunError as exc:
+        raise click.ClickException(str(exc)) from None
     producer = _Producer(services, crawl_id, stream)
     producer.start()
-    line = ProgressLine()
+    line = ProgressLine(LABELS, listing="reading list")
     reading = PatientCheck("reading the crawl's progress")
     checking = PatientCheck("checking whether the crawl is done")
 
@@ -91,7 +99,7 @@ def crawl_list(
         while True:
             p = await asyncio.to_thread(reading, progress, services.engine, crawl_id, default=None)
             if p is not None:
-                line.update(p.done, p.total, _counts(p))
+                line.update(p)
             if await asyncio.to_thread(done):
                 return
             await asyncio.sleep(REFRESH)
@@ -109,14 +117,12 @@ def crawl_list(
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C with no worker here: just stop
         asyncio.run(main())
     final = progress(services.engine, crawl_id)
-    line.close(final.done, final.total, _counts(final))
+    line.close(final)
     if producer.error is not None:
         raise click.ClickException(f"reading the list failed: {producer.error}")
+    if final.finished:
+        mark_finished(services.engine, crawl_id)
     return final
-
-
-def _counts(p: Progress) -> str:
-    return f"ok {p.success} dup {p.duplicate} err {p.error}"
 
 
 @images.command()
@@ -162,6 +168,10 @@ def crawl(ctx: Context, file: IO[str], workers: int | None, fresh: bool) -> None
     if not final.finished:
         click.echo("Not finished: run the same command again to resume.", err=True)
         raise click.exceptions.Exit(1)
+
+
+for _command in error_commands(APP, item_job):
+    images.add_command(_command)
 
 
 def _query_bytes(target: str, ctx: Context) -> bytes:
