@@ -1,0 +1,61 @@
+"""A migrated scratch database (SQLite, PostgreSQL, MariaDB) and a real job queue for the
+crawl layer's tests, and a toy app whose items are worked on by one `toy.work` queue."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import Engine
+
+from sleuth.apps import MIGRATION_DIRS
+from sleuth.crawl.runs import ItemJob, RunItem
+from sleuth.jobs import open_queue
+from sleuth.jobs.base import QueueBackend
+from sleuth.observe.counters import outcome_counts
+from sleuth.store.db import make_engine, migrate
+
+APP = "toy"
+WORK = "toy.work"
+
+
+def toy_job(item: RunItem) -> ItemJob:
+    return ItemJob(WORK, {"run": item.run, "key": item.key}, f"work:{item.run}:{item.key}")
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    migrate(engine, MIGRATION_DIRS)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def queue(tmp_path: Path) -> Iterator[QueueBackend]:
+    backend = open_queue(f"sqlite:///{tmp_path / 'queue.db'}")
+    yield backend
+    backend.close()
+
+
+def counted(engine: Engine, app: str = APP) -> dict[str, int]:
+    """The app's per-minute outcome counters, summed over every minute."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(outcome_counts.c.outcome, sa.func.sum(outcome_counts.c.count))
+            .where(outcome_counts.c.app == app)
+            .group_by(outcome_counts.c.outcome)
+        ).all()
+    return {outcome: int(n) for outcome, n in rows}
+
+
+def drain(queue: QueueBackend) -> list[dict[str, object]]:
+    """Take and ack every ready `toy.work` job; their payloads, oldest first."""
+    payloads = []
+    while jobs := queue.reserve([WORK], 100, 60.0, "test"):
+        for job in jobs:
+            payloads.append(job.payload)
+            queue.ack(job)
+    return payloads
