@@ -4,6 +4,7 @@ crawls, listed (a table, CSV or JSON) and queued again. Built per app by `error_
 from __future__ import annotations
 
 import csv
+import io
 import json
 
 import click
@@ -72,17 +73,20 @@ def error_commands(app: str, job_for: JobFor) -> list[click.Command]:
         _known_crawl(ctx, app, run)
         failures = every_failure(ctx.services.engine, app, run=run, reason=reason)
         if fmt == "json":  # streamed: a list of any length in bounded memory
-            out = click.get_text_stream("stdout")
-            out.write("[")
+            click.echo("[", nl=False)
             for i, failure in enumerate(failures):
-                out.write(("," if i else "") + "\n " + json.dumps(failure.as_json()))
-            out.write("\n]\n")
+                click.echo(("," if i else "") + "\n " + json.dumps(failure.as_json()), nl=False)
+            click.echo("\n]")
         elif fmt == "csv":
-            out = click.get_text_stream("stdout")
-            writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n")
+            line = io.StringIO()
+            writer = csv.DictWriter(line, fieldnames=FIELDS, lineterminator="\n")
             writer.writeheader()
             for failure in failures:
                 writer.writerow(failure.as_json())
+                click.echo(line.getvalue(), nl=False)
+                line.seek(0)
+                line.truncate()
+            click.echo(line.getvalue(), nl=False)  # the header of an empty list
         else:
             _table(list(failures))
 
