@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,9 +16,12 @@ from click.testing import CliRunner
 from sleuth.apps.images.cli import crawl_list
 from sleuth.apps.images.crawl import crawl_id_for
 from sleuth.cli.main import cli
+from sleuth.config import load_settings
 from sleuth.crawl.failures import FIELDS
 from sleuth.emulator.imagehost import create_imagehost_app
 from sleuth.emulator.server import EmulatorServer
+from sleuth.services import Services
+from sleuth.web.app import create_app
 from tests.apps.images.test_crawl_e2e import loopback_services
 
 GOOD = ["/64/48", "/65/48", "/64/48"]
@@ -85,6 +89,24 @@ def test_errors_lists_exactly_the_failed_urls_in_each_format(
     assert json.loads(run("errors", "--reason", "no_such_reason", "--format", "json")) == []
     assert "No failed items." in run("errors", "--reason", "no_such_reason")
     assert run("errors", "--reason", "no_such_reason", "--format", "csv") == ",".join(FIELDS) + "\n"
+
+
+def test_the_images_api_and_monitoring_show_the_same_failures(
+    crawled: tuple[str, Path, str],
+) -> None:
+    services = Services(load_settings())
+    try:
+        client = create_app(services).test_client()
+        body = client.get("/api/images/errors?limit=2").get_json()
+        rest = client.get(f"/api/images/errors?cursor={body['next']}").get_json()
+        monitoring = client.get("/monitoring?format=json").get_json()
+    finally:
+        services.close()
+    rows = json.loads(run("errors", "--format", "json"))
+    assert body["errors"] + rest["errors"] == rows
+    assert rest["next"] is None
+    assert monitoring["failures_by_reason"] == dict(Counter(r["reason"] for r in rows))
+    assert sum(monitoring["failures_by_reason"].values()) == len(BAD)
 
 
 def test_an_unknown_crawl_or_format_is_refused(crawled: tuple[str, Path, str]) -> None:
