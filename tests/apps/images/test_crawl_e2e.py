@@ -133,15 +133,18 @@ def test_seed_shaped_list_end_to_end(tmp_path: Path, image_host: tuple[str, Coun
     services.close()
 
 
-def run_cli(args: list[str], data_dir: Path, **kw) -> subprocess.Popen:  # type: ignore[type-arg]
+def run_cli(
+    args: list[str], data_dir: Path, env_extra: dict[str, str] | None = None
+) -> subprocess.Popen:  # type: ignore[type-arg]
+    """`sleuth ARGS` in a session of its own (so a test can kill its whole process tree)."""
     env = {**os.environ, "SLEUTH_DATA_DIR": str(data_dir), "SLEUTH_NET_ALLOW_PRIVATE": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "sleuth.cli", *args],
-        env=env,
+        env={**env, **(env_extra or {})},
+        start_new_session=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        **kw,
     )
 
 
