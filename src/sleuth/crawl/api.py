@@ -7,7 +7,7 @@ import re
 
 from flask import Blueprint, Response, jsonify, request
 
-from sleuth.crawl.failures import page
+from sleuth.crawl.failures import FIELDS, page
 from sleuth.crawl.runs import run_exists
 from sleuth.web.context import current_services
 from sleuth.web.errors import ApiError
@@ -25,18 +25,7 @@ FAILURE = schema(
     "CrawlFailure",
     {
         "type": "object",
-        "required": [
-            "id",
-            "crawl",
-            "item",
-            "target",
-            "reason",
-            "message",
-            "http_status",
-            "attempts",
-            "first_failed",
-            "last_failed",
-        ],
+        "required": list(FIELDS),
         "properties": {
             "id": {"type": "integer", "minimum": 1},
             "crawl": {"type": "string", "description": "the crawl (run) id"},

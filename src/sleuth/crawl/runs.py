@@ -160,21 +160,28 @@ def is_resolved(engine: Engine, run: str, key: str) -> bool:
     return state is not None and state != QUEUED
 
 
+def _settle(
+    conn: Connection, run: str, key: str, state: str, outcome: str, result: str | None, at: float
+) -> bool:
+    """Move a queued item to its final state; False when it was not queued."""
+    values = {
+        "w_run": run,
+        "w_key": key,
+        "state": state,
+        "outcome": outcome,
+        "result": result,
+        "finished_at": at,
+    }
+    return bool(conn.execute(_SETTLE, values).rowcount)
+
+
 def resolve(
     conn: Connection, app: str, run: str, key: str, outcome: str, result: str | None = None
 ) -> bool:
     """Give the item its outcome unless it has one, count it, and mark a failure it had
     resolved; True when this call did."""
     now = time.time()
-    values = {
-        "w_run": run,
-        "w_key": key,
-        "state": DONE,
-        "outcome": outcome,
-        "result": result,
-        "finished_at": now,
-    }
-    if not conn.execute(_SETTLE, values).rowcount:
+    if not _settle(conn, run, key, DONE, outcome, result, now):
         return False
     count_outcome(conn, app, outcome, now)
     mark_resolved(conn, run, key, now)
@@ -193,15 +200,7 @@ def fail(
     """Fail the item unless it has an outcome: count the error and record why; True when
     this call did."""
     now = time.time()
-    values = {
-        "w_run": run,
-        "w_key": key,
-        "state": FAILED,
-        "outcome": ERROR,
-        "result": None,
-        "finished_at": now,
-    }
-    if not conn.execute(_SETTLE, values).rowcount:
+    if not _settle(conn, run, key, FAILED, ERROR, None, now):
         return False
     count_outcome(conn, app, ERROR, now)
     record_failure(conn, run, key, reason, message, http_status, now)
