@@ -5,6 +5,7 @@ pipe, and the checks behind it, which outlive a database or queue restart."""
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import sys
 import time
@@ -52,7 +53,7 @@ class ProgressLine:
         self.plain_every = plain_every
         self.started = time.monotonic()
         self.first_done: int | None = None
-        self.last_plain = 0.0
+        self.last_plain = -math.inf  # the first update is always shown
         self.width = 0
 
     def render(self, progress: Progress) -> str:

@@ -76,7 +76,9 @@ class Progress:
 
 def run_id_for(name: str, fresh: bool = False) -> str:
     """A run's id from its name, so crawling the same thing again resumes it; `fresh`
-    starts a new run instead."""
+    starts a new run instead. Ids are shared by every app (`open_run` refuses another
+    app's run), so an app names its runs so that they cannot be another's (the images app
+    by the list file's absolute path, as it always has)."""
     if fresh:
         name += f"#{time.time_ns()}"
     return hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()
