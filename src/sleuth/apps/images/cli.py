@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import json
-import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -21,7 +19,6 @@ from sleuth.apps.images.crawl import (
     error_reasons,
     item_job,
     open_crawl,
-    progress,
 )
 from sleuth.apps.images.pipeline import QUEUES
 from sleuth.apps.images.records import APP
@@ -40,12 +37,11 @@ from sleuth.apps.images.search import (
 from sleuth.cli.context import Context, pass_context
 from sleuth.config import mask_url
 from sleuth.crawl.cli import error_commands
-from sleuth.crawl.progress import PatientCheck, ProgressLine, format_duration
-from sleuth.crawl.runs import RunError, mark_finished
+from sleuth.crawl.follow import ListingError, follow_run
+from sleuth.crawl.progress import format_duration
+from sleuth.crawl.runs import RunError
 from sleuth.runner import run_worker
 from sleuth.services import Services
-
-REFRESH = 0.5
 
 
 @click.group()
@@ -53,76 +49,34 @@ def images() -> None:
     """The image crawler: MD5, exact grayscale, pHash, stored once per image."""
 
 
-class _Producer(threading.Thread):
-    """Reads the list and queues its lines while the workers already run."""
-
-    def __init__(self, services: Services, crawl_id: str, stream: IO[str]) -> None:
-        super().__init__(name="sleuth-enqueue", daemon=True)
-        self.services, self.crawl_id, self.stream = services, crawl_id, stream
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            enqueue_list(self.services.engine, self.services.queue, self.crawl_id, self.stream)
-        except BaseException as exc:
-            self.error = exc
-
-
 def crawl_list(
     services: Services, crawl_id: str, stream: IO[str], *, run_workers: bool = True
 ) -> Progress:
     """Crawl a list to its end, or until interrupted, drawing a progress line; returns the
     final progress. With `run_workers=False` only queue and follow: workers run elsewhere."""
+    engine, queue = services.engine, services.queue
     try:
-        open_crawl(services.engine, crawl_id, getattr(stream, "name", "-"))
+        open_crawl(engine, crawl_id, getattr(stream, "name", "-"))
     except RunError as exc:
         raise click.ClickException(str(exc)) from None
-    producer = _Producer(services, crawl_id, stream)
-    producer.start()
-    line = ProgressLine(LABELS, listing="reading list")
-    reading = PatientCheck("reading the crawl's progress")
-    checking = PatientCheck("checking whether the crawl is done")
 
-    def finished() -> bool:
-        # Every line has its outcome, or nothing is left to run (a line whose jobs died is
-        # reported by the summary and `sleuth dead-letter list`).
-        return progress(services.engine, crawl_id).finished or services.queue.pending(QUEUES) == 0
+    async def workers(until: Callable[[], bool]) -> None:
+        await run_worker(services, until=until)
 
-    def done() -> bool:
-        if producer.error is not None:
-            raise producer.error
-        if producer.is_alive():
-            return False
-        return checking(finished, default=False)
-
-    async def follow() -> None:
-        while True:
-            p = await asyncio.to_thread(reading, progress, services.engine, crawl_id, default=None)
-            if p is not None:
-                line.update(p)
-            if await asyncio.to_thread(done):
-                return
-            await asyncio.sleep(REFRESH)
-
-    async def main() -> None:
-        if not run_workers:
-            await follow()
-            return
-        display = asyncio.create_task(follow())
-        try:
-            await run_worker(services, until=done)
-        finally:
-            display.cancel()
-
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C with no worker here: just stop
-        asyncio.run(main())
-    final = progress(services.engine, crawl_id)
-    line.close(final)
-    if producer.error is not None:
-        raise click.ClickException(f"reading the list failed: {producer.error}")
-    if final.finished:
-        mark_finished(services.engine, crawl_id)
-    return final
+    try:
+        final = follow_run(
+            engine,
+            queue,
+            crawl_id,
+            lambda: enqueue_list(engine, queue, crawl_id, stream),
+            QUEUES,
+            LABELS,
+            run_workers=workers if run_workers else None,
+            listing="reading list",
+        )
+    except ListingError as exc:
+        raise click.ClickException(f"reading the list failed: {exc}") from None
+    return Progress.of(final)
 
 
 @images.command()

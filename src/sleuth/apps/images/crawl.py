@@ -26,6 +26,10 @@ LABELS = {"success": "ok", "duplicate": "dup", "error": "err"}
 class Progress(runs.Progress):
     """A crawl's progress, with the images app's three outcomes by name."""
 
+    @classmethod
+    def of(cls, p: runs.Progress) -> Progress:
+        return cls(total=p.total, listed=p.listed, outcomes=p.outcomes)
+
     @property
     def success(self) -> int:
         return self.count("success")
@@ -79,8 +83,7 @@ def enqueue_list(engine: Engine, queue: QueueBackend, crawl_id: str, stream: IO[
 
 
 def progress(engine: Engine, crawl_id: str) -> Progress:
-    p = runs.progress(engine, crawl_id)
-    return Progress(total=p.total, listed=p.listed, outcomes=p.outcomes)
+    return Progress.of(runs.progress(engine, crawl_id))
 
 
 def error_reasons(engine: Engine, crawl_id: str) -> list[tuple[str, int]]:
