@@ -1,5 +1,5 @@
-"""A migrated scratch database (SQLite, PostgreSQL, MariaDB) and a real job queue for the
-crawl layer's tests, and a toy app whose items are worked on by one `toy.work` queue."""
+"""A migrated scratch database (SQLite, PostgreSQL, MariaDB) and a real job queue (SQLite,
+Redis) for the crawl layer's tests, and a toy app whose items are worked on by one queue."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from sleuth.jobs import open_queue
 from sleuth.jobs.base import QueueBackend
 from sleuth.observe.counters import outcome_counts
 from sleuth.store.db import make_engine, migrate
+from tests.jobs.conftest import BACKENDS
 
 APP = "toy"
 WORK = "toy.work"
@@ -33,11 +34,13 @@ def engine(database_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-@pytest.fixture
-def queue(tmp_path: Path) -> Iterator[QueueBackend]:
-    backend = open_queue(f"sqlite:///{tmp_path / 'queue.db'}")
-    yield backend
-    backend.close()
+@pytest.fixture(params=sorted(BACKENDS))
+def queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[QueueBackend]:
+    """A fresh queue on each backend: dedup keys must hold on both."""
+    with BACKENDS[request.param](tmp_path) as url:
+        backend = open_queue(url)
+        yield backend
+        backend.close()
 
 
 def counted(engine: Engine, app: str = APP) -> dict[str, int]:
