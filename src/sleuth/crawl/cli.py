@@ -56,7 +56,7 @@ def error_commands(app: str, job_for: JobFor) -> list[click.Command]:
     """The `errors` and `retry-errors` commands of `app`, whose items `job_for` works on."""
 
     @click.command(
-        "errors", help=f"List the {app} items that failed and why, oldest failure first."
+        "errors", help=f"List the items of {app} crawls that failed, and why, oldest first."
     )
     @_crawl_option
     @_reason_option
@@ -92,8 +92,8 @@ def error_commands(app: str, job_for: JobFor) -> list[click.Command]:
 
     @click.command(
         "retry-errors",
-        help=f"Queue the failed {app} items again; workers (`sleuth worker`, or the app's "
-        "crawl command) run them. Running it twice queues nothing twice.",
+        help=f"Queue the failed items of {app} crawls again, for workers to run (`sleuth "
+        f"worker`, or `sleuth {app}`'s crawl command). Running it twice queues nothing twice.",
     )
     @_reason_option
     @_crawl_option
