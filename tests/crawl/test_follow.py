@@ -31,7 +31,7 @@ def lister(engine: Engine, queue: QueueBackend, n: int) -> Callable[[], None]:
 
 
 def work_once(engine: Engine, queue: QueueBackend) -> None:
-    """The toy app's worker: odd keys fail, even ones succeed."""
+    """The toy items' worker: odd keys fail, even ones succeed."""
     for job in queue.reserve([WORK], 10, 60.0, "toy-worker"):
         key = str(job.payload["key"])
         with engine.begin() as conn:

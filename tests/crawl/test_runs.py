@@ -84,7 +84,7 @@ def test_progress_and_finish(engine: Engine, queue: QueueBackend) -> None:
 def test_a_run_belongs_to_one_app(engine: Engine) -> None:
     runs.open_run(engine, RUN, APP, "toy seeds")
     runs.open_run(engine, RUN, APP, "toy seeds")  # opening it again resumes it
-    with pytest.raises(RunError, match="belongs to the toy app, not to other"):
+    with pytest.raises(RunError, match=f"belongs to the {APP} app, not to other"):
         runs.open_run(engine, RUN, "other", "toy seeds")
     with engine.connect() as conn:
         assert runs.run_exists(conn, APP, RUN)

@@ -118,8 +118,11 @@ def add_items(
     for start in range(0, len(items), _CHUNK):
         chunk = items[start : start + _CHUNK]
         with engine.begin() as conn:
-            rows = [{"run_id": i.run, "item_key": i.key, "target": i.target} for i in chunk]
-            insert_ignore_many(conn, crawl_run_items, [{**r, "state": QUEUED} for r in rows])
+            rows = [
+                {"run_id": i.run, "item_key": i.key, "target": i.target, "state": QUEUED}
+                for i in chunk
+            ]
+            insert_ignore_many(conn, crawl_run_items, rows)
             waiting = queued_keys(conn, chunk)
         todo += [i for i in chunk if (i.run, i.key) in waiting]
     return enqueue_jobs(queue, (job_for(i) for i in todo)) if todo else 0
