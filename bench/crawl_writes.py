@@ -21,11 +21,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import sleuth
-from sleuth.apps import MIGRATION_DIRS
 from sleuth.apps.images.crawl import crawl_id_for, enqueue_list, open_crawl
 from sleuth.apps.images.records import Item, StoredImage, record_error, store_image
-from sleuth.jobs import open_queue
-from sleuth.store.db import make_engine, migrate
+from sleuth.config import Settings
+from sleuth.services import Services
 
 
 def timed(what: str, lines: int, work: Callable[[], object]) -> None:
@@ -42,10 +41,8 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()))
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="sleuth-bench-crawl-", dir=args.dir))
-    url = args.database_url or f"sqlite:///{folder / 'bench.db'}"
-    engine = make_engine(url)
-    migrate(engine, MIGRATION_DIRS)
-    queue = open_queue(f"sqlite:///{folder / 'queue.db'}")
+    services = Services(Settings(data_dir=folder, database_url=args.database_url))
+    engine, queue = services.engine, services.queue
     print(f"sleuth from {Path(sleuth.__file__).parent}, Python {platform.python_version()}")
     print(f"database {engine.url.render_as_string(hide_password=True)}, {args.lines} lines")
 
@@ -73,8 +70,7 @@ def main() -> None:
 
     timed("resolve (one tx per line)", args.lines, resolve_all)
     timed("redelivered (no change)", args.lines, resolve_all)
-    queue.close()
-    engine.dispose()
+    services.close()
 
 
 if __name__ == "__main__":

@@ -11,12 +11,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from sleuth.apps import MIGRATION_DIRS
+from sleuth.config import Settings
 from sleuth.crawl.runs import ItemJob, RunItem
 from sleuth.jobs import open_queue
 from sleuth.jobs.base import QueueBackend
 from sleuth.observe.counters import outcome_counts
-from sleuth.store.db import make_engine, migrate
+from sleuth.services import Services
 from tests.jobs.conftest import BACKENDS
 
 APP = "images"
@@ -28,11 +28,11 @@ def toy_job(item: RunItem) -> ItemJob:
 
 
 @pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    migrate(engine, MIGRATION_DIRS)
-    yield engine
-    engine.dispose()
+def engine(database_url: str, tmp_path: Path) -> Iterator[Engine]:
+    """The database, migrated as every sleuth process migrates it (`Services`)."""
+    services = Services(Settings(data_dir=tmp_path / "data", database_url=database_url))
+    yield services.engine
+    services.close()
 
 
 @pytest.fixture(params=sorted(BACKENDS))

@@ -5,18 +5,21 @@ SQLite, PostgreSQL and MariaDB."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from alembic import command
 from sqlalchemy import Engine
 
-from sleuth.apps import MIGRATION_DIRS
+import sleuth.apps.images
 from sleuth.apps.images.crawl import error_reasons, progress
 from sleuth.crawl import runs
 from sleuth.crawl.failures import every_failure
 from sleuth.crawl.models import crawl_run_items, crawl_runs
 from sleuth.store.db import alembic_config, make_engine, migrate
+
+IMAGES_MIGRATIONS = [Path(sleuth.apps.images.__file__).parent / "migrations"]
 
 OLD_CRAWLS = sa.table(
     "crawls",
@@ -52,7 +55,7 @@ COLUMNS = ("crawl_id", "line_no", "url", "outcome", "reason", "detail", "http_st
 
 def _to(engine: Engine, *revisions: str, down: bool = False) -> None:
     with engine.begin() as conn:
-        cfg = alembic_config(engine, MIGRATION_DIRS)
+        cfg = alembic_config(engine, IMAGES_MIGRATIONS)
         cfg.attributes["connection"] = conn
         for revision in revisions:
             (command.downgrade if down else command.upgrade)(cfg, revision)
@@ -91,7 +94,7 @@ def old_database(database_url: str) -> Iterator[Engine]:
 
 def test_old_crawls_become_runs_items_and_failures(old_database: Engine) -> None:
     engine = old_database
-    migrate(engine, MIGRATION_DIRS)
+    migrate(engine, IMAGES_MIGRATIONS)
     assert not {"crawls", "crawl_items"} & set(sa.inspect(engine).get_table_names())
     with engine.connect() as conn:
         found = {
@@ -132,7 +135,7 @@ def test_old_crawls_become_runs_items_and_failures(old_database: Engine) -> None
 
 def test_downgrade_gives_the_old_rows_back(old_database: Engine) -> None:
     engine = old_database
-    migrate(engine, MIGRATION_DIRS)
+    migrate(engine, IMAGES_MIGRATIONS)
     _to(engine, "images_0001", down=True)
     with engine.connect() as conn:
         rows = conn.execute(sa.select(*(OLD_ITEMS.c[name] for name in COLUMNS))).all()

@@ -14,9 +14,6 @@ import httpx
 import pytest
 from werkzeug.serving import make_server
 
-from sleuth.apps.images.crawl import item_job
-from sleuth.crawl import runs
-from sleuth.crawl.runs import RunItem
 from sleuth.observe.counters import count_outcome
 from sleuth.services import Services
 from sleuth.web.app import create_app
@@ -170,33 +167,3 @@ def test_bars_match_the_json_and_follow_new_counts(
 
     page.screenshot(path=str(SCREENSHOT), full_page=True)
     assert not problems, problems
-
-
-READ_FAILURES = """() => [...document.querySelectorAll("#failures-by-reason tr")].map(
-  (tr) => [...tr.querySelectorAll("td")].map((td) => td.textContent))"""
-
-
-def _fail(services: Services, run: str, keys: range, reason: str) -> None:
-    items = [RunItem(run, str(k), f"http://127.0.0.1:9/{k}") for k in keys]
-    runs.add_items(services.engine, services.queue, items, item_job)
-    with services.engine.begin() as conn:
-        for item in items:
-            runs.fail(conn, "images", run, item.key, reason, "it failed", None)
-
-
-def test_failures_by_reason_are_listed_and_follow_new_failures(
-    services: Services, server: str, chromium: Any
-) -> None:
-    run = runs.run_id_for("browser test list")
-    runs.open_run(services.engine, run, "images", "browser test list")
-    page = chromium.new_page()
-    page.goto(f"{server}/monitoring", wait_until="load")
-    page.wait_for_selector("#chart svg.histogram")
-    assert page.evaluate(READ_FAILURES) == [["none", ""]]
-
-    _fail(services, run, range(1), "http_status")
-    _fail(services, run, range(1, 3), "not_image")
-    page.wait_for_function(
-        "() => document.querySelectorAll('#failures-by-reason tr').length === 2", timeout=60_000
-    )
-    assert page.evaluate(READ_FAILURES) == [["not_image", "2"], ["http_status", "1"]]

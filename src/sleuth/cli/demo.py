@@ -89,7 +89,6 @@ def demo(ctx: Context, port: int | None, count: int | None, no_serve: bool) -> N
     click.echo(f"\nOpen {web_url}/            newest images")
     click.echo(f"     {web_url}/monitoring  the per-minute histogram")
     click.echo(f"     {web_url}/api/images  the JSON API ({web_url}/openapi.json)")
-    click.echo(f"     {web_url}/api/images/errors  the failed URLs (`sleuth images errors`)")
     try:
         if not no_serve:
             click.echo("\nServing; Ctrl-C to stop.")
