@@ -59,6 +59,7 @@ def test_kill_9_then_the_same_command_resolves_and_counts_each_line_once(tmp_pat
         out, _ = second.communicate(timeout=600)
     assert second.returncode == 0, out
     assert f"{LINES} of {LINES} lines in" in out, out
+    assert f"Which lines and why: sleuth images errors --crawl {crawl_id_for(str(urls))}" in out
     expected = expected_outcomes(lines)
     assert counted(engine, "images") == {k: n for k, n in expected.items() if n}
     with engine.connect() as conn:

@@ -119,6 +119,7 @@ def crawl(ctx: Context, file: IO[str], workers: int | None, fresh: bool) -> None
     if final.error:
         reasons = ", ".join(f"{r} {n}" for r, n in error_reasons(services.engine, crawl_id))
         click.echo(f"Errors by reason: {reasons}")
+        click.echo(f"Which lines and why: sleuth images errors --crawl {crawl_id}")
     if not final.finished:
         click.echo("Not finished: run the same command again to resume.", err=True)
         raise click.exceptions.Exit(1)
