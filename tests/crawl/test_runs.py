@@ -95,3 +95,17 @@ def test_run_ids_come_from_names() -> None:
     assert runs.run_id_for("a") == runs.run_id_for("a") != runs.run_id_for("b")
     assert runs.run_id_for("a", fresh=True) != runs.run_id_for("a")
     assert len(runs.run_id_for("\udcff surrogate")) == 40
+
+
+def test_a_failure_counts_under_the_outcome_its_app_names(
+    engine: Engine, queue: QueueBackend
+) -> None:
+    """An app may call its failures something else than `error` (any outcome it declares;
+    the images app's `duplicate` stands in for one here)."""
+    runs.open_run(engine, RUN, APP, "toy seeds")
+    runs.add_items(engine, queue, items("a"), toy_job)
+    with engine.begin() as conn:
+        assert runs.fail(conn, APP, RUN, "a", "gone", "HTTP 410", 410, outcome="duplicate")
+    assert counted(engine) == {"duplicate": 1}
+    assert dict(runs.progress(engine, RUN).outcomes) == {"duplicate": 1}
+    assert runs.is_resolved(engine, RUN, "a")

@@ -23,7 +23,7 @@ from sleuth.jobs.base import QueueBackend
 from sleuth.observe.counters import count_outcome
 from sleuth.store.upsert import insert_ignore, insert_ignore_many
 
-ERROR = "error"  # the outcome a failed item counts as
+ERROR = "error"  # the outcome a failed item counts as, unless its app names another
 _CHUNK = 500  # keys per IN (...) list: well under every database's parameter limit
 
 
@@ -201,13 +201,14 @@ def fail(
     reason: str,
     message: str,
     http_status: int | None = None,
+    outcome: str = ERROR,
 ) -> bool:
-    """Fail the item unless it has an outcome: count the error and record why; True when
-    this call did."""
+    """Fail the item unless it has an outcome: count it (as `outcome`, the name the app
+    gives its failures) and record why; True when this call did."""
     now = time.time()
-    if not _settle(conn, run, key, FAILED, ERROR, None, now):
+    if not _settle(conn, run, key, FAILED, outcome, None, now):
         return False
-    count_outcome(conn, app, ERROR, now)
+    count_outcome(conn, app, outcome, now)
     record_failure(conn, run, key, reason, message, http_status, now)
     return True
 
