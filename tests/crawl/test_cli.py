@@ -18,6 +18,7 @@ from sleuth.apps.images.crawl import crawl_id_for
 from sleuth.cli.main import cli
 from sleuth.config import load_settings
 from sleuth.crawl.failures import FIELDS
+from sleuth.crawl.runs import open_run
 from sleuth.emulator.imagehost import create_imagehost_app
 from sleuth.emulator.server import EmulatorServer
 from sleuth.services import Services
@@ -107,6 +108,23 @@ def test_the_images_api_and_monitoring_show_the_same_failures(
     assert rest["next"] is None
     assert monitoring["failures_by_reason"] == dict(Counter(r["reason"] for r in rows))
     assert sum(monitoring["failures_by_reason"].values()) == len(BAD)
+
+
+def test_a_crawl_is_named_by_its_id_or_the_start_of_it(crawled: tuple[str, Path, str]) -> None:
+    _, _, crawl_id = crawled
+    full = json.loads(run("errors", "--crawl", crawl_id, "--format", "json"))
+    assert len(full) == len(BAD)
+    assert json.loads(run("errors", "--crawl", crawl_id[:12], "--format", "json")) == full
+    services = Services(load_settings())
+    try:  # two crawls whose ids start alike
+        open_run(services.engine, "ab" + "1" * 38, "images", "one")
+        open_run(services.engine, "ab" + "2" * 38, "images", "two")
+    finally:
+        services.close()
+    for args, words in ((["--crawl", "ab"], "several images crawls"), (["--crawl", ""], "empty")):
+        result = CliRunner().invoke(cli, ["images", "errors", *args])
+        assert result.exit_code == 2 and words in result.output, result.output
+    assert run("errors", "--crawl", "ab1") == "No failed items.\n"
 
 
 def test_an_unknown_crawl_or_format_is_refused(crawled: tuple[str, Path, str]) -> None:

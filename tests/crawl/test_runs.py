@@ -109,3 +109,14 @@ def test_a_failure_counts_under_the_outcome_its_app_names(
     assert counted(engine) == {"duplicate": 1}
     assert dict(runs.progress(engine, RUN).outcomes) == {"duplicate": 1}
     assert runs.is_resolved(engine, RUN, "a")
+
+
+def test_runs_are_found_by_the_start_of_their_id(engine: Engine) -> None:
+    for run in ("a_b1", "axb2", "a%c3", "a_b4"):
+        runs.open_run(engine, run, APP, run)
+    runs.open_run(engine, "a_b5", "other", "a_b5")
+    with engine.connect() as conn:
+        assert runs.runs_named(conn, APP, "a_b") == ["a_b1", "a_b4"]  # `_` is no wildcard
+        assert runs.runs_named(conn, APP, "a%") == ["a%c3"]
+        assert len(runs.runs_named(conn, APP, "a")) == 2  # of four: two tell ambiguity
+        assert runs.runs_named(conn, APP, "z") == []

@@ -12,19 +12,32 @@ import click
 from sleuth.cli.context import Context, pass_context
 from sleuth.crawl.failures import FIELDS, Failure, every_failure
 from sleuth.crawl.retry import retry_failures
-from sleuth.crawl.runs import JobFor, run_exists
+from sleuth.crawl.runs import JobFor, run_exists, runs_named
 
 FORMATS = ("table", "csv", "json")
 
-_crawl_option = click.option("--crawl", "run", metavar="ID", help="Only this crawl's items.")
+_crawl_option = click.option(
+    "--crawl", "run", metavar="ID", help="Only this crawl's items (its id, or the id's start)."
+)
 _reason_option = click.option("--reason", metavar="R", help="Only failures with this reason.")
 
 
-def _known_crawl(ctx: Context, app: str, run: str | None) -> None:
-    if run is not None:
-        with ctx.services.engine.connect() as conn:
-            if not run_exists(conn, app, run):
-                raise click.BadParameter(f"no {app} crawl with id {run!r}", param_hint="--crawl")
+def _known_crawl(ctx: Context, app: str, run: str | None) -> str | None:
+    """The full id of the crawl `run` names (its id or a unique prefix of it)."""
+    if run is None:
+        return None
+    if not run:
+        raise click.BadParameter("an empty crawl id names no crawl", param_hint="--crawl")
+    with ctx.services.engine.connect() as conn:
+        found = [run] if run_exists(conn, app, run) else runs_named(conn, app, run)
+    if not found:
+        raise click.BadParameter(f"no {app} crawl with id {run!r}", param_hint="--crawl")
+    if len(found) > 1:
+        raise click.BadParameter(
+            f"{run!r} starts the ids of several {app} crawls; give more of it",
+            param_hint="--crawl",
+        )
+    return found[0]
 
 
 def _table(failures: list[Failure]) -> None:
@@ -70,7 +83,7 @@ def error_commands(app: str, job_for: JobFor) -> list[click.Command]:
     )
     @pass_context
     def errors(ctx: Context, run: str | None, reason: str | None, fmt: str) -> None:
-        _known_crawl(ctx, app, run)
+        run = _known_crawl(ctx, app, run)
         failures = every_failure(ctx.services.engine, app, run=run, reason=reason)
         if fmt == "json":  # streamed: a list of any length in bounded memory
             click.echo("[", nl=False)
@@ -99,7 +112,7 @@ def error_commands(app: str, job_for: JobFor) -> list[click.Command]:
     @_crawl_option
     @pass_context
     def retry_errors(ctx: Context, reason: str | None, run: str | None) -> None:
-        _known_crawl(ctx, app, run)
+        run = _known_crawl(ctx, app, run)
         services = ctx.services
         done = retry_failures(services.engine, services.queue, app, job_for, run=run, reason=reason)
         waiting = done.items - done.queued

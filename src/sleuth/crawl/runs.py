@@ -9,6 +9,7 @@ transaction: a job run twice finds its item resolved and changes and counts noth
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -98,6 +99,19 @@ def open_run(engine: Engine, run: str, app: str, name: str) -> None:
 def run_exists(conn: Connection, app: str, run: str) -> bool:
     query = sa.select(crawl_runs.c.id).where(crawl_runs.c.id == run, crawl_runs.c.app == app)
     return conn.execute(query).first() is not None
+
+
+def runs_named(conn: Connection, app: str, prefix: str) -> list[str]:
+    """Ids of the app's runs that start with `prefix` (a full id, or its first characters as
+    the tables of `sleuth <app> errors` show them); at most two, enough to tell ambiguity."""
+    pattern = re.sub(r"([\\%_])", r"\\\1", prefix) + "%"
+    query = (
+        sa.select(crawl_runs.c.id)
+        .where(crawl_runs.c.app == app, crawl_runs.c.id.like(pattern, escape="\\"))
+        .order_by(crawl_runs.c.id)
+        .limit(2)
+    )
+    return list(conn.execute(query).scalars())
 
 
 def enqueue_jobs(queue: QueueBackend, jobs: Iterable[ItemJob]) -> int:
