@@ -83,6 +83,8 @@ def test_filters_by_crawl_and_reason(client: FlaskClient) -> None:
         ("cursor=-3", 400, "cursor must be a `next` value"),
         ("crawl=" + "a" * 41, 400, "crawl is at most 40 characters"),
         ("reason=" + "r" * 65, 400, "reason is at most 64 characters"),
+        ("reason=a%00b", 400, "reason must not contain NUL characters"),
+        ("crawl=%00", 400, "crawl must not contain NUL characters"),
         ("crawl=" + "f" * 40, 404, f"no {APP} crawl with id"),
     ],
 )

@@ -56,12 +56,18 @@ FAILURE_PAGE = schema(
 )
 
 
+def _text(longest: int) -> dict[str, object]:
+    return {"type": "string", "maxLength": longest, "pattern": "^[^\\u0000]*$"}
+
+
 def _text_arg(name: str, longest: int) -> str | None:
     text = request.args.get(name)
     if text is None or text == "":
         return None
     if len(text) > longest:
         raise ApiError(400, "invalid_parameter", f"{name} is at most {longest} characters")
+    if "\x00" in text:  # no database stores it in a string (PostgreSQL refuses it)
+        raise ApiError(400, "invalid_parameter", f"{name} must not contain NUL characters")
     return text
 
 
@@ -86,10 +92,8 @@ def errors_blueprint(app: str) -> Blueprint:
         "not listed. Keyset-paged: follow `next` as `cursor`.",
         tags=(app,),
         params=(
-            Param("crawl", "query", {"type": "string", "maxLength": MAX_CRAWL}, "only this crawl"),
-            Param(
-                "reason", "query", {"type": "string", "maxLength": MAX_REASON}, "only this reason"
-            ),
+            Param("crawl", "query", _text(MAX_CRAWL), "only this crawl (its id)"),
+            Param("reason", "query", _text(MAX_REASON), "only this reason"),
             Param(
                 "limit",
                 "query",
