@@ -33,9 +33,10 @@ import redis
 import sqlalchemy as sa
 
 from sleuth.app import migration_dirs
-from sleuth.apps.images.models import crawl_items, image_sources, images, phash_to_db
+from sleuth.apps.images.models import image_sources, images, phash_to_db
 from sleuth.apps.images.records import url_key
 from sleuth.config import ImagingSettings
+from sleuth.crawl.models import FAILED, QUEUED, crawl_failures, crawl_run_items
 from sleuth.emulator.imagehost import ImageHost, InvalidImageRequest, parse_image_path
 from sleuth.imaging.process import md5_hex, process_image
 from sleuth.jobs import open_queue
@@ -167,16 +168,26 @@ def snapshot(database_url: str) -> Snapshot:
             source_rows = conn.execute(
                 sa.select(image_sources.c.md5, image_sources.c.url_key, image_sources.c.url)
             ).all()
-            item_rows = conn.execute(
-                sa.select(
-                    crawl_items.c.line_no,
-                    crawl_items.c.url,
-                    crawl_items.c.outcome,
-                    crawl_items.c.reason,
-                    crawl_items.c.http_status,
-                    crawl_items.c.md5,
+            items, failures = crawl_run_items.c, crawl_failures.c
+            failed = sa.and_(
+                items.state == FAILED,
+                failures.run_id == items.run_id,
+                failures.item_key == items.item_key,
+            )
+            item_rows = [
+                (int(key), url, None if state == QUEUED else outcome, reason, status, md5)
+                for key, url, state, outcome, reason, status, md5 in conn.execute(
+                    sa.select(
+                        items.item_key,
+                        items.target,
+                        items.state,
+                        items.outcome,
+                        failures.reason,
+                        failures.http_status,
+                        items.result,
+                    ).select_from(crawl_run_items.outerjoin(crawl_failures, failed))
                 )
-            ).all()
+            ]
             counter_rows = conn.execute(
                 sa.select(outcome_counts.c.outcome, sa.func.sum(outcome_counts.c.count))
                 .where(outcome_counts.c.app == "images")
@@ -211,8 +222,8 @@ def resolved_lines(database_url: str) -> int:
         with engine.connect() as conn:
             return conn.execute(
                 sa.select(sa.func.count())
-                .select_from(crawl_items)
-                .where(crawl_items.c.outcome.is_not(None))
+                .select_from(crawl_run_items)
+                .where(crawl_run_items.c.state != QUEUED)
             ).scalar_one()
     except sa.exc.DBAPIError:
         return 0

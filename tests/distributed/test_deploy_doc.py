@@ -162,7 +162,7 @@ def test_the_mariadb_variant_of_the_deploy_doc(tmp_path: Path) -> None:
         assert f"database  mysql+pymysql://{name}:***@" in output, output
         with admin.connect() as conn:
             tables = set(conn.execute(sa.text(f"SHOW TABLES FROM {name}")).scalars())
-        assert {"images", "crawl_items", "workers"} <= tables
+        assert {"images", "crawl_run_items", "workers"} <= tables
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))

@@ -150,4 +150,4 @@ def test_machines_starting_together_on_a_fresh_database_all_start(database_url: 
         tables = set(sa.inspect(engine).get_table_names())
     finally:
         engine.dispose()
-    assert {"images", "image_sources", "crawl_items", "workers", "alembic_version"} <= tables
+    assert {"images", "image_sources", "crawl_run_items", "workers", "alembic_version"} <= tables

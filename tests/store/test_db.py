@@ -29,8 +29,9 @@ TABLES = {
     "host_clocks",
     "images",
     "image_sources",
-    "crawls",
-    "crawl_items",
+    "crawl_runs",
+    "crawl_run_items",
+    "crawl_failures",
 }
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,9 +11,11 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from sleuth.apps.images.models import ImageContent, crawl_items, crawls
+from sleuth.apps.images.models import ImageContent
 from sleuth.apps.images.pipeline import GRAY_EXT
 from sleuth.apps.images.records import Item, store_image
+from sleuth.crawl.models import QUEUED, crawl_run_items
+from sleuth.crawl.runs import open_run
 from sleuth.imaging.encode import pack_gray
 from sleuth.services import Services
 from sleuth.web.app import create_app
@@ -41,13 +42,16 @@ class Library:
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(7))
 
     def __post_init__(self) -> None:
-        with self.services.engine.begin() as conn:
-            conn.execute(sa.insert(crawls).values(id=CRAWL, source="tests", created_at=time.time()))
+        open_run(self.services.engine, CRAWL, "images", "tests")
 
     def item(self, url: str) -> Item:
         self.lines += 1
         with self.services.engine.begin() as conn:
-            conn.execute(sa.insert(crawl_items).values(crawl_id=CRAWL, line_no=self.lines, url=url))
+            conn.execute(
+                sa.insert(crawl_run_items).values(
+                    run_id=CRAWL, item_key=str(self.lines), target=url, state=QUEUED
+                )
+            )
         return Item(crawl=CRAWL, line=self.lines, url=url)
 
     def add(

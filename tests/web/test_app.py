@@ -28,6 +28,7 @@ ROUTES = {
     "/api/images",
     "/api/images/{md5}",
     "/api/images/search",
+    "/api/images/errors",
     "/search",
     "/api/engine/queues",
     "/api/engine/workers",

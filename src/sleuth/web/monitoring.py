@@ -1,7 +1,7 @@
 """`/monitoring`: the per-minute outcome histogram of an installed app (the outcomes it
-declares, in its order and colours), as JSON for API clients and as a live chart for browsers
-(the page draws it from the same JSON, polled every 2 seconds). Without `?app=` it shows the
-first installed app that counts outcomes.
+declares, in its order and colours) and its failed items by reason, as JSON for API clients
+and as a live chart for browsers (the page draws it from the same JSON, polled every 2
+seconds). Without `?app=` it shows the first installed app that counts outcomes.
 
 The answer is bounded to the newest `MAX_MINUTES` minutes of data, with empty minutes filled
 in so bars line up in time."""
@@ -16,6 +16,7 @@ from flask import Blueprint, Response, jsonify, render_template, request, url_fo
 from sqlalchemy import Connection
 
 from sleuth.app import APP_NAME, App, installed_apps
+from sleuth.crawl.failures import by_reason
 from sleuth.observe.counters import (
     MinuteCounts,
     declared_outcomes,
@@ -38,7 +39,14 @@ MONITORING = schema(
     "Monitoring",
     {
         "type": "object",
-        "required": ["app", "minutes", "totals", "max_minutes", "generated_at"],
+        "required": [
+            "app",
+            "minutes",
+            "totals",
+            "failures_by_reason",
+            "max_minutes",
+            "generated_at",
+        ],
         "additionalProperties": False,
         "properties": {
             "app": {"type": "string"},
@@ -64,6 +72,12 @@ MONITORING = schema(
                 "required": ["total"],
                 "properties": {"total": _COUNT},
                 "additionalProperties": _COUNT,
+            },
+            "failures_by_reason": {
+                "type": "object",
+                "description": "the app's failed items (all crawls, not yet retried with "
+                "success) per reason code; `sleuth <app> errors` lists them",
+                "additionalProperties": {"type": "integer", "minimum": 1},
             },
             "max_minutes": {"type": "integer"},
             "generated_at": {"type": "string", "format": "date-time"},
@@ -114,6 +128,7 @@ def report(conn: Connection, app: str, minutes: int, since: float | None) -> dic
         "app": app,
         "minutes": [{"minute": iso_utc(r.minute), "epoch": r.minute, **r.counts} for r in rows],
         "totals": {**totals, "total": sum(totals.values())},
+        "failures_by_reason": by_reason(conn, app),
         "max_minutes": minutes,
         "generated_at": iso_utc(time.time()),
     }

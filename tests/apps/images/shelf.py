@@ -14,9 +14,10 @@ import sqlalchemy as sa
 from PIL import Image
 
 from sleuth.apps.images.crawl import open_crawl
-from sleuth.apps.images.models import ImageContent, crawl_items, images
+from sleuth.apps.images.models import ImageContent, images
 from sleuth.apps.images.pipeline import GRAY_EXT
 from sleuth.apps.images.records import Item, store_image
+from sleuth.crawl.models import QUEUED, crawl_run_items
 from sleuth.emulator.world import photo
 from sleuth.imaging.process import md5_hex, process_image
 from sleuth.services import Services
@@ -71,7 +72,11 @@ class Shelf:
         processed = process_image(data, MAX_PIXELS)
         self.services.blobs.put(processed.gray_digest, GRAY_EXT, processed.gray)
         with self.services.engine.begin() as conn:
-            conn.execute(sa.insert(crawl_items).values(crawl_id=crawl, line_no=line, url=url))
+            conn.execute(
+                sa.insert(crawl_run_items).values(
+                    run_id=crawl, item_key=str(line), target=url, state=QUEUED
+                )
+            )
         image = ImageContent(
             md5=md5 or md5_hex(data),
             bytes=len(data),

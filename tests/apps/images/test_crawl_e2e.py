@@ -22,8 +22,9 @@ from PIL import Image
 
 from sleuth.apps.images.cli import crawl_list
 from sleuth.apps.images.crawl import crawl_id_for, progress
-from sleuth.apps.images.models import crawl_items, image_sources, images
+from sleuth.apps.images.models import image_sources, images
 from sleuth.config import Settings
+from sleuth.crawl.models import QUEUED, crawl_failures, crawl_run_items
 from sleuth.emulator.imagehost import create_imagehost_app
 from sleuth.emulator.server import EmulatorServer
 from sleuth.emulator.urls import expected_outcomes, seed_shaped_urls
@@ -90,11 +91,7 @@ def test_seed_shaped_list_end_to_end(tmp_path: Path, image_host: tuple[str, Coun
         stored = conn.execute(sa.select(images)).mappings().all()
         n_sources = conn.execute(sa.select(sa.func.count()).select_from(image_sources)).scalar()
         reasons = Counter(
-            conn.execute(
-                sa.select(crawl_items.c.reason, crawl_items.c.http_status).where(
-                    crawl_items.c.outcome == "error"
-                )
-            ).all()
+            conn.execute(sa.select(crawl_failures.c.reason, crawl_failures.c.http_status)).all()
         )
     assert len(stored) == 500  # one row per distinct MD5
     assert n_sources == 500  # a repeated URL is one source of its image
@@ -136,15 +133,18 @@ def test_seed_shaped_list_end_to_end(tmp_path: Path, image_host: tuple[str, Coun
     services.close()
 
 
-def run_cli(args: list[str], data_dir: Path, **kw) -> subprocess.Popen:  # type: ignore[type-arg]
+def run_cli(
+    args: list[str], data_dir: Path, env_extra: dict[str, str] | None = None
+) -> subprocess.Popen:  # type: ignore[type-arg]
+    """`sleuth ARGS` in a session of its own (so a test can kill its whole process tree)."""
     env = {**os.environ, "SLEUTH_DATA_DIR": str(data_dir), "SLEUTH_NET_ALLOW_PRIVATE": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "sleuth.cli", *args],
-        env=env,
+        env={**env, **(env_extra or {})},
+        start_new_session=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        **kw,
     )
 
 
@@ -171,8 +171,8 @@ def test_ctrl_c_then_same_command_resumes_without_refetching(
                 with engine.connect() as conn:
                     done = conn.execute(
                         sa.select(sa.func.count())
-                        .select_from(crawl_items)
-                        .where(crawl_items.c.outcome.is_not(None))
+                        .select_from(crawl_run_items)
+                        .where(crawl_run_items.c.state != QUEUED)
                     ).scalar()
             except sa.exc.OperationalError:
                 continue  # tables not created yet
@@ -185,7 +185,7 @@ def test_ctrl_c_then_same_command_resumes_without_refetching(
     with engine.connect() as conn:
         done_urls = set(
             conn.execute(
-                sa.select(crawl_items.c.url).where(crawl_items.c.outcome.is_not(None))
+                sa.select(crawl_run_items.c.target).where(crawl_run_items.c.state != QUEUED)
             ).scalars()
         )
     engine.dispose()

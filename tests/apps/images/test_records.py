@@ -5,7 +5,6 @@ image stored once per MD5 however many workers race, counters that never double,
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -15,14 +14,14 @@ from sqlalchemy import Engine
 from sleuth.app import migration_dirs
 from sleuth.apps.images.models import (
     ImageContent,
-    crawl_items,
-    crawls,
     image_sources,
     images,
     phash_from_db,
     phash_to_db,
 )
 from sleuth.apps.images.records import Item, is_resolved, record_error, store_image
+from sleuth.crawl.models import crawl_failures, crawl_run_items
+from sleuth.crawl.runs import open_run
 from sleuth.observe.counters import outcome_counts
 from sleuth.store.db import make_engine, migrate
 
@@ -33,19 +32,21 @@ CRAWL = "records"
 def engine(database_url: str) -> Iterator[Engine]:
     engine = make_engine(database_url)
     migrate(engine, migration_dirs())
-    with engine.begin() as conn:
-        conn.execute(sa.insert(crawls).values(id=CRAWL, source="tests", created_at=time.time()))
+    open_run(engine, CRAWL, "images", "tests")
     yield engine
     engine.dispose()
 
 
 def add_lines(engine: Engine, urls: list[str]) -> list[Item]:
     with engine.begin() as conn:
-        start = conn.execute(sa.select(sa.func.count()).select_from(crawl_items)).scalar_one()
+        start = conn.execute(sa.select(sa.func.count()).select_from(crawl_run_items)).scalar_one()
         items = [Item(CRAWL, start + i + 1, url) for i, url in enumerate(urls)]
         conn.execute(
-            sa.insert(crawl_items),
-            [{"crawl_id": CRAWL, "line_no": it.line, "url": it.url} for it in items],
+            sa.insert(crawl_run_items),
+            [
+                {"run_id": CRAWL, "item_key": str(it.line), "target": it.url, "state": "queued"}
+                for it in items
+            ],
         )
     return items
 
@@ -68,8 +69,8 @@ def counts(engine: Engine) -> dict[str, int]:
 
 def outcomes(engine: Engine) -> list[str | None]:
     with engine.connect() as conn:
-        query = sa.select(crawl_items.c.outcome).order_by(crawl_items.c.line_no)
-        return list(conn.execute(query).scalars())
+        rows = conn.execute(sa.select(crawl_run_items.c.item_key, crawl_run_items.c.outcome))
+        return [outcome for _, outcome in sorted(rows, key=lambda r: int(r[0]))]
 
 
 def test_a_line_is_resolved_once_whatever_runs_twice(engine: Engine) -> None:
@@ -84,9 +85,14 @@ def test_a_line_is_resolved_once_whatever_runs_twice(engine: Engine) -> None:
     assert outcomes(engine) == ["success", "error"]
     assert counts(engine) == {"success": 1, "error": 1}
     with engine.connect() as conn:
-        row = conn.execute(sa.select(crawl_items).where(crawl_items.c.line_no == second.line))
-        row = row.mappings().one()
-        assert (row["reason"], row["http_status"], len(row["detail"])) == ("http_status", 404, 2000)
+        query = sa.select(crawl_failures).where(crawl_failures.c.item_key == str(second.line))
+        row = conn.execute(query).mappings().one()
+        assert (row["reason"], row["http_status"], len(row["message"])) == (
+            "http_status",
+            404,
+            2000,
+        )
+        assert row["attempts"] == 1
         assert conn.execute(sa.select(sa.func.count()).select_from(image_sources)).scalar() == 1
 
 

@@ -9,8 +9,9 @@ import sqlalchemy as sa
 
 from sleuth.apps.images.cli import crawl_list
 from sleuth.apps.images.crawl import crawl_id_for
-from sleuth.apps.images.models import crawl_items, image_sources, images
+from sleuth.apps.images.models import image_sources, images
 from sleuth.apps.images.pipeline import GRAYSCALE, INFLIGHT_EXT, MD5
+from sleuth.crawl.models import crawl_run_items
 from sleuth.emulator.imagehost import create_imagehost_app
 from sleuth.emulator.server import EmulatorServer
 from sleuth.runner import run_worker
@@ -21,7 +22,7 @@ def _snapshot(services) -> tuple[list, list, list]:  # type: ignore[no-untyped-d
     with services.engine.connect() as conn:
         return tuple(  # type: ignore[return-value]
             sorted(map(tuple, conn.execute(sa.select(table)).all()), key=repr)
-            for table in (images, image_sources, crawl_items)
+            for table in (images, image_sources, crawl_run_items)
         )
 
 

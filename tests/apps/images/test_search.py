@@ -14,9 +14,10 @@ from PIL import Image
 
 from sleuth.apps.images.cli import crawl_list
 from sleuth.apps.images.crawl import crawl_id_for
-from sleuth.apps.images.models import crawl_items, image_sources, images, phash_from_db
+from sleuth.apps.images.models import image_sources, images, phash_from_db
 from sleuth.apps.images.search import ImageSearch, QueryError, md5_ids, query_from_bytes
 from sleuth.config import Settings
+from sleuth.crawl.models import crawl_run_items
 from sleuth.emulator.imagehost import create_imagehost_app
 from sleuth.emulator.server import EmulatorServer
 from sleuth.imaging.process import md5_hex
@@ -173,12 +174,13 @@ def test_search_within_a_crawl_or_a_host(sqlite_services: Services) -> None:
     with sqlite_services.engine.connect() as conn:
         assert (
             conn.execute(
-                sa.select(crawl_items.c.outcome).where(crawl_items.c.url == refound.url)
+                sa.select(crawl_run_items.c.outcome).where(crawl_run_items.c.target == refound.url)
             ).scalar_one()
             == "duplicate"
         )
         by_crawl: dict[str, set[str]] = {}
-        for crawl, md5 in conn.execute(sa.select(crawl_items.c.crawl_id, crawl_items.c.md5)):
+        query = sa.select(crawl_run_items.c.run_id, crawl_run_items.c.result)
+        for crawl, md5 in conn.execute(query):
             by_crawl.setdefault(crawl, set()).add(md5)
         by_host: dict[str, set[str]] = {}
         for md5, url in conn.execute(sa.select(image_sources.c.md5, image_sources.c.url)):

@@ -51,16 +51,13 @@ def _status(services: Services) -> list[StatusLine]:
     """Stored images and their sources, and the crawled lines by outcome."""
     import sqlalchemy as sa
 
-    from sleuth.apps.images.models import crawl_items, image_sources, images
+    from sleuth.apps.images.models import image_sources, images
+    from sleuth.crawl.runs import app_outcomes
 
     with services.engine.connect() as conn:
         n_images = conn.execute(sa.select(sa.func.count()).select_from(images)).scalar_one()
         n_sources = conn.execute(sa.select(sa.func.count()).select_from(image_sources)).scalar_one()
-        outcomes: dict[str | None, int] = dict(
-            conn.execute(
-                sa.select(crawl_items.c.outcome, sa.func.count()).group_by(crawl_items.c.outcome)
-            ).all()
-        )
+        outcomes = app_outcomes(conn, NAME)
     lines = ", ".join(f"{k or 'in progress'} {v}" for k, v in sorted(outcomes.items(), key=str))
     return [
         StatusLine("images", f"{n_images} stored, {n_sources} source URLs"),

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import json
-import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -15,12 +13,13 @@ import click
 
 from sleuth.apps.images.app import NAME, STAGE_QUEUES
 from sleuth.apps.images.crawl import (
+    LABELS,
     Progress,
     crawl_id_for,
     enqueue_list,
     error_reasons,
+    item_job,
     open_crawl,
-    progress,
 )
 from sleuth.apps.images.search import (
     DEFAULT_LIMIT,
@@ -36,15 +35,16 @@ from sleuth.apps.images.search import (
     query_from_bytes,
 )
 from sleuth.cli.context import Context, pass_context
-from sleuth.cli.progress import PatientCheck, ProgressLine, format_duration
 from sleuth.config import mask_url
+from sleuth.crawl.cli import error_commands
+from sleuth.crawl.follow import ListingError, follow_run
+from sleuth.crawl.progress import format_duration
+from sleuth.crawl.runs import RunError
 from sleuth.imaging.phash import phash_hex
 from sleuth.record import to_json
 from sleuth.runner import app_queues, run_worker
 from sleuth.services import Services
 from sleuth.timefmt import iso_utc
-
-REFRESH = 0.5
 
 
 @click.group()
@@ -52,77 +52,34 @@ def images() -> None:
     """The image crawler: MD5, exact grayscale, pHash, stored once per image."""
 
 
-class _Producer(threading.Thread):
-    """Reads the list and queues its lines while the workers already run."""
-
-    def __init__(self, services: Services, crawl_id: str, stream: IO[str]) -> None:
-        super().__init__(name="sleuth-enqueue", daemon=True)
-        self.services, self.crawl_id, self.stream = services, crawl_id, stream
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            enqueue_list(self.services.engine, self.services.queue, self.crawl_id, self.stream)
-        except BaseException as exc:
-            self.error = exc
-
-
 def crawl_list(
     services: Services, crawl_id: str, stream: IO[str], *, run_workers: bool = True
 ) -> Progress:
     """Crawl a list to its end, or until interrupted, drawing a progress line; returns the
     final progress. With `run_workers=False` only queue and follow: workers run elsewhere."""
-    open_crawl(services.engine, crawl_id, getattr(stream, "name", "-"))
-    producer = _Producer(services, crawl_id, stream)
-    producer.start()
-    line = ProgressLine()
-    reading = PatientCheck("reading the crawl's progress")
-    checking = PatientCheck("checking whether the crawl is done")
+    engine, queue = services.engine, services.queue
+    try:
+        open_crawl(engine, crawl_id, getattr(stream, "name", "-"))
+    except RunError as exc:
+        raise click.ClickException(str(exc)) from None
 
-    def finished() -> bool:
-        # Every line has its outcome, or nothing is left to run (a line whose jobs died is
-        # reported by the summary and `sleuth dead-letter list`).
-        if progress(services.engine, crawl_id).finished:
-            return True
-        return services.queue.pending(STAGE_QUEUES) == 0
+    async def workers(until: Callable[[], bool]) -> None:
+        await run_worker(services, queues=app_queues(NAME), until=until)
 
-    def done() -> bool:
-        if producer.error is not None:
-            raise producer.error
-        if producer.is_alive():
-            return False
-        return checking(finished, default=False)
-
-    async def follow() -> None:
-        while True:
-            p = await asyncio.to_thread(reading, progress, services.engine, crawl_id, default=None)
-            if p is not None:
-                line.update(p.done, p.total, _counts(p))
-            if await asyncio.to_thread(done):
-                return
-            await asyncio.sleep(REFRESH)
-
-    async def main() -> None:
-        if not run_workers:
-            await follow()
-            return
-        display = asyncio.create_task(follow())
-        try:
-            await run_worker(services, queues=app_queues(NAME), until=done)
-        finally:
-            display.cancel()
-
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C with no worker here: just stop
-        asyncio.run(main())
-    final = progress(services.engine, crawl_id)
-    line.close(final.done, final.total, _counts(final))
-    if producer.error is not None:
-        raise click.ClickException(f"reading the list failed: {producer.error}")
-    return final
-
-
-def _counts(p: Progress) -> str:
-    return f"ok {p.success} dup {p.duplicate} err {p.error}"
+    try:
+        final = follow_run(
+            engine,
+            queue,
+            crawl_id,
+            lambda: enqueue_list(engine, queue, crawl_id, stream),
+            STAGE_QUEUES,
+            LABELS,
+            run_workers=workers if run_workers else None,
+            listing="reading list",
+        )
+    except ListingError as exc:
+        raise click.ClickException(f"reading the list failed: {exc}") from None
+    return Progress.of(final)
 
 
 @images.command()
@@ -165,9 +122,14 @@ def crawl(ctx: Context, file: IO[str], workers: int | None, fresh: bool) -> None
     if final.error:
         reasons = ", ".join(f"{r} {n}" for r, n in error_reasons(services.engine, crawl_id))
         click.echo(f"Errors by reason: {reasons}")
+        click.echo(f"Which lines and why: sleuth images errors --crawl {crawl_id}")
     if not final.finished:
         click.echo("Not finished: run the same command again to resume.", err=True)
         raise click.exceptions.Exit(1)
+
+
+for _command in error_commands(NAME, item_job):
+    images.add_command(_command)
 
 
 def _query_bytes(target: str, ctx: Context) -> bytes:

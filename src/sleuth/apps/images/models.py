@@ -1,5 +1,6 @@
-"""The images app's records and tables: one row per distinct image (by MD5), its source
-URLs, and the crawls with the outcome of every line of their URL lists.
+"""The images app's records and tables: one row per distinct image (by MD5) and its source
+URLs. Crawls and the outcome of every line of their URL lists are the crawl layer's
+(`sleuth.crawl`).
 
 An image's fields are declared once, in `Pixels` → `ImageContent` → `ImageRecord` (see
 `sleuth.record`): the `images` table's columns, the JSON of every answer that shows an image
@@ -82,28 +83,4 @@ image_sources = sa.Table(
     sa.Column("url", sa.Text, nullable=False),
     sa.Column("first_seen", sa.Double, nullable=False),
     sa.Column("last_seen", sa.Double, nullable=False),
-)
-
-crawls = sa.Table(
-    "crawls",
-    metadata,
-    sa.Column("id", sa.String(40), primary_key=True),
-    sa.Column("source", sa.Text, nullable=False),
-    sa.Column("created_at", sa.Double, nullable=False),
-    sa.Column("lines_total", sa.Integer, nullable=True),  # known once the list is fully read
-)
-
-crawl_items = sa.Table(
-    "crawl_items",
-    metadata,
-    sa.Column("crawl_id", sa.String(40), primary_key=True),
-    sa.Column("line_no", sa.Integer, primary_key=True),
-    sa.Column("url", sa.Text, nullable=False),
-    sa.Column("outcome", sa.String(16), nullable=True),  # NULL while in progress
-    sa.Column("reason", sa.String(32), nullable=True),
-    sa.Column("detail", sa.Text, nullable=True),
-    sa.Column("http_status", sa.Integer, nullable=True),
-    sa.Column("md5", sa.String(32), nullable=True),
-    sa.Column("finished_at", sa.Double, nullable=True),
-    sa.Index("ix_crawl_items_crawl_id_outcome", "crawl_id", "outcome"),
 )

@@ -1,5 +1,6 @@
 """Writes of the images app. Each is one transaction and idempotent: a job that runs twice
-finds its line already resolved and changes nothing, so outcome counters never double."""
+finds its line (a crawl item, `sleuth.crawl.runs`) already resolved and changes nothing, so
+outcome counters never double."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
 from sleuth.apps.images.app import NAME as APP
-from sleuth.apps.images.models import ImageContent, ImageRecord, crawl_items, image_sources, images
-from sleuth.observe.counters import count_outcome
+from sleuth.apps.images.models import ImageContent, ImageRecord, image_sources, images
+from sleuth.crawl import runs
 from sleuth.record import to_row
 from sleuth.store.retry import in_transaction
 from sleuth.store.upsert import insert_ignore
@@ -45,12 +46,6 @@ def url_key(url: str) -> str:
 # Statements run once or more per image, built once and given their values as parameters
 # (building them per call cost more Python time than the database spent running them).
 # Parameters named after a column set it; the `w_` ones are compared in WHERE clauses.
-_LINE = (
-    crawl_items.c.crawl_id == sa.bindparam("w_crawl"),
-    crawl_items.c.line_no == sa.bindparam("w_line"),
-)
-_OUTCOME = sa.select(crawl_items.c.outcome).where(*_LINE)
-_RESOLVE = sa.update(crawl_items).where(*_LINE, crawl_items.c.outcome.is_(None))
 _SEEN_IMAGE = sa.update(images).where(images.c.md5 == sa.bindparam("w_md5"))
 _SEEN_SOURCE = sa.update(image_sources).where(
     image_sources.c.md5 == sa.bindparam("w_md5"),
@@ -58,50 +53,16 @@ _SEEN_SOURCE = sa.update(image_sources).where(
 )
 
 
-def _line(item: Item) -> dict[str, object]:
-    return {"w_crawl": item.crawl, "w_line": item.line}
-
-
 def is_resolved(engine: Engine, item: Item) -> bool:
-    with engine.connect() as conn:
-        outcome = conn.execute(_OUTCOME, _line(item)).scalar()
-    return outcome is not None
-
-
-def _resolve(
-    conn: Connection,
-    item: Item,
-    outcome: str,
-    *,
-    md5: str | None = None,
-    reason: str | None = None,
-    detail: str | None = None,
-    http_status: int | None = None,
-) -> bool:
-    """Set the line's outcome unless it has one, and count it; True when this call did."""
-    now = time.time()
-    changed = conn.execute(
-        _RESOLVE,
-        {
-            **_line(item),
-            "outcome": outcome,
-            "md5": md5,
-            "reason": reason,
-            "detail": (detail or "")[:2000] or None,
-            "http_status": http_status,
-            "finished_at": now,
-        },
-    ).rowcount
-    if changed:
-        count_outcome(conn, APP, outcome, now)
-    return bool(changed)
+    return runs.is_resolved(engine, item.crawl, str(item.line))
 
 
 def record_error(
     engine: Engine, item: Item, reason: str, detail: str, http_status: int | None = None
 ) -> bool:
+    """Fail the line (once, however often its job runs) and record why."""
     with engine.begin() as conn:
-        return _resolve(conn, item, "error", reason=reason, detail=detail, http_status=http_status)
+        return runs.fail(conn, APP, item.crawl, str(item.line), reason, detail, http_status)
 
 
 def store_image(engine: Engine, item: Item, image: ImageContent) -> str:
@@ -122,5 +83,5 @@ def _store(conn: Connection, item: Item, image: ImageContent) -> str:
     if not insert_ignore(conn, image_sources, {**source, "first_seen": now, "last_seen": now}):
         conn.execute(_SEEN_SOURCE, {"w_md5": image.md5, "w_url_key": key, "last_seen": now})
     outcome = "success" if inserted else "duplicate"
-    _resolve(conn, item, outcome, md5=image.md5)
+    runs.resolve(conn, APP, item.crawl, str(item.line), outcome, result=image.md5)
     return outcome

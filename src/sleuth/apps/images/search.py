@@ -47,16 +47,17 @@ import sqlalchemy as sa
 from PIL import Image
 from sqlalchemy import Connection, Engine
 
+from sleuth.apps.images.app import NAME as APP
 from sleuth.apps.images.models import (
     PHASH,
     ImageRecord,
-    crawl_items,
-    crawls,
     image_sources,
     images,
     phash_from_db,
 )
 from sleuth.config import NetSettings
+from sleuth.crawl.models import DONE, crawl_run_items
+from sleuth.crawl.runs import run_exists
 from sleuth.imaging.decode import ImageError, decode_image
 from sleuth.imaging.encode import thumbnail_png
 from sleuth.imaging.gray import gray_image
@@ -91,8 +92,6 @@ _SNAPSHOT_NAME = re.compile(r"^(\d{20})-\d+$")
 # A host as a search names it: a name or address, or an IPv6 address in brackets.
 HOST_PATTERN = r"^([A-Za-z0-9_.:-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])$"
 _HOST = re.compile(HOST_PATTERN)
-# Outcomes of crawl lines that hold an image.
-_STORED_OUTCOMES = ("success", "duplicate")
 # Pillow's warning filters are process-wide (see sleuth.imaging.decode): decode one at a time.
 _DECODE_LOCK = threading.Lock()
 # Fetch failures that are the query's fault; the others are the remote server's (502).
@@ -406,14 +405,11 @@ class ImageSearch:
     def _subset(self, conn: Connection, crawl: str | None, host: str | None) -> np.ndarray | None:
         subset = None
         if crawl is not None:
-            if conn.execute(sa.select(crawls.c.id).where(crawls.c.id == crawl)).first() is None:
+            if not run_exists(conn, APP, crawl):
                 raise QueryError("crawl_not_found", f"no crawl with id {crawl[:100]!r}", 404)
             md5s = conn.execute(
-                sa.select(crawl_items.c.md5)
-                .where(
-                    crawl_items.c.crawl_id == crawl,
-                    crawl_items.c.outcome.in_(_STORED_OUTCOMES),
-                )
+                sa.select(crawl_run_items.c.result)
+                .where(crawl_run_items.c.run_id == crawl, crawl_run_items.c.state == DONE)
                 .distinct()
             ).scalars()
             subset = md5_ids([m for m in md5s if m])

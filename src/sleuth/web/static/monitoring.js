@@ -115,7 +115,26 @@
     svg.append(bars);
   }
 
+  // Failed items per reason, most frequent first (the JSON object's keys are sorted by name).
+  function drawFailures(failures) {
+    const body = document.getElementById("failures-by-reason");
+    const rows = Object.entries(failures).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+    if (rows.length === 0) rows.push(["none", ""]);
+    body.replaceChildren(
+      ...rows.map(([reason, n]) => {
+        const tr = document.createElement("tr");
+        for (const text of [reason, n]) {
+          const td = document.createElement("td");
+          td.textContent = String(text);
+          tr.append(td);
+        }
+        return tr;
+      }),
+    );
+  }
+
   function draw(data) {
+    drawFailures(data.failures_by_reason);
     const minutes = data.minutes;
     const key = JSON.stringify([data.app, minutes]);
     if (key === shown) return;

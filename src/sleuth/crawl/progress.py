@@ -1,15 +1,18 @@
-"""Following a long run: a one-line progress display with rate and ETA, redrawn in place on a
+"""Following a run: a one-line progress display with rate and ETA, redrawn in place on a
 terminal and printed as plain lines (at most every few seconds) when the output is a file or a
 pipe, and the checks behind it, which outlive a database or queue restart."""
 
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TextIO, TypeVar
+
+from sleuth.crawl.runs import Progress
 
 log = logging.getLogger(__name__)
 
@@ -23,22 +26,42 @@ def format_duration(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+def outcome_counts(progress: Progress, labels: Mapping[str, str]) -> str:
+    """The run's counts by outcome, "ok 3 dup 1 err 0": every labelled outcome (in the
+    labels' order, shown even at zero), then any other outcome under its own name."""
+    shown = [f"{label} {progress.count(outcome)}" for outcome, label in labels.items()]
+    shown += [f"{o} {n}" for o, n in sorted(progress.outcomes.items()) if o not in labels]
+    return " ".join(shown)
+
+
 class ProgressLine:
-    def __init__(self, stream: TextIO | None = None, plain_every: float = 5.0) -> None:
+    """A run's progress, redrawn as it changes: done/total, the rate since this display began
+    (items resolved before a resume are not rate), the time left at that rate, and the
+    counts by outcome under the app's `labels`."""
+
+    def __init__(
+        self,
+        labels: Mapping[str, str],
+        stream: TextIO | None = None,
+        plain_every: float = 5.0,
+        listing: str = "listing",
+    ) -> None:
+        self.labels = labels
         self.stream = stream or sys.stderr
+        self.listing = listing  # said while the total is unknown
         self.tty = self.stream.isatty()
         self.plain_every = plain_every
         self.started = time.monotonic()
         self.first_done: int | None = None
-        self.last_plain = 0.0
+        self.last_plain = -math.inf  # the first update is always shown
         self.width = 0
 
-    def render(self, done: int, total: int | None, extra: str = "") -> str:
+    def render(self, progress: Progress) -> str:
+        done, total = progress.done, progress.total
         elapsed = time.monotonic() - self.started
         if self.first_done is None:
             self.first_done = done
-        progressed = done - self.first_done  # a resumed crawl's earlier lines are not rate
-        rate = progressed / elapsed if elapsed > 0 else 0.0
+        rate = (done - self.first_done) / elapsed if elapsed > 0 else 0.0
         if total:
             frac = min(1.0, done / total)
             bar_len = 24
@@ -48,12 +71,12 @@ class ProgressLine:
             head = f"[{bar}] {done}/{total} {frac:5.1%}"
             tail = f"{rate:7.1f}/s ETA {eta}"
         else:
-            head = f"{done} done (reading list...)"
+            head = f"{done} done ({self.listing}...)"
             tail = f"{rate:7.1f}/s"
-        return f"{head} {tail} {extra}".rstrip()
+        return f"{head} {tail} {outcome_counts(progress, self.labels)}".rstrip()
 
-    def update(self, done: int, total: int | None, extra: str = "") -> None:
-        line = self.render(done, total, extra)
+    def update(self, progress: Progress) -> None:
+        line = self.render(progress)
         if self.tty:
             cols = shutil.get_terminal_size((100, 20)).columns
             line = line[: cols - 1]
@@ -65,8 +88,8 @@ class ProgressLine:
             self.stream.write(line + "\n")
             self.stream.flush()
 
-    def close(self, done: int, total: int | None, extra: str = "") -> None:
-        line = self.render(done, total, extra)
+    def close(self, progress: Progress) -> None:
+        line = self.render(progress)
         self.stream.write(("\r" + line.ljust(self.width) if self.tty else line) + "\n")
         self.stream.flush()
 
