@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from flask import Blueprint
 
     from sleuth.config import Settings
+    from sleuth.crawl.runs import JobFor
     from sleuth.jobs.schedule import Periodic
     from sleuth.jobs.worker import JobKind
     from sleuth.net.fetcher import Fetcher
@@ -91,6 +92,9 @@ class App:
     its scheduler declares. `inflight_blobs`: blob extensions of work in progress that the
     cleanup job removes when stale. `outcomes`: what it counts per minute, in drawing order,
     each outcome being one of `outcome_unit` (plural, for the monitoring page: "images").
+    `crawl_jobs()`: for an app that crawls on the crawl layer (`sleuth.crawl`), the function
+    giving the job that (re)runs one of its items; with it the engine adds `sleuth <name>
+    errors` and `retry-errors` to the app's group and serves `GET /api/<name>/errors`.
     """
 
     name: str
@@ -107,6 +111,7 @@ class App:
     outcome_unit: str = "items"
     inflight_blobs: tuple[str, ...] = ()
     demo: Callable[[DemoRun], None] | None = None
+    crawl_jobs: Callable[[], JobFor] | None = None
 
     def __post_init__(self) -> None:
         if not APP_NAME.fullmatch(self.name):

@@ -40,6 +40,11 @@ class SleuthGroup(click.Group):
                     f"app {app.name!r}: its click group is named {group.name!r}; name it"
                     f" {app.name!r} so that `sleuth {app.name}` runs it"
                 )
+            if app.crawl_jobs is not None:
+                from sleuth.crawl.cli import error_commands
+
+                for command in error_commands(app.name, app.crawl_jobs()):
+                    group.add_command(command)
             groups[app.name] = group
         return groups
 

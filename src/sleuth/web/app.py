@@ -12,6 +12,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from sleuth import __version__
 from sleuth.app import installed_apps
+from sleuth.crawl.api import errors_blueprint
 from sleuth.services import Services
 from sleuth.web.context import SERVICES_KEY, current_services
 from sleuth.web.engine_api import engine_api
@@ -28,7 +29,12 @@ core = Blueprint("core", __name__)
 
 def installed_blueprints() -> list[Blueprint]:
     """The blueprints every installed app declares, in the apps' order."""
-    return [bp for app in installed_apps() if app.blueprints for bp in app.blueprints()]
+    out: list[Blueprint] = []
+    for app in installed_apps():
+        out += app.blueprints() if app.blueprints else []
+        if app.crawl_jobs is not None:
+            out.append(errors_blueprint(app.name))
+    return out
 
 
 @core.get("/healthz")

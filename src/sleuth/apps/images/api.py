@@ -43,7 +43,6 @@ from sleuth.apps.images.search import (
     query_from_bytes,
     sources_of,
 )
-from sleuth.crawl.api import errors_blueprint
 from sleuth.imaging.decode import ImageError
 from sleuth.imaging.encode import gray_png, thumbnail_jpeg
 from sleuth.record import from_row, json_schema, record_field, to_json
@@ -64,7 +63,6 @@ from sleuth.web.params import TIME_SCHEMA, int_arg, parse_time
 log = logging.getLogger(__name__)
 
 blueprint = Blueprint("images", __name__, template_folder="templates")
-blueprint.register_blueprint(errors_blueprint(APP))
 
 # Bump when the bytes served for the same stored pixels change (PNG or thumbnail encoding),
 # so that caches holding the old response under the old ETag are bypassed.

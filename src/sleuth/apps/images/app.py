@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import click
     from flask import Blueprint
 
+    from sleuth.crawl.runs import JobFor
     from sleuth.jobs.worker import JobKind
     from sleuth.net.fetcher import Fetcher
     from sleuth.services import Services
@@ -65,6 +66,12 @@ def _status(services: Services) -> list[StatusLine]:
     ]
 
 
+def _crawl_jobs() -> JobFor:
+    from sleuth.apps.images.crawl import item_job
+
+    return item_job
+
+
 def _demo(run: DemoRun) -> None:
     from sleuth.apps.images.demo import demo_step
 
@@ -88,4 +95,5 @@ app = App(
     outcome_unit="images",
     inflight_blobs=(INFLIGHT_EXT,),
     demo=_demo,
+    crawl_jobs=_crawl_jobs,
 )

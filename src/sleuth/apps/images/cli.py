@@ -18,7 +18,6 @@ from sleuth.apps.images.crawl import (
     crawl_id_for,
     enqueue_list,
     error_reasons,
-    item_job,
     open_crawl,
 )
 from sleuth.apps.images.search import (
@@ -36,7 +35,6 @@ from sleuth.apps.images.search import (
 )
 from sleuth.cli.context import Context, pass_context
 from sleuth.config import mask_url
-from sleuth.crawl.cli import error_commands
 from sleuth.crawl.follow import ListingError, follow_run
 from sleuth.crawl.progress import format_duration
 from sleuth.crawl.runs import RunError
@@ -126,10 +124,6 @@ def crawl(ctx: Context, file: IO[str], workers: int | None, fresh: bool) -> None
     if not final.finished:
         click.echo("Not finished: run the same command again to resume.", err=True)
         raise click.exceptions.Exit(1)
-
-
-for _command in error_commands(NAME, item_job):
-    images.add_command(_command)
 
 
 def _query_bytes(target: str, ctx: Context) -> bytes:
