@@ -7,6 +7,7 @@ Top-level names keep their own spelling (`data_dir` → `SLEUTH_DATA_DIR`).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -40,6 +41,9 @@ class NetSettings:
     per_host_concurrency: int = 8
     per_host_delay: float = 0.0
     user_agent: str = "sleuth/0.1 (+self-hosted crawler)"
+    # Local addresses requests are sent from, in turn, each with its own rate-limit budgets
+    # (several addresses of this machine); empty: the system chooses.
+    source_addresses: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -131,6 +135,25 @@ def check_queue_url(url: str) -> None:
             raise ValueError(str(exc).replace(url, mask_url(url))) from None
 
 
+def parse_source_addresses(value: Any) -> tuple[str, ...]:
+    """Local addresses from a TOML list or a comma- or space-separated string, each an IP
+    address literal given once."""
+    items = value if isinstance(value, list) else str(value).replace(",", " ").split()
+    out: list[str] = []
+    for item in items:
+        try:
+            address = str(ipaddress.ip_address(str(item).strip()))
+        except ValueError:
+            raise ValueError(
+                f"{item!r} is not an IP address; give this machine's own addresses,"
+                " e.g. 192.0.2.10,192.0.2.11"
+            ) from None
+        if address in out:
+            raise ValueError(f"{address} is given twice")
+        out.append(address)
+    return tuple(out)
+
+
 _CHECKS = {"database_url": check_database_url, "queue_url": check_queue_url}
 
 
@@ -155,6 +178,8 @@ def _parse(value: Any, kind: Any, name: str, source: str) -> Any:
             if text and name in _CHECKS:
                 _CHECKS[name](text)
             return text
+        if kind == tuple[str, ...] and name == "net.source_addresses":
+            return parse_source_addresses(value)
         if kind in (Path, Path | None):
             return Path(str(value)).expanduser() if str(value) else None
     except ValueError as exc:

@@ -175,11 +175,7 @@ async def test_two_workers_keep_the_delay_as_the_server_sees_it(
         )
         async with one, two:
             await asyncio.gather(
-                *(
-                    f.fetch(f"{url}&n={i}&by={n}")
-                    for i in range(3)
-                    for n, f in enumerate((one, two))
-                )
+                *(f.get(f"{url}&n={i}&by={n}") for i in range(3) for n, f in enumerate((one, two)))
             )
     finally:
         if kind == "redis":

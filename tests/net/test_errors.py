@@ -25,6 +25,8 @@ from sleuth.net.errors import REASONS, FetchError
         ("too_many_redirects", None, False),
         ("not_image", None, False),
         ("bad_json", None, False),
+        ("bad_xml", None, False),
+        ("rate_limited", None, True),
         ("protocol", None, False),
         ("tls", None, False),
     ],
@@ -36,7 +38,8 @@ def test_retryable(reason: str, status: int | None, retryable: bool) -> None:
 def test_every_reason_is_covered_above() -> None:
     assert {
         "bad_url", "blocked_address", "dns", "connect", "tls", "timeout", "too_large",
-        "too_many_redirects", "http_status", "not_image", "bad_json", "protocol",
+        "too_many_redirects", "http_status", "not_image", "bad_json", "bad_xml", "protocol",
+        "rate_limited",
     } == REASONS  # fmt: skip
 
 

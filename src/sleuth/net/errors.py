@@ -19,11 +19,13 @@ REASONS = frozenset(
         "http_status",  # a 4xx or 5xx answer; `status` holds it
         "not_image",  # an image was expected and the bytes are not one
         "bad_json",  # JSON was expected and the body does not parse
+        "bad_xml",  # XML was expected and the body does not parse or declares entities
+        "rate_limited",  # the host's announced budget is spent; `retry_after` says until when
         "protocol",  # broken HTTP: truncated body, bad framing, bad encoding
     }
 )
 
-_TRANSIENT_REASONS = frozenset({"timeout", "connect"})
+_TRANSIENT_REASONS = frozenset({"timeout", "connect", "rate_limited"})
 
 
 class FetchError(Exception):
@@ -46,7 +48,8 @@ class FetchError(Exception):
 
     @property
     def retryable(self) -> bool:
-        """Whether trying again later can succeed: timeouts, lost connections, 5xx and 429."""
+        """Whether trying again later can succeed: timeouts, lost connections, a spent budget,
+        5xx and 429."""
         if self.reason in _TRANSIENT_REASONS:
             return True
         if self.reason == "http_status" and self.status is not None:
