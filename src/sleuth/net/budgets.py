@@ -18,7 +18,7 @@ Times are epoch seconds of each worker's clock, assumed in step (NTP), as for ho
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
@@ -28,10 +28,12 @@ from sqlalchemy import Connection, Engine
 
 from sleuth.net.ratelimit import RateLimit
 from sleuth.store.schema import metadata
-from sleuth.store.upsert import insert_ignore
+from sleuth.store.upsert import insert_or_update
 
 # A spent budget whose reset is unknown is trusted again this long after its last news.
 UNKNOWN_RESET_WAIT = 60.0
+# How often a wait for such a budget asks again.
+UNKNOWN_RESET_POLL = 1.0
 # How long a 429 that says neither Retry-After nor a reset blocks its budget.
 DEFAULT_429_WAIT = 60.0
 # Reset times of one window differ by a fraction of a second between answers (Mastodon's do).
@@ -86,8 +88,8 @@ def claim(budget: Budget, now: float) -> tuple[Budget, float]:
     if budget.reset_at is not None:
         return budget, budget.reset_at - now
     trusted_at = budget.updated_at + UNKNOWN_RESET_WAIT
-    if now < trusted_at:
-        return budget, trusted_at - now
+    if now < trusted_at:  # ask again soon: an answer in flight may tell the reset
+        return budget, min(trusted_at - now, UNKNOWN_RESET_POLL)
     fresh = None if budget.limit is None else budget.limit - 1
     return replace(budget, remaining=fresh, updated_at=now), 0.0
 
@@ -117,7 +119,8 @@ def observe(budget: Budget, news: RateLimit, status: int, now: float) -> Budget 
     if news.retry_at is not None:
         blocked = max(blocked or 0.0, news.retry_at)
     if status == 429:
-        remaining = 0
+        if reset_at is not None and reset_at > now:
+            remaining = 0  # spent until the reset; without one, the block alone says when
         if news.retry_at is None:
             until = reset_at if reset_at is not None and reset_at > now else now + DEFAULT_429_WAIT
             blocked = max(blocked or 0.0, until)
@@ -197,7 +200,9 @@ def _to_hash(budget: Budget) -> dict[str, str]:
     return {name: "" if values[name] is None else repr(values[name]) for name in _FIELDS}
 
 
-def _from_hash(host: str, source: str, raw: dict[bytes, bytes]) -> Budget:
+def _from_hash(host: str, source: str, raw: Mapping[Any, Any]) -> Budget:
+    """A budget from its Redis hash (field names and values as bytes)."""
+
     def number(name: str, kind: Callable[[str], Any]) -> Any:
         text = raw.get(name.encode(), b"").decode()
         return kind(text) if text else None
@@ -296,14 +301,25 @@ class SqlBudgets:
         return None if row is None else _budget_row(row)
 
     def _change(
-        self, conn: Connection, host: str, source: str, change: Callable[[Budget], Budget | None]
+        self,
+        conn: Connection,
+        host: str,
+        source: str,
+        change: Callable[[Budget], Budget | None],
+        create: bool = False,
     ) -> None:
-        """Apply `change` to the row while holding its lock: a first UPDATE that changes
-        nothing takes the row lock (the write lock on SQLite) before the row is read."""
+        """Apply `change` to the row while holding its lock: a first statement that changes
+        nothing takes the row lock (the write lock on SQLite) before the row is read; with
+        `create`, an upsert that also makes a missing row (one statement: an INSERT IGNORE
+        then an UPDATE would deadlock two MariaDB writers on their shared locks)."""
         where = self._where(host, source)
-        conn.execute(
-            sa.update(rate_budgets).where(where).values(updated_at=rate_budgets.c.updated_at)
-        )
+        keep = {"updated_at": rate_budgets.c.updated_at}
+        if create:
+            insert_or_update(
+                conn, rate_budgets, {"host": host, "source": source, "updated_at": 0.0}, keep
+            )
+        else:
+            conn.execute(sa.update(rate_budgets).where(where).values(keep))
         current = self._read(conn, host, source)
         after = None if current is None else change(current)
         if after is not None:
@@ -342,8 +358,7 @@ class SqlBudgets:
         if not news.known and status != 429:
             return
         with self.engine.begin() as conn:
-            insert_ignore(conn, rate_budgets, {"host": host, "source": source, "updated_at": now})
-            self._change(conn, host, source, lambda b: observe(b, news, status, now))
+            self._change(conn, host, source, lambda b: observe(b, news, status, now), create=True)
 
     def listing(self) -> list[Budget]:
         query = sa.select(rate_budgets).order_by(rate_budgets.c.host, rate_budgets.c.source)

@@ -368,7 +368,7 @@ class Fetcher:
             return 0.0
         if exc.retry_after is not None:
             return exc.retry_after
-        return self.backoff * (2**attempt) * random.uniform(0.5, 1.0)
+        return float(self.backoff * (2**attempt) * random.uniform(0.5, 1.0))
 
     async def _budget_call(self, call: Callable[..., _T], *args: Any) -> _T:
         """A budget store call, off the event loop when the store is a round trip away."""

@@ -7,7 +7,9 @@
 - `Retry-After` (any server, usually with a 429 or 503): delay-seconds or an HTTP date.
 
 Header names are case-insensitive, so `X-RateLimit-*` and `x-ratelimit-*` are one dialect. Every
-time is turned into epoch seconds on this machine's clock, which the budgets compare with.
+time is turned into epoch seconds on this machine's clock, which the budgets compare with. A reset
+written in whole seconds may be rounded down by the server (atproto's is), so a second is added
+to it: a budget is never used again before its window has really reset.
 """
 
 from __future__ import annotations
@@ -62,7 +64,8 @@ def _count(value: str | None) -> int | None:
 
 
 def parse_reset(value: str | None, now: float) -> float | None:
-    """The epoch time a reset header names: ISO-8601, epoch seconds, or delta seconds."""
+    """The epoch time a reset header names: ISO-8601, epoch seconds, or delta seconds (a whole
+    number of seconds plus one)."""
     if not value:
         return None
     text = value.strip()
@@ -73,6 +76,8 @@ def parse_reset(value: str | None, now: float) -> float | None:
     else:
         if not math.isfinite(number) or number < 0:
             return None
+        if number.is_integer():
+            number += 1.0  # whole seconds, perhaps rounded down
         return number if number >= EPOCH_THRESHOLD else now + number
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -1,0 +1,208 @@
+"""Rate-limit budgets shared by workers, on memory, Redis, SQLite, PostgreSQL and MariaDB: one
+contract, atomic claims from separate connections, and two clients on one shared store that
+keep a real server's budget without ever going over it."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import redis
+import sqlalchemy as sa
+
+from sleuth.config import NetSettings
+from sleuth.net.budgets import (
+    BudgetStore,
+    MemoryBudgets,
+    RedisBudgets,
+    SqlBudgets,
+    prune_budgets,
+    rate_budgets,
+)
+from sleuth.net.fetcher import Fetcher
+from sleuth.net.ratelimit import RateLimit
+from sleuth.store.db import make_engine, migrate
+from tests.jobs.conftest import delete_prefix
+from tests.net.conftest import LocalServer
+from tests.servers import REDIS_URL, require, scratch_database
+
+KINDS = ["memory", "redis", "sqlite", "postgresql", "mysql"]
+FAR = 10**6  # a reset far beyond any test
+BASE = NetSettings(retries=0, connect_timeout=10.0, read_timeout=10.0, total_timeout=30.0)
+
+
+@pytest.fixture(params=KINDS)
+def make_store(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Callable[[], BudgetStore]]:
+    """Opens budget stores on one shared backend, each with its own connection (as separate
+    worker processes would have); the memory store is one object shared in-process."""
+    closers: list[Callable[[], None]] = []
+    with ExitStack() as stack:
+        if request.param == "memory":
+            memory = MemoryBudgets()
+
+            def make() -> BudgetStore:
+                return memory
+
+        elif request.param == "redis":
+            require("redis", REDIS_URL)
+            prefix = f"sleuth-test-{uuid.uuid4().hex[:12]}"
+            stack.callback(delete_prefix, prefix)
+
+            def make() -> BudgetStore:
+                client = redis.Redis.from_url(REDIS_URL)
+                closers.append(client.close)
+                return RedisBudgets(client, prefix)
+
+        else:
+            if request.param == "sqlite":
+                url = f"sqlite:///{tmp_path / 'budgets.db'}"
+            else:
+                url = stack.enter_context(scratch_database(request.param))
+
+            def make() -> BudgetStore:
+                engine = make_engine(url)
+                closers.append(engine.dispose)
+                return SqlBudgets(engine)
+
+            migrate(make().engine)  # type: ignore[attr-defined]
+        try:
+            yield make
+        finally:
+            for close in closers:
+                close()
+
+
+def test_the_budget_contract(make_store: Callable[[], BudgetStore]) -> None:
+    store, other = make_store(), make_store()
+    now = time.time()
+    assert store.claim("a.example", "", now) == 0.0  # unknown: no budget, no wait
+    assert store.listing() == []  # ... and nothing written for it
+    store.observe("a.example", "", RateLimit(3, 2, now + FAR), 200, now)
+    store.observe("a.example", "127.0.0.2", RateLimit(3, 3, now + FAR), 200, now)
+    assert other.peek("a.example", "", now) == 0.0
+    assert [other.claim("a.example", "", now) for _ in range(2)] == [0.0, 0.0]
+    wait = store.claim("a.example", "", now)
+    assert FAR - 1 < wait <= FAR  # spent until the reset, on whichever store asks
+    assert other.peek("a.example", "", now) == wait  # peeking claims nothing
+    assert other.claim("a.example", "127.0.0.2", now) == 0.0  # addresses are independent
+    listed = {(b.host, b.source): b for b in other.listing()}
+    assert set(listed) == {("a.example", ""), ("a.example", "127.0.0.2")}
+    assert (listed["a.example", ""].limit, listed["a.example", ""].remaining) == (3, 0)
+    assert listed["a.example", "127.0.0.2"].remaining == 2
+    assert listed["a.example", ""].reset_at == now + FAR
+
+
+def test_a_429_blocks_every_store_until_its_retry_after(
+    make_store: Callable[[], BudgetStore],
+) -> None:
+    store, other = make_store(), make_store()
+    now = time.time()
+    store.observe("b.example", "", RateLimit(retry_at=now + 500), 429, now)
+    assert other.claim("b.example", "", now) == 500.0
+    assert other.claim("b.example", "", now + 500) == 0.0
+    assert store.claim("b.example", "", now + 501) == 0.0
+
+
+def test_concurrent_claims_never_take_more_than_remains(
+    make_store: Callable[[], BudgetStore],
+) -> None:
+    stores = [make_store() for _ in range(4)]
+    now = time.time()
+    stores[0].observe("c.example", "", RateLimit(100, 10, now + FAR), 200, now)
+    granted: list[float] = []
+    lock = threading.Lock()
+
+    def worker(store: BudgetStore) -> None:
+        for _ in range(6):
+            wait = store.claim("c.example", "", time.time())
+            with lock:
+                granted.append(wait)
+
+    threads = [threading.Thread(target=worker, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(1 for w in granted if w == 0.0) == 10 and len(granted) == 24
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql", "mysql"])
+def test_old_budgets_are_pruned(kind: str, tmp_path: Path) -> None:
+    with ExitStack() as stack:
+        url = f"sqlite:///{tmp_path / 'p.db'}" if kind == "sqlite" else None
+        url = url or stack.enter_context(scratch_database(kind))
+        engine = make_engine(url)
+        stack.callback(engine.dispose)
+        migrate(engine)
+        store = SqlBudgets(engine)
+        now = time.time()
+        store.observe("old.example", "", RateLimit(5, 5, now - 7200), 200, now - 7200)
+        store.observe("new.example", "", RateLimit(5, 5, now + 60), 200, now)
+        with engine.begin() as conn:
+            assert prune_budgets(conn, now, older_than=3600) == 1
+            hosts = conn.execute(sa.select(rate_budgets.c.host)).scalars().all()
+        assert hosts == ["new.example"]
+
+
+def fetcher(store: BudgetStore, **changes: object) -> Fetcher:
+    return Fetcher(replace(BASE, **changes), allow_private=True, budgets=store, backoff=0.01)
+
+
+async def crawl_two_clients(
+    server: LocalServer, store_a: BudgetStore, store_b: BudgetStore, url: str
+) -> list[int]:
+    async with fetcher(store_a) as a, fetcher(store_b) as b:
+        await a.get(url)  # the first answer tells the budget
+        results = await asyncio.gather(*(f.get(url) for _ in range(5) for f in (a, b)))
+    return [r.status for r in results]
+
+
+@pytest.mark.anyio
+async def test_two_clients_on_one_store_keep_a_servers_budget(
+    make_store: Callable[[], BudgetStore], server: LocalServer
+) -> None:
+    """Eleven requests against 4 per second: the clients wait for each reset instead of
+    being refused, and the server never counts one over its limit."""
+    key = uuid.uuid4().hex
+    url = server.url(f"/budget/mastodon/{key}?limit=4&window=1")
+    statuses = await crawl_two_clients(server, make_store(), make_store(), url)
+    assert statuses == [200] * 10
+    assert server.stats.refused[key] == 0
+    assert len(server.stats.arrivals[key]) == 11  # nothing was refused, so nothing retried
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("dialect", ["x", "bluesky"])
+async def test_whole_second_resets_are_kept_too(dialect: str, server: LocalServer) -> None:
+    key = uuid.uuid4().hex
+    url = server.url(f"/budget/{dialect}/{key}?limit=3&window=1")
+    store = MemoryBudgets()
+    statuses = await crawl_two_clients(server, store, store, url)
+    assert statuses == [200] * 10
+    assert server.stats.refused[key] == 0
+
+
+@pytest.mark.anyio
+async def test_a_spent_budget_beyond_the_wait_cap_goes_back_as_rate_limited(
+    server: LocalServer,
+) -> None:
+    key = uuid.uuid4().hex
+    url = server.url(f"/budget/mastodon/{key}?limit=1&window=3600")
+    async with Fetcher(BASE, allow_private=True, max_retry_wait=5.0) as f:
+        await f.get(url)
+        assert f.wait_time(url) > 3000  # the job layer can postpone instead of holding a slot
+        with pytest.raises(Exception) as info:
+            await f.get(url)
+    error = info.value
+    assert (error.reason, error.retryable) == ("rate_limited", True)  # type: ignore[attr-defined]
+    assert error.retry_after > 3000  # type: ignore[attr-defined]
+    assert len(server.stats.arrivals[key]) == 1  # the spent budget sent nothing
