@@ -116,11 +116,9 @@ class Handler(BaseHTTPRequestHandler):
                 (self.client_address[0], time.time())
             )
 
-    def request_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
     def do_GET(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.body = self.rfile.read(length) if length else b""  # read, so keep-alive works
         parts = urlsplit(self.path)
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         segments = parts.path.strip("/").split("/")
@@ -289,7 +287,7 @@ class Handler(BaseHTTPRequestHandler):
         answer = {
             "peer": self.client_address[0],
             "method": self.command,
-            "body": self.request_body().decode(),
+            "body": self.body.decode(),
             "content-type": self.headers.get("Content-Type", ""),
             "authorization": self.headers.get("Authorization", ""),
             "query": query,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import ssl
+import uuid
 
 import pytest
 
@@ -181,6 +182,24 @@ async def test_redirect_to_a_private_address_is_refused_at_the_hop(server: Local
             await fetcher.get(server.url(first_hop))
     assert info.value.reason == "blocked_address"
     assert "127.0.0.2 is loopback" in info.value.detail
+    assert server.stats.hits[first_hop] == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("method", "status"), [("POST", 307), ("POST", 303), ("HEAD", 308)])
+async def test_every_method_and_its_redirects_are_guarded(
+    server: LocalServer, method: str, status: int
+) -> None:
+    target = f"http://127.0.0.2:{server.port}/peer"
+    first_hop = f"/redirect-to?url={target}&status={status}&k={uuid.uuid4().hex}"
+    async with Fetcher(FAST) as fetcher:  # private addresses not allowed
+        with pytest.raises(FetchError) as direct:
+            await fetcher.request(method, server.url("/peer"), json={"a": 1})
+    async with Fetcher(FAST, guard=Guard(policy=_only_127_0_0_1_is_public)) as fetcher:
+        with pytest.raises(FetchError) as hop:
+            await fetcher.request(method, server.url(first_hop), json={"a": 1})
+    assert direct.value.reason == hop.value.reason == "blocked_address"
+    assert "127.0.0.2 is loopback" in hop.value.detail
     assert server.stats.hits[first_hop] == 1
 
 
