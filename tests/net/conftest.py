@@ -13,10 +13,12 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 import zlib
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,7 +26,15 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import redis
 from PIL import Image
+from sqlalchemy import Engine
+
+from sleuth.config import NetSettings
+from sleuth.net.fetcher import Fetcher
+from sleuth.store.db import make_engine, migrate
+from tests.jobs.conftest import delete_prefix
+from tests.servers import REDIS_URL, require, scratch_database
 
 
 def _image(fmt: str) -> bytes:
@@ -446,6 +456,73 @@ class LocalServer(ThreadingHTTPServer):
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+class SharedStore:
+    """One store that every worker shares (Redis, or a migrated SQLite, PostgreSQL or MariaDB
+    database), opened anew for each simulated worker process: `open()` gives a Redis client
+    or an engine of its own, closed with the fixture."""
+
+    def __init__(self, kind: str, url: str, prefix: str) -> None:
+        self.kind, self.url, self.prefix = kind, url, prefix
+        self._closers: list[Callable[[], None]] = []
+
+    def redis(self) -> redis.Redis:
+        client = redis.Redis.from_url(self.url)
+        self._closers.append(client.close)
+        return client
+
+    def engine(self) -> Engine:
+        engine = make_engine(self.url)
+        self._closers.append(engine.dispose)
+        return engine
+
+    def close(self) -> None:
+        for close in self._closers:
+            close()
+
+
+SHARED_KINDS = ["redis", "sqlite", "postgresql", "mysql"]
+
+
+@contextlib.contextmanager
+def open_shared_store(kind: str, tmp_path: Path) -> Iterator[SharedStore]:
+    """A fresh store of `kind`: a private Redis key prefix, or a new migrated database."""
+    with ExitStack() as stack:
+        prefix = f"sleuth-test-{uuid.uuid4().hex[:12]}"
+        if kind == "redis":
+            require("redis", REDIS_URL)
+            stack.callback(delete_prefix, prefix)
+            url = REDIS_URL
+        elif kind == "sqlite":
+            url = f"sqlite:///{tmp_path / 'shared.db'}"
+        else:
+            url = stack.enter_context(scratch_database(kind))
+        store = SharedStore(kind, url, prefix)
+        stack.callback(store.close)
+        if kind != "redis":
+            migrate(store.engine())
+        yield store
+
+
+@pytest.fixture(params=SHARED_KINDS)
+def shared_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SharedStore]:
+    """Each kind of store that host clocks and rate-limit budgets are shared in."""
+    with open_shared_store(request.param, tmp_path) as store:
+        yield store
+
+
+LOOPBACK = NetSettings(retries=0, connect_timeout=10.0, read_timeout=10.0, total_timeout=30.0)
+
+
+def loopback_fetcher(settings: NetSettings = LOOPBACK, **changes: object) -> Fetcher:
+    """A loopback-allowed fetcher with quick retries, so tests wait only where they mean to."""
+    return Fetcher(replace(settings, **changes), allow_private=True, backoff=0.01)
+
+
+def key() -> str:
+    """A fresh key, so tests sharing a server never see each other's counts."""
+    return uuid.uuid4().hex
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import redis
 import sqlalchemy as sa
 
-from sleuth.config import NetSettings
 from sleuth.net.budgets import (
     BudgetStore,
     MemoryBudgets,
@@ -29,56 +27,32 @@ from sleuth.net.budgets import (
 from sleuth.net.fetcher import Fetcher
 from sleuth.net.ratelimit import RateLimit
 from sleuth.store.db import make_engine, migrate
-from tests.jobs.conftest import delete_prefix
-from tests.net.conftest import LocalServer
-from tests.servers import REDIS_URL, require, scratch_database
+from tests.net.conftest import LOOPBACK, SHARED_KINDS, LocalServer, open_shared_store
+from tests.servers import scratch_database
 
 KINDS = ["memory", "redis", "sqlite", "postgresql", "mysql"]
 FAR = 10**6  # a reset far beyond any test
-BASE = NetSettings(retries=0, connect_timeout=10.0, read_timeout=10.0, total_timeout=30.0)
+BASE = LOOPBACK
 
 
-@pytest.fixture(params=KINDS)
+@pytest.fixture(params=["memory", *SHARED_KINDS])
 def make_store(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[Callable[[], BudgetStore]]:
     """Opens budget stores on one shared backend, each with its own connection (as separate
     worker processes would have); the memory store is one object shared in-process."""
-    closers: list[Callable[[], None]] = []
-    with ExitStack() as stack:
-        if request.param == "memory":
-            memory = MemoryBudgets()
+    if request.param == "memory":
+        memory = MemoryBudgets()
+        yield lambda: memory
+        return
+    with open_shared_store(request.param, tmp_path) as shared:
 
-            def make() -> BudgetStore:
-                return memory
+        def make() -> BudgetStore:
+            if shared.kind == "redis":
+                return RedisBudgets(shared.redis(), shared.prefix)
+            return SqlBudgets(shared.engine())
 
-        elif request.param == "redis":
-            require("redis", REDIS_URL)
-            prefix = f"sleuth-test-{uuid.uuid4().hex[:12]}"
-            stack.callback(delete_prefix, prefix)
-
-            def make() -> BudgetStore:
-                client = redis.Redis.from_url(REDIS_URL)
-                closers.append(client.close)
-                return RedisBudgets(client, prefix)
-
-        else:
-            if request.param == "sqlite":
-                url = f"sqlite:///{tmp_path / 'budgets.db'}"
-            else:
-                url = stack.enter_context(scratch_database(request.param))
-
-            def make() -> BudgetStore:
-                engine = make_engine(url)
-                closers.append(engine.dispose)
-                return SqlBudgets(engine)
-
-            migrate(make().engine)  # type: ignore[attr-defined]
-        try:
-            yield make
-        finally:
-            for close in closers:
-                close()
+        yield make
 
 
 def test_the_budget_contract(make_store: Callable[[], BudgetStore]) -> None:

@@ -5,27 +5,18 @@ bodies and their errors, per-source headers and tokens, conditional requests, so
 from __future__ import annotations
 
 import itertools
-import uuid
 from dataclasses import replace
 
 import pytest
 
-from sleuth.config import NetSettings
 from sleuth.net.errors import FetchError
 from sleuth.net.fetcher import Fetcher, SourceProfile, Validators
-from tests.net.conftest import LocalServer
+from tests.net.conftest import LOOPBACK, LocalServer, key, loopback_fetcher
 
 pytestmark = pytest.mark.anyio
 
-BASE = NetSettings(retries=0, connect_timeout=10.0, read_timeout=10.0, total_timeout=30.0)
-
-
-def fetcher(settings: NetSettings = BASE, **changes: object) -> Fetcher:
-    return Fetcher(replace(settings, **changes), allow_private=True, backoff=0.01)
-
-
-def key() -> str:
-    return uuid.uuid4().hex
+BASE = LOOPBACK
+fetcher = loopback_fetcher
 
 
 async def error_of(call: object) -> FetchError:

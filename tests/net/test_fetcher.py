@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import socket
-import uuid
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -15,7 +13,7 @@ from sleuth.config import NetSettings, load_settings
 from sleuth.net.errors import FetchError
 from sleuth.net.fetcher import MAX_URL_LENGTH, Fetcher, parse_url
 from sleuth.net.ratelimit import parse_retry_after
-from tests.net.conftest import LocalServer
+from tests.net.conftest import LocalServer, key, loopback_fetcher
 
 pytestmark = pytest.mark.anyio
 
@@ -23,12 +21,7 @@ BASE = NetSettings(retries=0, connect_timeout=5.0, read_timeout=5.0, total_timeo
 
 
 def fetcher(settings: NetSettings = BASE, **changes: object) -> Fetcher:
-    """A loopback-allowed fetcher with quick retries, so tests wait only where they mean to."""
-    return Fetcher(replace(settings, **changes), allow_private=True, backoff=0.01)
-
-
-def key() -> str:
-    return uuid.uuid4().hex
+    return loopback_fetcher(settings, **changes)
 
 
 async def fetch_error(f: Fetcher, url: str, **kwargs: object) -> FetchError:

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 import yaml
 
-from sleuth.config import NetSettings
 from sleuth.net.fetcher import Fetcher, FetchResult
 from sleuth.net.paging import (
     Link,
@@ -22,7 +21,7 @@ from sleuth.net.paging import (
     numbered_pages,
     parse_link_header,
 )
-from tests.net.conftest import LocalServer
+from tests.net.conftest import LOOPBACK, LocalServer
 
 REAL = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "real"
 
@@ -75,7 +74,7 @@ def test_cursors_and_dotted_paths() -> None:
     assert dig({"a": [1]}, "a.b") is None and dig({"a": {"b": 2}}, "a.b") == 2
 
 
-BASE = NetSettings(retries=0, connect_timeout=10.0, read_timeout=10.0, total_timeout=30.0)
+BASE = LOOPBACK
 pytestmark = pytest.mark.anyio
 
 
