@@ -159,6 +159,21 @@ class Handler(BaseHTTPRequestHandler):
         headers = {"Retry-After": query["retry_after"]} if "retry_after" in query else {}
         self.reply(int(args[0]), b"status body", headers=headers)
 
+    def route_error_doc(self, args: list[str], query: dict[str, str]) -> None:
+        """400 with an XRPC error document, gzipped for `args[0] == "gzip"`, padded to
+        `pad` bytes when asked."""
+        doc = json.dumps(
+            {
+                "error": "InvalidRequest",
+                "message": "Profile not found",
+                "pad": "x" * int(query.get("pad", "0")),
+            }
+        ).encode()
+        headers = {}
+        if args[0] == "gzip":
+            doc, headers = gzip.compress(doc), {"Content-Encoding": "gzip"}
+        self.reply(400, doc, "application/json", headers=headers)
+
     def route_flaky(self, args: list[str], query: dict[str, str]) -> None:
         """500 on the first request of each key, then the image."""
         if self.count("flaky:" + args[0]) == 1:

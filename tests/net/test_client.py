@@ -5,11 +5,12 @@ bodies and their errors, per-source headers and tokens, conditional requests, so
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import replace
 
 import pytest
 
-from sleuth.net.errors import FetchError
+from sleuth.net.errors import ERROR_BODY_BYTES, FetchError
 from sleuth.net.fetcher import Fetcher, SourceProfile, Validators
 from tests.net.conftest import LOOPBACK, LocalServer, key, loopback_fetcher
 
@@ -75,6 +76,18 @@ async def test_bad_json_and_too_large_documents(server: LocalServer) -> None:
         big = await error_of(f.get(server.url("/json"), expect="json", max_bytes=10))
     assert bad.reason == "bad_json" and "/bad-json is not valid JSON" in bad.detail
     assert big.reason == "too_large"
+
+
+@pytest.mark.parametrize("encoding", ["identity", "gzip"])
+async def test_an_error_answer_keeps_the_start_of_its_document(
+    server: LocalServer, encoding: str
+) -> None:
+    async with fetcher() as f:
+        small = await error_of(f.get(server.url(f"/error-doc/{encoding}"), expect="json"))
+        big = await error_of(f.get(server.url(f"/error-doc/{encoding}?pad=100000")))
+    assert (small.reason, small.status) == ("http_status", 400)
+    assert json.loads(small.body)["error"] == "InvalidRequest"
+    assert len(big.body) == ERROR_BODY_BYTES and big.body.startswith(b'{"error": "Invalid')
 
 
 async def test_a_source_profile_sets_agent_headers_and_token(server: LocalServer) -> None:

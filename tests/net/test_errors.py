@@ -49,13 +49,14 @@ def test_unknown_reason_is_refused() -> None:
 
 
 def test_survives_pickling_for_the_process_pool() -> None:
-    error = FetchError("http_status", "http://h/ answered 429", status=429, retry_after=7.0)
+    error = FetchError("http_status", "http://h/ answered 429", 429, 7.0, b'{"error":"x"}')
     copy = pickle.loads(pickle.dumps(error))
-    assert (copy.reason, copy.detail, copy.status, copy.retry_after) == (
+    assert (copy.reason, copy.detail, copy.status, copy.retry_after, copy.body) == (
         "http_status",
         "http://h/ answered 429",
         429,
         7.0,
+        b'{"error":"x"}',
     )
 
 

@@ -20,7 +20,7 @@ from xml.parsers import expat
 import httpx
 
 from sleuth.imaging.sniff import SNIFF_BYTES, sniff_image_type
-from sleuth.net.errors import FetchError
+from sleuth.net.errors import ERROR_BODY_BYTES, FetchError
 
 Expect = Literal["image", "json", "xml"]
 IMAGE_ACCEPT = "image/avif,image/webp,image/png,image/jpeg,image/gif,image/*;q=0.8"
@@ -94,15 +94,21 @@ async def read_body(
     return body, image_type
 
 
-async def discard_body(response: httpx.Response) -> None:
-    """Read a small redirect or error body to its end, so its connection stays reusable;
-    a large or broken one is left to `aclose`, which drops the connection."""
+async def discard_body(response: httpx.Response, url: httpx.URL) -> bytes:
+    """Read a small redirect or error body to its end, so its connection stays reusable, and
+    return its first `ERROR_BODY_BYTES`, decoded; a large or broken one is left to `aclose`,
+    which drops the connection."""
+    kept = b""
     read = 0
     with contextlib.suppress(FetchError):
+        decoder = _Decoder(response.headers.get("Content-Encoding", ""), url)
         async for data in response.aiter_raw():
             read += len(data)
+            if len(kept) < ERROR_BODY_BYTES:
+                kept += decoder.feed(data, ERROR_BODY_BYTES - len(kept))
             if read > DISCARD_LIMIT:
-                return
+                break
+    return kept[:ERROR_BODY_BYTES]
 
 
 def sniff(head: bytes, url: httpx.URL | str, content_type: str) -> str:

@@ -25,11 +25,16 @@ REASONS = frozenset(
     }
 )
 
+# How much of an error answer's body a `FetchError` keeps.
+ERROR_BODY_BYTES = 4096
+
 _TRANSIENT_REASONS = frozenset({"timeout", "connect", "rate_limited"})
 
 
 class FetchError(Exception):
-    """A failed fetch: `reason` is one of `REASONS`, `detail` says what happened, for people."""
+    """A failed fetch: `reason` is one of `REASONS`, `detail` says what happened, for people;
+    `body` is the start of an error answer's body (an API's error document, for its client
+    to read: X's problem type, Bluesky's error name), decoded, at most `ERROR_BODY_BYTES`."""
 
     def __init__(
         self,
@@ -37,14 +42,16 @@ class FetchError(Exception):
         detail: str,
         status: int | None = None,
         retry_after: float | None = None,
+        body: bytes = b"",
     ) -> None:
         if reason not in REASONS:
             raise ValueError(f"unknown fetch error reason {reason!r}")
-        super().__init__(reason, detail, status, retry_after)
+        super().__init__(reason, detail, status, retry_after, body)
         self.reason = reason
         self.detail = detail
         self.status = status
         self.retry_after = retry_after
+        self.body = body
 
     @property
     def retryable(self) -> bool:

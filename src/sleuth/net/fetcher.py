@@ -455,13 +455,14 @@ class Fetcher:
         response = await client.send(built, stream=True)
         try:
             status = response.status_code
+            unread = b""
             if status in REDIRECT_STATUSES or not (200 <= status < 300 or status == 304):
-                await discard_body(response)
+                unread = await discard_body(response, url)
             news = await self._observe(url, source, response)
             if status in REDIRECT_STATUSES:
                 return status, _redirect_target(url, status, response.headers.get("Location"))
             if not (200 <= status < 300 or status == 304):
-                raise _status_error(url, response, news, source)
+                raise _status_error(url, response, news, source, unread)
             declared = response.headers.get("Content-Length", "")
             content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
             if request.method == "HEAD" or status == 304:
@@ -510,10 +511,11 @@ def _redirected(request: _Request, status: int, same: bool) -> _Request:
 
 
 def _status_error(
-    url: httpx.URL, response: httpx.Response, news: RateLimit, source: str
+    url: httpx.URL, response: httpx.Response, news: RateLimit, source: str, body: bytes
 ) -> FetchError:
-    """The error of a 4xx/5xx answer; a 429 says when its budget may be used again (its
-    `Retry-After`, else its reset, else a default), a 5xx its `Retry-After` if any."""
+    """The error of a 4xx/5xx answer, with the start of its body; a 429 says when its budget
+    may be used again (its `Retry-After`, else its reset, else a default), a 5xx its
+    `Retry-After` if any."""
     status = response.status_code
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
     if status == 429 and retry_after is None:
@@ -528,6 +530,7 @@ def _status_error(
         f"{url} answered {status} {response.reason_phrase}".rstrip(),
         status=status,
         retry_after=retry_after,
+        body=body,
     )
 
 
