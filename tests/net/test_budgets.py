@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from sleuth.net.budgets import (
+    ABSENT_TTL,
     BudgetStore,
     MemoryBudgets,
     RedisBudgets,
@@ -73,6 +74,21 @@ def test_the_budget_contract(make_store: Callable[[], BudgetStore]) -> None:
     assert (listed["a.example", ""].limit, listed["a.example", ""].remaining) == (3, 0)
     assert listed["a.example", "127.0.0.2"].remaining == 2
     assert listed["a.example", ""].reset_at == now + FAR
+
+
+def test_a_host_without_a_budget_costs_no_round_trip_for_a_while(
+    make_store: Callable[[], BudgetStore],
+) -> None:
+    store, other = make_store(), make_store()
+    now = time.time()
+    assert store.claim("d.example", "", now) == 0.0
+    assert store.surely_absent("d.example", "", now)
+    other.observe("d.example", "", RateLimit(5, 0, now + FAR), 200, now)
+    assert not other.surely_absent("d.example", "", now)  # who wrote it knows at once
+    if store is not other:  # another worker sees it once its note of the absence is old
+        assert store.surely_absent("d.example", "", now + ABSENT_TTL / 2)
+        assert not store.surely_absent("d.example", "", now + ABSENT_TTL)
+    assert store.claim("d.example", "", now + ABSENT_TTL) > FAR - 10
 
 
 def test_a_429_blocks_every_store_until_its_retry_after(

@@ -142,12 +142,13 @@ def test_answers_out_of_order_never_raise_the_count_within_a_window() -> None:
     b = observe(budget(), RateLimit(10, 5, NOW + 10.1), 200, NOW)
     assert b is not None
     later_report_of_an_earlier_request = RateLimit(10, 7, NOW + 10.2)
-    b2 = observe(b, later_report_of_an_earlier_request, 200, NOW + 1)
-    assert b2 is not None and b2.remaining == 5
-    next_window = observe(b2, RateLimit(10, 9, NOW + 20), 200, NOW + 11)
+    assert observe(b, later_report_of_an_earlier_request, 200, NOW + 1) is None  # nothing new
+    lower = observe(b, RateLimit(10, 4, NOW + 10.2), 200, NOW + 1)
+    assert lower is not None and (lower.remaining, lower.reset_at) == (4, NOW + 10.1)
+    next_window = observe(lower, RateLimit(10, 9, NOW + 20), 200, NOW + 11)
     assert next_window is not None and next_window.remaining == 9
-    stale = observe(next_window, RateLimit(10, 0, NOW + 10), 200, NOW + 12)
-    assert stale is not None and stale.remaining == 9  # a report of a window that is over
+    stale = RateLimit(10, 0, NOW + 10)  # a late report of a window that is over
+    assert observe(next_window, stale, 200, NOW + 12) is None
 
 
 def test_a_rolled_over_window_keeps_the_local_count() -> None:

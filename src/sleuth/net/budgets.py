@@ -11,7 +11,8 @@ response, `observe` folds its headers in. The rules live in two pure functions (
 - `RedisBudgets`: a hash per budget in the queue's Redis, changed in WATCH/MULTI transactions;
 - `SqlBudgets`: the `rate_budgets` table, each change a read-modify-write under a row lock.
 
-A host that never announced a budget has none: its requests cost one look-up, and no write.
+A host that never announced a budget has none: its requests cost one look-up a second per
+worker (`ABSENT_TTL`), and no write.
 Times are epoch seconds of each worker's clock, assumed in step (NTP), as for host clocks.
 """
 
@@ -36,6 +37,10 @@ UNKNOWN_RESET_WAIT = 60.0
 UNKNOWN_RESET_POLL = 1.0
 # How long a 429 that says neither Retry-After nor a reset blocks its budget.
 DEFAULT_429_WAIT = 60.0
+# A shared store remembers this long that a host has no budget, so that the requests of a host
+# that announces none (most image hosts) cost no round trip; a budget another worker has just
+# learnt is seen after at most this long.
+ABSENT_TTL = 1.0
 # Reset times of one window differ by a fraction of a second between answers (Mastodon's do).
 SAME_WINDOW = 1.0
 
@@ -95,7 +100,8 @@ def claim(budget: Budget, now: float) -> tuple[Budget, float]:
 
 
 def observe(budget: Budget, news: RateLimit, status: int, now: float) -> Budget | None:
-    """`budget` with one response's headers folded in, or None when they change nothing.
+    """`budget` with one response's headers folded in, or None when they change nothing (most
+    answers within a window: the local count is already the smaller).
 
     Within one window the smaller remaining count wins: answers arrive out of order, and the
     requests claimed but not answered yet are already taken off the local count."""
@@ -115,7 +121,10 @@ def observe(budget: Budget, news: RateLimit, status: int, now: float) -> Budget 
             reset_at = news.reset_at
         elif news.remaining is not None:
             remaining = news.remaining if remaining is None else min(remaining, news.remaining)
-    blocked = budget.blocked_until if budget.blocked_until and budget.blocked_until > now else None
+    still_blocked = (
+        budget.blocked_until if budget.blocked_until and budget.blocked_until > now else None
+    )
+    blocked = still_blocked
     if news.retry_at is not None:
         blocked = max(blocked or 0.0, news.retry_at)
     if status == 429:
@@ -124,6 +133,13 @@ def observe(budget: Budget, news: RateLimit, status: int, now: float) -> Budget 
         if news.retry_at is None:
             until = reset_at if reset_at is not None and reset_at > now else now + DEFAULT_429_WAIT
             blocked = max(blocked or 0.0, until)
+    if reset_at is not None and (limit, remaining, reset_at, blocked) == (
+        budget.limit,
+        budget.remaining,
+        budget.reset_at,
+        still_blocked,
+    ):
+        return None  # said already (`updated_at` matters only while the reset is unknown)
     return replace(
         budget,
         limit=limit,
@@ -138,6 +154,11 @@ class BudgetStore(Protocol):
     """Where budgets live; every call is blocking (the fetcher runs shared ones off-loop)."""
 
     shared: bool
+
+    def surely_absent(self, host: str, source: str, now: float) -> bool:
+        """Whether there is no budget for sure, so `claim` and `peek` would answer 0; never a
+        round trip (a shared store answers from what it found lately)."""
+        ...
 
     def claim(self, host: str, source: str, now: float) -> float:
         """Claim one request: 0 when claimed, else the seconds to wait (nothing claimed)."""
@@ -165,6 +186,9 @@ class MemoryBudgets:
         self._lock = threading.Lock()
         self._budgets: dict[tuple[str, str], Budget] = {}
 
+    def surely_absent(self, host: str, source: str, now: float) -> bool:
+        return (host, source) not in self._budgets
+
     def claim(self, host: str, source: str, now: float) -> float:
         with self._lock:
             current = self._budgets.get((host, source))
@@ -190,6 +214,25 @@ class MemoryBudgets:
     def listing(self) -> list[Budget]:
         with self._lock:
             return sorted(self._budgets.values(), key=lambda b: (b.host, b.source))
+
+
+class _Absences:
+    """The budgets a shared store looked up lately and found absent, with when."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str], float] = {}
+
+    def fresh(self, host: str, source: str, now: float) -> bool:
+        seen = self._seen.get((host, source))
+        return seen is not None and now - seen < ABSENT_TTL
+
+    def note(self, host: str, source: str, now: float) -> None:
+        self._seen[host, source] = now
+        if len(self._seen) > 4096:
+            self._seen = {k: t for k, t in self._seen.items() if now - t < ABSENT_TTL}
+
+    def forget(self, host: str, source: str) -> None:
+        self._seen.pop((host, source), None)
 
 
 _FIELDS = ("limit", "remaining", "reset_at", "blocked_until", "updated_at")
@@ -226,6 +269,7 @@ class RedisBudgets:
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self._redis = client
         self.key_prefix = f"{prefix}:budget:"
+        self._absent = _Absences()
 
     def _key(self, host: str, source: str) -> str:
         return f"{self.key_prefix}{host}|{source}"
@@ -242,8 +286,12 @@ class RedisBudgets:
 
         self._redis.transaction(apply, key)
 
+    def surely_absent(self, host: str, source: str, now: float) -> bool:
+        return self._absent.fresh(host, source, now)
+
     def claim(self, host: str, source: str, now: float) -> float:
         if not self._redis.exists(self._key(host, source)):
+            self._absent.note(host, source, now)
             return 0.0
         waited: list[float] = []
 
@@ -257,11 +305,19 @@ class RedisBudgets:
 
     def peek(self, host: str, source: str, now: float) -> float:
         raw = self._redis.hgetall(self._key(host, source))
-        return 0.0 if not raw else claim(_from_hash(host, source, raw), now)[1]
+        if not raw:
+            self._absent.note(host, source, now)
+            return 0.0
+        return claim(_from_hash(host, source, raw), now)[1]
 
     def observe(self, host: str, source: str, news: RateLimit, status: int, now: float) -> None:
-        if news.known or status == 429:
-            self._change(host, source, lambda b: observe(b, news, status, now))
+        if not news.known and status != 429:
+            return
+        raw = self._redis.hgetall(self._key(host, source))
+        if raw and observe(_from_hash(host, source, raw), news, status, now) is None:
+            return  # nothing new: no transaction
+        self._change(host, source, lambda b: observe(b, news, status, now))
+        self._absent.forget(host, source)
 
     def listing(self) -> list[Budget]:
         out = []
@@ -292,6 +348,10 @@ class SqlBudgets:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._absent = _Absences()
+
+    def surely_absent(self, host: str, source: str, now: float) -> bool:
+        return self._absent.fresh(host, source, now)
 
     def _where(self, host: str, source: str) -> sa.ColumnElement[bool]:
         return sa.and_(rate_budgets.c.host == host, rate_budgets.c.source == source)
@@ -338,6 +398,7 @@ class SqlBudgets:
     def claim(self, host: str, source: str, now: float) -> float:
         with self.engine.connect() as conn:
             if self._read(conn, host, source) is None:
+                self._absent.note(host, source, now)
                 return 0.0
         waited = [0.0]
 
@@ -352,13 +413,21 @@ class SqlBudgets:
     def peek(self, host: str, source: str, now: float) -> float:
         with self.engine.connect() as conn:
             current = self._read(conn, host, source)
-        return 0.0 if current is None else claim(current, now)[1]
+        if current is None:
+            self._absent.note(host, source, now)
+            return 0.0
+        return claim(current, now)[1]
 
     def observe(self, host: str, source: str, news: RateLimit, status: int, now: float) -> None:
         if not news.known and status != 429:
             return
+        with self.engine.connect() as conn:
+            current = self._read(conn, host, source)
+        if current is not None and observe(current, news, status, now) is None:
+            return  # nothing new: no transaction
         with self.engine.begin() as conn:
             self._change(conn, host, source, lambda b: observe(b, news, status, now), create=True)
+        self._absent.forget(host, source)
 
     def listing(self) -> list[Budget]:
         query = sa.select(rate_budgets).order_by(rate_budgets.c.host, rate_budgets.c.source)

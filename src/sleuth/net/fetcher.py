@@ -268,7 +268,12 @@ class Fetcher:
             return 0.0
         host = host_key(target)
         now = time.time()
-        budget = min(self.budgets.peek(host, source, now) for source in self.sources)
+        budget = min(
+            0.0
+            if self.budgets.surely_absent(host, source, now)
+            else self.budgets.peek(host, source, now)
+            for source in self.sources
+        )
         return max(self.politeness.wait_time(host), budget)
 
     async def get(self, url: str, **options: Unpack[RequestOptions]) -> FetchResult:
@@ -390,7 +395,10 @@ class Fetcher:
             waits = []
             for i in range(len(self.sources)):
                 source = self.sources[(first + i) % len(self.sources)]
-                wait = await self._budget_call(self.budgets.claim, host, source, time.time())
+                now = time.time()
+                if self.budgets.surely_absent(host, source, now):
+                    return source
+                wait = await self._budget_call(self.budgets.claim, host, source, now)
                 if wait <= 0:
                     return source
                 waits.append(wait)
