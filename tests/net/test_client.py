@@ -96,10 +96,10 @@ async def test_a_source_profile_sets_agent_headers_and_token(server: LocalServer
     )
     assert "sekrit" not in repr(profile)
     async with fetcher() as f:
-        seen = (await f.get(server.url("/echo"), source=profile, expect="json")).data
+        seen = (await f.get(server.url("/echo"), profile=profile, expect="json")).data
         other = server.url("/echo", host="localhost")
-        moved = await f.get(server.url(f"/redirect-to?url={other}"), source=profile, expect="json")
-        error = await error_of(f.get(server.url("/status/403"), source=profile))
+        moved = await f.get(server.url(f"/redirect-to?url={other}"), profile=profile, expect="json")
+        error = await error_of(f.get(server.url("/status/403"), profile=profile))
     assert (seen["user-agent"], seen["x-api"]) == ("sleuth-x/1", "2")
     assert seen["authorization"] == "Bearer sekrit"
     assert "authorization" not in moved.data  # never to another origin

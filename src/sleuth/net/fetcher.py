@@ -115,7 +115,7 @@ class RequestOptions(TypedDict, total=False):
     headers: Mapping[str, str]
     json: Any
     content: bytes
-    source: SourceProfile
+    profile: SourceProfile
     validators: Validators
     expect: Expect
     max_bytes: int
@@ -291,7 +291,7 @@ class Fetcher:
         """Send `method` to `url` (with `params` merged into its query), following redirects;
         raise `FetchError` for anything but a 2xx answer or a conditional request's 304.
 
-        `json` or `content` is the body; `source` adds a source's user agent, headers and
+        `json` or `content` is the body; `profile` adds a source's user agent, headers and
         token, `headers` the call's own; `validators` makes the request conditional; `expect`
         ("image", "json", "xml") asks for that type and checks the body: an image by its first
         bytes (not the Content-Type, else `not_image`), a document parsed into `data` (else
@@ -342,8 +342,8 @@ class Fetcher:
         if "json" in options and "content" in options:
             raise ValueError("give a request body as json or as content, not both")
         headers = httpx.Headers()
-        if "source" in options:
-            for name, value in options["source"].request_headers():
+        if "profile" in options:
+            for name, value in options["profile"].request_headers():
                 headers[name] = value
         headers.update(options.get("headers", {}))
         content = options.get("content")
