@@ -1,10 +1,11 @@
 """Rate-limit budgets shared by workers, on memory, Redis, SQLite, PostgreSQL and MariaDB: one
-contract, atomic claims from separate connections, and two clients on one shared store that
-keep a real server's budget without ever going over it."""
+contract, atomic claims from separate connections, and two clients (objects, and worker
+processes) on one shared store that keep a real server's budget without ever going over it."""
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import threading
 import time
 import uuid
@@ -28,7 +29,13 @@ from sleuth.net.budgets import (
 from sleuth.net.fetcher import Fetcher
 from sleuth.net.ratelimit import RateLimit
 from sleuth.store.db import make_engine, migrate
-from tests.net.conftest import LOOPBACK, SHARED_KINDS, LocalServer, open_shared_store
+from tests.net.conftest import (
+    LOOPBACK,
+    SHARED_KINDS,
+    LocalServer,
+    SharedStore,
+    open_shared_store,
+)
 from tests.servers import scratch_database
 
 KINDS = ["memory", "redis", "sqlite", "postgresql", "mysql"]
@@ -47,13 +54,14 @@ def make_store(
         yield lambda: memory
         return
     with open_shared_store(request.param, tmp_path) as shared:
+        yield lambda: budget_store(shared)
 
-        def make() -> BudgetStore:
-            if shared.kind == "redis":
-                return RedisBudgets(shared.redis(), shared.prefix)
-            return SqlBudgets(shared.engine())
 
-        yield make
+def budget_store(shared: SharedStore) -> BudgetStore:
+    """A budget store on `shared` with a connection of its own."""
+    if shared.kind == "redis":
+        return RedisBudgets(shared.redis(), shared.prefix)
+    return SqlBudgets(shared.engine())
 
 
 def test_the_budget_contract(make_store: Callable[[], BudgetStore]) -> None:
@@ -168,6 +176,40 @@ async def test_two_clients_on_one_store_keep_a_servers_budget(
     assert statuses == [200] * 10
     assert server.stats.refused[key] == 0
     assert len(server.stats.arrivals[key]) == 11  # nothing was refused, so nothing retried
+
+
+def _crawl_in_a_process(kind: str, url: str, prefix: str, target: str, n: int) -> list[int]:
+    """A worker process of its own: its own fetcher and connection to the shared store."""
+    store = budget_store(SharedStore(kind, url, prefix))
+
+    async def crawl() -> list[int]:
+        async with fetcher(store) as f:
+            return [r.status for r in await asyncio.gather(*(f.get(target) for _ in range(n)))]
+
+    return asyncio.run(crawl())
+
+
+@pytest.mark.parametrize("kind", ["redis", "sqlite"])
+def test_two_worker_processes_keep_a_servers_budget(
+    kind: str, server: LocalServer, tmp_path: Path
+) -> None:
+    key = uuid.uuid4().hex
+    target = server.url(f"/budget/mastodon/{key}?limit=4&window=1")
+    with open_shared_store(kind, tmp_path) as shared:
+        store = budget_store(shared)
+
+        async def probe() -> None:
+            async with fetcher(store) as f:
+                await f.get(target)  # the first answer tells the budget
+
+        asyncio.run(probe())
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(2) as pool:
+            args = [(kind, shared.url, shared.prefix, target, 5)] * 2
+            statuses = pool.starmap(_crawl_in_a_process, args)
+    assert statuses == [[200] * 5, [200] * 5]
+    assert server.stats.refused[key] == 0
+    assert len(server.stats.arrivals[key]) == 11
 
 
 @pytest.mark.anyio
