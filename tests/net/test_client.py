@@ -45,10 +45,19 @@ async def test_params_are_merged_into_the_query(server: LocalServer) -> None:
     assert result.data["query"] == {"a": "1", "b": "2", "c": "x y"}
 
 
-async def test_a_body_is_json_or_content_not_both(server: LocalServer) -> None:
+async def test_programming_errors_are_refused_before_any_request(server: LocalServer) -> None:
+    k = key()
+    url = server.url(f"/peer?k={k}")
     async with fetcher() as f:
         with pytest.raises(ValueError, match="not both"):
-            await f.post(server.url("/peer"), json={}, content=b"")
+            await f.post(url, json={}, content=b"")
+        with pytest.raises(ValueError, match=r"expect must be one of .* not 'yaml'"):
+            await f.get(url, expect="yaml")  # type: ignore[typeddict-item]
+        with pytest.raises(ValueError, match=r"HTTP method must be one of .* not 'BREW'"):
+            await f.request("brew", url)
+        with pytest.raises(ValueError, match="max_bytes must not be negative"):
+            await f.get(url, max_bytes=-1)
+    assert f"peer:{k}" not in server.stats.arrivals
 
 
 async def test_xml_is_parsed(server: LocalServer) -> None:

@@ -39,6 +39,7 @@ from sleuth.net.transport import GuardedTransport
 
 MAX_URL_LENGTH = 8192
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Methods a retry cannot make happen twice; others are retried only after a 429 (not served).
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 # Never sent on to another origin: a redirect must not carry an API token elsewhere.
@@ -299,6 +300,8 @@ class Fetcher:
         if self._closed:
             raise RuntimeError("this Fetcher is closed")
         method = method.upper()
+        if method not in METHODS:
+            raise ValueError(f"HTTP method must be one of {sorted(METHODS)}, not {method!r}")
         target = parse_url(url)
         if "params" in options:
             target = target.copy_merge_params(dict(options["params"]))
@@ -351,6 +354,8 @@ class Fetcher:
             content = json.dumps(options["json"], separators=(",", ":")).encode()
             headers.setdefault("Content-Type", "application/json")
         expect = options.get("expect")
+        if expect is not None and expect not in ACCEPT:
+            raise ValueError(f"expect must be one of {sorted(ACCEPT)} or None, not {expect!r}")
         if expect is not None:
             headers.setdefault("Accept", ACCEPT[expect])
             if expect == "image":  # images do not compress: ask for them as they are
