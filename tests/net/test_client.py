@@ -103,7 +103,7 @@ async def test_a_source_profile_sets_agent_headers_and_token(server: LocalServer
     profile = SourceProfile(
         "x", user_agent="sleuth-x/1", headers={"X-Api": "2"}, bearer_token="sekrit"
     )
-    assert "sekrit" not in repr(profile)
+    assert "sekrit" not in repr(profile) and "X-Api" not in repr(profile)
     async with fetcher() as f:
         seen = (await f.get(server.url("/echo"), profile=profile, expect="json")).data
         other = server.url("/echo", host="localhost")

@@ -12,8 +12,8 @@ response, `observe` folds its headers in. The rules live in two pure functions (
 - `SqlBudgets`: the `rate_budgets` table, each change a read-modify-write under a row lock.
 
 A host that never announced a budget has none: its requests cost one look-up a second per
-worker (`ABSENT_TTL`), and no write.
-Times are epoch seconds of each worker's clock, assumed in step (NTP), as for host clocks.
+worker (`ABSENT_TTL`), and no write. Times are epoch seconds of each worker's clock, assumed in
+step (NTP), as for host clocks.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ rate_budgets = sa.Table(
     metadata,
     sa.Column("host", sa.String(255), primary_key=True),
     sa.Column("source", sa.String(64), primary_key=True),
-    sa.Column("quota", sa.Integer, nullable=True),
+    sa.Column("quota", sa.Integer, nullable=True),  # the limit (LIMIT is an SQL keyword)
     sa.Column("remaining", sa.Integer, nullable=True),
     sa.Column("reset_at", sa.Double, nullable=True),
     sa.Column("blocked_until", sa.Double, nullable=True),

@@ -77,11 +77,12 @@ class SourceProfile:
     """How one source wants to be asked: its user agent, extra headers and bearer token.
 
     The token is sent as `Authorization: Bearer ...`, never to another origin after a
-    redirect, and never shown (not in `repr`, not in any error)."""
+    redirect, and never shown (not in `repr`, not in any error); the headers, which may hold
+    a key too (Discourse's `Api-Key`), are not in `repr` either."""
 
     name: str
     user_agent: str | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     bearer_token: str | None = field(default=None, repr=False)
 
     def request_headers(self) -> list[tuple[str, str]]:
