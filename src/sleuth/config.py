@@ -173,13 +173,13 @@ def _parse(value: Any, kind: Any, name: str, source: str) -> Any:
             return int(value)
         if kind is float:
             return float(value)
+        if name == "net.source_addresses":
+            return parse_source_addresses(value)
         if kind is str:
             text = str(value)
             if text and name in _CHECKS:
                 _CHECKS[name](text)
             return text
-        if kind == tuple[str, ...] and name == "net.source_addresses":
-            return parse_source_addresses(value)
         if kind in (Path, Path | None):
             return Path(str(value)).expanduser() if str(value) else None
     except ValueError as exc:

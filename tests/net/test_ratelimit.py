@@ -52,6 +52,7 @@ def test_mastodon_iso_reset_from_the_recordings() -> None:
 
 def test_every_mastodon_recording_with_headers_parses() -> None:
     found = 0
+    recorded("mastodon/test_account.yaml")  # skips when the recordings are not there
     for cassette in sorted((REAL / "mastodon").glob("*.yaml")):
         for headers, _status in recorded(f"mastodon/{cassette.name}"):
             if "x-ratelimit-limit" in headers:
