@@ -340,6 +340,8 @@ class Fetcher:
             )
 
     def _prepare(self, method: str, options: RequestOptions) -> _Request:
+        """The headers and body of every attempt: the profile's, then the call's, then what
+        `expect` and `validators` ask for; malformed options are refused here."""
         cap = options.get("max_bytes", self.settings.max_bytes)
         if cap < 0:
             raise ValueError(f"max_bytes must not be negative, not {cap}")
