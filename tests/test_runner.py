@@ -15,9 +15,10 @@ import sqlalchemy as sa
 from sleuth.cleanup import CLEANUP_QUEUE
 from sleuth.config import NetSettings, Settings
 from sleuth.jobs.schedule import schedules
+from sleuth.net.budgets import RedisBudgets, SqlBudgets
 from sleuth.net.clocks import RedisHostClock, SqlHostClock, host_clocks
 from sleuth.net.politeness import MemoryHostClock
-from sleuth.runner import run_worker, shared_politeness
+from sleuth.runner import run_worker, shared_budgets, shared_politeness
 from sleuth.services import Services
 from tests.jobs.conftest import redis_queue
 
@@ -64,7 +65,9 @@ def test_cleanup_runs_once_per_period_in_the_workers(services: Services) -> None
 
 
 @pytest.mark.parametrize("queue", ["sqlite", "redis"])
-def test_the_politeness_clock_is_shared_where_the_queue_is(queue: str, tmp_path: Path) -> None:
+def test_the_politeness_clock_and_budgets_are_shared_where_the_queue_is(
+    queue: str, tmp_path: Path
+) -> None:
     shared = RedisHostClock if queue == "redis" else SqlHostClock
     with ExitStack() as stack:
         url = stack.enter_context(redis_queue(tmp_path)) if queue == "redis" else ""
@@ -76,3 +79,5 @@ def test_the_politeness_clock_is_shared_where_the_queue_is(queue: str, tmp_path:
             stack.callback(services.close)
             politeness = shared_politeness(services)
             assert isinstance(politeness.clock, expected) and politeness.delay == delay
+            budgets = shared_budgets(services)
+            assert isinstance(budgets, RedisBudgets if queue == "redis" else SqlBudgets)

@@ -3,10 +3,11 @@
 In-flight blobs (an app's downloaded originals, kept only until their record is stored) of a
 job that never finished (dead-lettered, or its crawl abandoned) would stay in the blob folder
 for ever; so would the temporary files of blob writes whose process was killed, and the
-politeness clocks of hosts crawled long ago. The scheduler (`jobs.schedule`) enqueues this job
-every `EVERY` seconds; any worker serving `CLEANUP_QUEUE` runs it. It is idempotent: a second
-run finds nothing more to remove. Worker-registry rows and stack requests are pruned by the
-workers themselves (`observe.registry.WorkerMonitor`), so they are not handled here.
+politeness clocks and rate-limit budgets of hosts crawled long ago. The scheduler
+(`jobs.schedule`) enqueues this job every `EVERY` seconds; any worker serving `CLEANUP_QUEUE`
+runs it. It is idempotent: a second run finds nothing more to remove. Worker-registry rows and
+stack requests are pruned by the workers themselves (`observe.registry.WorkerMonitor`), so they
+are not handled here.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Sequence
 from sleuth.jobs.base import Job
 from sleuth.jobs.schedule import Periodic
 from sleuth.jobs.worker import JobContext, JobKind
+from sleuth.net.budgets import prune_budgets
 from sleuth.net.clocks import prune_host_clocks
 from sleuth.services import Services
 
@@ -78,8 +80,13 @@ class Cleanup:
             self.services.blobs.sweep, exts, now - inflight_age, now - tmp_age
         )
         clocks = await asyncio.to_thread(self._prune_clocks, now)
-        log.info("cleanup: removed %d stale blob file(s) and %d host clock(s)", blobs, clocks)
+        log.info(
+            "cleanup: removed %d stale blob file(s) and %d host clock(s) or budget(s)",
+            blobs,
+            clocks,
+        )
 
     def _prune_clocks(self, now: float) -> int:
         with self.services.engine.begin() as conn:
-            return prune_host_clocks(conn, now, CLOCK_MAX_AGE)
+            clocks = prune_host_clocks(conn, now, CLOCK_MAX_AGE)
+            return clocks + prune_budgets(conn, now, CLOCK_MAX_AGE)

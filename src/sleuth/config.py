@@ -9,6 +9,7 @@ validated the same way.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -44,6 +45,9 @@ class NetSettings:
     per_host_concurrency: int = 8
     per_host_delay: float = 0.0
     user_agent: str = "sleuth/0.1 (+self-hosted crawler)"
+    # Local addresses requests are sent from, in turn, each with its own rate-limit budgets
+    # (several addresses of this machine); empty: the system chooses.
+    source_addresses: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,25 @@ def check_queue_url(url: str) -> None:
             raise ValueError(str(exc).replace(url, mask_url(url))) from None
 
 
+def parse_source_addresses(value: Any) -> tuple[str, ...]:
+    """Local addresses from a TOML list or a comma- or space-separated string, each an IP
+    address literal given once."""
+    items = value if isinstance(value, list) else str(value).replace(",", " ").split()
+    out: list[str] = []
+    for item in items:
+        try:
+            address = str(ipaddress.ip_address(str(item).strip()))
+        except ValueError:
+            raise ValueError(
+                f"{item!r} is not an IP address; give this machine's own addresses,"
+                " e.g. 192.0.2.10,192.0.2.11"
+            ) from None
+        if address in out:
+            raise ValueError(f"{address} is given twice")
+        out.append(address)
+    return tuple(out)
+
+
 _CHECKS = {"database_url": check_database_url, "queue_url": check_queue_url}
 
 
@@ -181,6 +204,8 @@ def _parse(value: Any, kind: Any, name: str, source: str) -> Any:
             return int(value)
         if kind is float:
             return float(value)
+        if name == "net.source_addresses":
+            return parse_source_addresses(value)
         if kind is str:
             text = str(value)
             if text and name in _CHECKS:

@@ -14,6 +14,7 @@ from sleuth.config import Settings
 from sleuth.jobs.redis import RedisQueue
 from sleuth.jobs.schedule import Periodic, Scheduler
 from sleuth.jobs.worker import JobKind, Worker, WorkerEvent
+from sleuth.net.budgets import BudgetStore, RedisBudgets, SqlBudgets
 from sleuth.net.clocks import RedisHostClock, SqlHostClock
 from sleuth.net.fetcher import Fetcher
 from sleuth.net.politeness import Politeness
@@ -81,6 +82,15 @@ def shared_politeness(services: Services) -> Politeness:
     return Politeness(net.per_host_concurrency, net.per_host_delay, clock)
 
 
+def shared_budgets(services: Services) -> BudgetStore:
+    """Rate-limit budgets every worker process shares, where the host clocks would be: in the
+    queue's Redis when the queue is there, else in the database."""
+    queue = services.queue
+    if isinstance(queue, RedisQueue):
+        return RedisBudgets(queue.redis, queue.target.prefix)
+    return SqlBudgets(services.engine)
+
+
 async def run_worker(
     services: Services,
     *,
@@ -94,7 +104,9 @@ async def run_worker(
     The worker is registered in the worker registry, with its timings, while it runs, and
     takes its turn at scheduling the periodic jobs."""
     settings = services.settings
-    async with Fetcher(settings.net, politeness=shared_politeness(services)) as fetcher:
+    async with Fetcher(
+        settings.net, politeness=shared_politeness(services), budgets=shared_budgets(services)
+    ) as fetcher:
         kinds = job_kinds(services, fetcher, queues)
         monitor = WorkerMonitor(services.engine)
         worker = Worker(

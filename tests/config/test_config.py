@@ -24,6 +24,28 @@ def test_allow_private_from_environment(value: str, expected: bool) -> None:
     assert s.net.allow_private is expected
 
 
+def test_source_addresses_from_file_and_environment(tmp_path: Path) -> None:
+    toml = tmp_path / "sleuth.toml"
+    toml.write_text('[net]\nsource_addresses = ["127.0.0.2", "::1"]\n')
+    assert load_settings(toml, environ={}).net.source_addresses == ("127.0.0.2", "::1")
+    env = {"SLEUTH_NET_SOURCE_ADDRESSES": "127.0.0.2, 127.0.0.3"}
+    assert load_settings(environ=env).net.source_addresses == ("127.0.0.2", "127.0.0.3")
+    assert load_settings(environ={}).net.source_addresses == ()
+    shown = as_dict(load_settings(environ=env))["net"]["source_addresses"]
+    assert list(shown) == ["127.0.0.2", "127.0.0.3"]
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [("127.0.0.2,eth0", "'eth0' is not an IP address"), ("::1 ::1", "::1 is given twice")],
+)
+def test_bad_source_addresses_are_refused_with_the_reason(value: str, reason: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={"SLEUTH_NET_SOURCE_ADDRESSES": value})
+    assert str(info.value).startswith("net.source_addresses from environment: ")
+    assert reason in str(info.value)
+
+
 def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_settings(environ={"SLEUTH_CONFIG": str(tmp_path / "absent.toml")})

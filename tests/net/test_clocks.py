@@ -9,8 +9,7 @@ import itertools
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,47 +22,25 @@ from sleuth.net.fetcher import Fetcher
 from sleuth.net.politeness import HostClock, Politeness
 from sleuth.store.db import make_engine, migrate
 from tests.jobs.conftest import delete_prefix
-from tests.net.conftest import LocalServer
-from tests.servers import REDIS_URL, require, scratch_database
+from tests.net.conftest import LocalServer, SharedStore
+from tests.servers import REDIS_URL, require
 
 KINDS = ["redis", "sqlite", "postgresql", "mysql"]
 DAY = 86400.0  # a delay far longer than any test: a claim's slot number is its wait / DAY
 DELAY = 0.4  # the per-host delay of the fetching test
 
 
-@pytest.fixture(params=KINDS)
-def make_clock(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], HostClock]]:
+@pytest.fixture
+def make_clock(shared_store: SharedStore) -> Callable[[], HostClock]:
     """Opens clocks on one shared store, each with its own connection (as separate worker
     processes would have)."""
-    closers: list[Callable[[], None]] = []
-    with ExitStack() as stack:
-        if request.param == "redis":
-            require("redis", REDIS_URL)
-            prefix = f"sleuth-test-{uuid.uuid4().hex[:12]}"
-            stack.callback(delete_prefix, prefix)
 
-            def make() -> HostClock:
-                client = redis.Redis.from_url(REDIS_URL)
-                closers.append(client.close)
-                return RedisHostClock(client, prefix)
+    def make() -> HostClock:
+        if shared_store.kind == "redis":
+            return RedisHostClock(shared_store.redis(), shared_store.prefix)
+        return SqlHostClock(shared_store.engine())
 
-        else:
-            if request.param == "sqlite":
-                url = f"sqlite:///{tmp_path / 'clock.db'}"
-            else:
-                url = stack.enter_context(scratch_database(request.param))
-
-            def make() -> HostClock:
-                engine = make_engine(url)
-                closers.append(engine.dispose)
-                return SqlHostClock(engine)
-
-            migrate(make().engine)  # type: ignore[attr-defined]
-        try:
-            yield make
-        finally:
-            for close in closers:
-                close()
+    return make
 
 
 def slots(waits: list[float]) -> list[int]:
@@ -175,11 +152,7 @@ async def test_two_workers_keep_the_delay_as_the_server_sees_it(
         )
         async with one, two:
             await asyncio.gather(
-                *(
-                    f.fetch(f"{url}&n={i}&by={n}")
-                    for i in range(3)
-                    for n, f in enumerate((one, two))
-                )
+                *(f.get(f"{url}&n={i}&by={n}") for i in range(3) for n, f in enumerate((one, two)))
             )
     finally:
         if kind == "redis":

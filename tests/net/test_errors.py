@@ -25,6 +25,8 @@ from sleuth.net.errors import REASONS, FetchError
         ("too_many_redirects", None, False),
         ("not_image", None, False),
         ("bad_json", None, False),
+        ("bad_xml", None, False),
+        ("rate_limited", None, True),
         ("protocol", None, False),
         ("tls", None, False),
     ],
@@ -36,7 +38,8 @@ def test_retryable(reason: str, status: int | None, retryable: bool) -> None:
 def test_every_reason_is_covered_above() -> None:
     assert {
         "bad_url", "blocked_address", "dns", "connect", "tls", "timeout", "too_large",
-        "too_many_redirects", "http_status", "not_image", "bad_json", "protocol",
+        "too_many_redirects", "http_status", "not_image", "bad_json", "bad_xml", "protocol",
+        "rate_limited",
     } == REASONS  # fmt: skip
 
 
@@ -46,13 +49,14 @@ def test_unknown_reason_is_refused() -> None:
 
 
 def test_survives_pickling_for_the_process_pool() -> None:
-    error = FetchError("http_status", "http://h/ answered 429", status=429, retry_after=7.0)
+    error = FetchError("http_status", "http://h/ answered 429", 429, 7.0, b'{"error":"x"}')
     copy = pickle.loads(pickle.dumps(error))
-    assert (copy.reason, copy.detail, copy.status, copy.retry_after) == (
+    assert (copy.reason, copy.detail, copy.status, copy.retry_after, copy.body) == (
         "http_status",
         "http://h/ answered 429",
         429,
         7.0,
+        b'{"error":"x"}',
     )
 
 

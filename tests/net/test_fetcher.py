@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import socket
-import uuid
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -13,8 +11,9 @@ import pytest
 
 from sleuth.config import NetSettings, load_settings
 from sleuth.net.errors import FetchError
-from sleuth.net.fetcher import MAX_URL_LENGTH, Fetcher, parse_retry_after, parse_url
-from tests.net.conftest import LocalServer
+from sleuth.net.fetcher import MAX_URL_LENGTH, Fetcher, parse_url
+from sleuth.net.ratelimit import parse_retry_after
+from tests.net.conftest import LocalServer, key, loopback_fetcher
 
 pytestmark = pytest.mark.anyio
 
@@ -22,24 +21,19 @@ BASE = NetSettings(retries=0, connect_timeout=5.0, read_timeout=5.0, total_timeo
 
 
 def fetcher(settings: NetSettings = BASE, **changes: object) -> Fetcher:
-    """A loopback-allowed fetcher with quick retries, so tests wait only where they mean to."""
-    return Fetcher(replace(settings, **changes), allow_private=True, backoff=0.01)
-
-
-def key() -> str:
-    return uuid.uuid4().hex
+    return loopback_fetcher(settings, **changes)
 
 
 async def fetch_error(f: Fetcher, url: str, **kwargs: object) -> FetchError:
     with pytest.raises(FetchError) as info:
-        await f.fetch(url, **kwargs)
+        await f.get(url, **kwargs)
     return info.value
 
 
 async def test_png_and_jpeg_download_and_sniff(server: LocalServer) -> None:
     async with fetcher() as f:
-        png = await f.fetch(server.url("/image.png"), expect_image=True)
-        jpeg = await f.fetch(server.url("/image.jpg"), expect_image=True)
+        png = await f.get(server.url("/image.png"), expect="image")
+        jpeg = await f.get(server.url("/image.jpg"), expect="image")
     assert (png.status, png.body, png.content_type, png.image_type) == (
         200,
         server.png,
@@ -54,10 +48,10 @@ async def test_png_and_jpeg_download_and_sniff(server: LocalServer) -> None:
 
 async def test_magic_bytes_win_over_content_type(server: LocalServer) -> None:
     async with fetcher() as f:
-        mislabelled = await f.fetch(server.url("/png-as-text"), expect_image=True)
-        html = await fetch_error(f, server.url("/html-as-jpeg"), expect_image=True)
-        short = await fetch_error(f, server.url("/tiny-text"), expect_image=True)
-        plain = await f.fetch(server.url("/html-as-jpeg"))
+        mislabelled = await f.get(server.url("/png-as-text"), expect="image")
+        html = await fetch_error(f, server.url("/html-as-jpeg"), expect="image")
+        short = await fetch_error(f, server.url("/tiny-text"), expect="image")
+        plain = await f.get(server.url("/html-as-jpeg"))
     assert (mislabelled.content_type, mislabelled.image_type) == ("text/plain", "png")
     assert html.reason == "not_image"
     assert "served as image/jpeg" in html.detail
@@ -67,8 +61,8 @@ async def test_magic_bytes_win_over_content_type(server: LocalServer) -> None:
 
 async def test_request_headers(server: LocalServer) -> None:
     async with fetcher(user_agent="sleuth-test/1") as f:
-        seen = (await f.fetch(server.url("/echo"), headers={"X-Probe": "1"})).json()
-        image = await f.fetch(server.url("/echo-image"), expect_image=True)
+        seen = (await f.get(server.url("/echo"), headers={"X-Probe": "1"}, expect="json")).data
+        image = await f.get(server.url("/echo-image"), expect="image")
     assert (seen["user-agent"], seen["x-probe"]) == ("sleuth-test/1", "1")
     assert "gzip" in seen["accept-encoding"]
     # Images do not compress: an image request asks for them as they are, and for images.
@@ -95,7 +89,7 @@ async def test_persistent_500_is_retried_then_raised(server: LocalServer) -> Non
 async def test_500_then_200_is_retried(server: LocalServer) -> None:
     path = f"/flaky/{key()}"
     async with fetcher(retries=1) as f:
-        result = await f.fetch(server.url(path), expect_image=True)
+        result = await f.get(server.url(path), expect="image")
     assert result.body == server.png
     assert server.stats.hits[path] == 2
 
@@ -103,7 +97,7 @@ async def test_500_then_200_is_retried(server: LocalServer) -> None:
 async def test_429_retry_after_is_honoured(server: LocalServer) -> None:
     path = f"/ratelimited/{key()}?after=1"
     async with fetcher(retries=1) as f:
-        result = await f.fetch(server.url(path))
+        result = await f.get(server.url(path))
     assert result.body == server.png
     assert server.stats.hits[path] == 2
     assert result.elapsed >= 0.9  # slept what the server asked, not the 0.01 s backoff
@@ -125,7 +119,7 @@ async def test_retry_after_survives_exhausted_retries(server: LocalServer) -> No
 
 async def test_redirect_chain_of_three(server: LocalServer) -> None:
     async with fetcher() as f:
-        result = await f.fetch(server.url("/redirect/3"), expect_image=True)
+        result = await f.get(server.url("/redirect/3"), expect="image")
     assert result.body == server.png
     assert result.final_url == server.url("/redirect/0")
     assert result.redirects == tuple(server.url(f"/redirect/{n}") for n in (3, 2, 1))
@@ -133,7 +127,7 @@ async def test_redirect_chain_of_three(server: LocalServer) -> None:
 
 async def test_exactly_the_redirect_limit_is_allowed(server: LocalServer) -> None:
     async with fetcher(max_redirects=5) as f:
-        result = await f.fetch(server.url("/redirect/5"))
+        result = await f.get(server.url("/redirect/5"))
     assert len(result.redirects) == 5
 
 
@@ -169,16 +163,16 @@ async def test_credentials_do_not_follow_a_redirect_to_another_origin(
     secret = {"Authorization": "Bearer secret"}
     other = server.url("/echo", host="localhost")
     async with fetcher() as f:
-        same = await f.fetch(server.url("/redirect-to?url=/echo"), headers=secret)
-        cross = await f.fetch(server.url(f"/redirect-to?url={other}"), headers=secret)
-    assert same.json()["authorization"] == "Bearer secret"
-    assert "authorization" not in cross.json()
+        same = await f.get(server.url("/redirect-to?url=/echo"), headers=secret, expect="json")
+        cross = await f.get(server.url(f"/redirect-to?url={other}"), headers=secret, expect="json")
+    assert same.data["authorization"] == "Bearer secret"
+    assert "authorization" not in cross.data
 
 
 async def test_cookies_are_not_kept(server: LocalServer) -> None:
     async with fetcher() as f:
-        await f.fetch(server.url("/set-cookie"))
-        seen = (await f.fetch(server.url("/echo"))).json()
+        await f.get(server.url("/set-cookie"))
+        seen = (await f.get(server.url("/echo"), expect="json")).data
     assert "cookie" not in seen
 
 
@@ -191,13 +185,13 @@ async def test_chunked_body_over_the_cap(server: LocalServer) -> None:
 
 async def test_chunked_body_exactly_at_the_cap(server: LocalServer) -> None:
     async with fetcher() as f:
-        result = await f.fetch(server.url("/chunked-huge?size=200000"), max_bytes=200_000)
+        result = await f.get(server.url("/chunked-huge?size=200000"), max_bytes=200_000)
     assert len(result.body) == 200_000
 
 
 async def test_content_length_over_the_cap(server: LocalServer) -> None:
     async with fetcher(max_bytes=len(server.png)) as f:
-        exact = await f.fetch(server.url("/image.png"))
+        exact = await f.get(server.url("/image.png"))
         huge = await fetch_error(f, server.url("/big-length"))
         over = await fetch_error(f, server.url("/image.png"), max_bytes=len(server.png) - 1)
     assert exact.body == server.png
@@ -208,7 +202,8 @@ async def test_content_length_over_the_cap(server: LocalServer) -> None:
 @pytest.mark.parametrize("encoding", ["gzip", "deflate", "raw-deflate"])
 async def test_compressed_bodies_are_decoded(server: LocalServer, encoding: str) -> None:
     async with fetcher() as f:
-        assert await f.fetch_json(server.url(f"/encoded/{encoding}")) == {"packed": True}
+        result = await f.get(server.url(f"/encoded/{encoding}"), expect="json")
+    assert result.data == {"packed": True}
 
 
 async def test_decompression_bomb_stops_at_the_cap(server: LocalServer) -> None:
@@ -217,7 +212,7 @@ async def test_decompression_bomb_stops_at_the_cap(server: LocalServer) -> None:
         error = await fetch_error(
             f, server.url("/encoded/gzip?zeros=50000000"), max_bytes=1_000_000
         )
-        exact = await f.fetch(server.url("/encoded/gzip?zeros=1000000"), max_bytes=1_000_000)
+        exact = await f.get(server.url("/encoded/gzip?zeros=1000000"), max_bytes=1_000_000)
     assert error.reason == "too_large"
     assert exact.body == b"\0" * 1_000_000
 
@@ -235,9 +230,9 @@ async def test_connections_are_kept_alive_across_redirects_and_errors(
     fresh_server: LocalServer,
 ) -> None:
     async with fetcher() as f:
-        await f.fetch(fresh_server.url("/redirect/3"))
+        await f.get(fresh_server.url("/redirect/3"))
         await fetch_error(f, fresh_server.url("/status/404"))
-        await f.fetch(fresh_server.url("/image.png"))
+        await f.get(fresh_server.url("/image.png"))
     assert sum(fresh_server.stats.hits.values()) == 6
     assert fresh_server.stats.connections == 1
 
@@ -274,12 +269,12 @@ async def test_connection_closed_mid_body(server: LocalServer) -> None:
     assert "received 100 bytes, expected 1000" in error.detail
 
 
-async def test_fetch_json(server: LocalServer) -> None:
+async def test_json_is_asked_for_and_parsed(server: LocalServer) -> None:
     async with fetcher() as f:
-        data = await f.fetch_json(server.url("/json"))
-        accept = (await f.fetch_json(server.url("/echo")))["accept"]
+        data = (await f.get(server.url("/json"), expect="json")).data
+        accept = (await f.get(server.url("/echo"), expect="json")).data["accept"]
         with pytest.raises(FetchError) as info:
-            await f.fetch_json(server.url("/bad-json"))
+            await f.get(server.url("/bad-json"), expect="json")
     assert data == {"items": [1, 2, 3], "next": None}
     assert accept == "application/json"
     assert info.value.reason == "bad_json"
@@ -335,7 +330,7 @@ async def test_private_addresses_follow_the_configuration(
     allowed = load_settings(config, environ={"SLEUTH_NET_ALLOW_PRIVATE": "1"}).net
     default = load_settings(config, environ={}).net
     async with Fetcher(allowed) as f:
-        assert (await f.fetch(server.url("/image.png"))).body == server.png
+        assert (await f.get(server.url("/image.png"))).body == server.png
     async with Fetcher(default) as f:
         assert (await fetch_error(f, server.url("/image.png"))).reason == "blocked_address"
 
@@ -344,7 +339,7 @@ async def test_closed_fetcher_refuses_work(server: LocalServer) -> None:
     f = fetcher()
     await f.aclose()
     with pytest.raises(RuntimeError, match="closed"):
-        await f.fetch(server.url("/image.png"))
+        await f.get(server.url("/image.png"))
 
 
 def test_guard_and_allow_private_are_not_both_given() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import ssl
+import uuid
 
 import pytest
 
@@ -126,7 +127,7 @@ async def test_localhost_resolves_and_is_refused_by_the_system_resolver() -> Non
 async def test_unresolvable_name_is_a_dns_error() -> None:
     async with Fetcher(FAST) as fetcher:
         with pytest.raises(FetchError) as info:
-            await fetcher.fetch("http://no-such-host.invalid/x.png")
+            await fetcher.get("http://no-such-host.invalid/x.png")
     assert info.value.reason == "dns"
     assert "no-such-host.invalid does not resolve" in info.value.detail
     assert not info.value.retryable
@@ -140,7 +141,7 @@ async def test_fetch_of_loopback_is_refused_before_connecting(
     path = f"/image.png/refused-{host}"
     async with Fetcher(FAST, allow_private=False) as fetcher:
         with pytest.raises(FetchError) as info:
-            await fetcher.fetch(server.url(path, host=host))
+            await fetcher.get(server.url(path, host=host))
     assert info.value.reason == "blocked_address"
     assert "loopback" in info.value.detail
     assert server.stats.hits[path] == 0
@@ -153,7 +154,7 @@ async def test_disguised_loopback_is_refused(server: LocalServer, host: str) -> 
     path = f"/image.png/disguised-{host}"
     async with Fetcher(FAST, allow_private=False) as fetcher:
         with pytest.raises(FetchError) as info:
-            await fetcher.fetch(server.url(path, host=host))
+            await fetcher.get(server.url(path, host=host))
     assert info.value.reason == "blocked_address"
     assert "loopback" in info.value.detail
     assert server.stats.hits[path] == 0
@@ -162,7 +163,7 @@ async def test_disguised_loopback_is_refused(server: LocalServer, host: str) -> 
 @pytest.mark.anyio
 async def test_fetch_of_loopback_is_allowed_when_private_is_allowed(server: LocalServer) -> None:
     async with Fetcher(FAST, allow_private=True) as fetcher:
-        result = await fetcher.fetch(server.url("/image.png", host="localhost"))
+        result = await fetcher.get(server.url("/image.png", host="localhost"))
     assert result.body == server.png
 
 
@@ -178,9 +179,27 @@ async def test_redirect_to_a_private_address_is_refused_at_the_hop(server: Local
     first_hop = f"/redirect-to?url={target}&case=literal"
     async with Fetcher(FAST, guard=guard) as fetcher:
         with pytest.raises(FetchError) as info:
-            await fetcher.fetch(server.url(first_hop))
+            await fetcher.get(server.url(first_hop))
     assert info.value.reason == "blocked_address"
     assert "127.0.0.2 is loopback" in info.value.detail
+    assert server.stats.hits[first_hop] == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("method", "status"), [("POST", 307), ("POST", 303), ("HEAD", 308)])
+async def test_every_method_and_its_redirects_are_guarded(
+    server: LocalServer, method: str, status: int
+) -> None:
+    target = f"http://127.0.0.2:{server.port}/peer"
+    first_hop = f"/redirect-to?url={target}&status={status}&k={uuid.uuid4().hex}"
+    async with Fetcher(FAST) as fetcher:  # private addresses not allowed
+        with pytest.raises(FetchError) as direct:
+            await fetcher.request(method, server.url("/peer"), json={"a": 1})
+    async with Fetcher(FAST, guard=Guard(policy=_only_127_0_0_1_is_public)) as fetcher:
+        with pytest.raises(FetchError) as hop:
+            await fetcher.request(method, server.url(first_hop), json={"a": 1})
+    assert direct.value.reason == hop.value.reason == "blocked_address"
+    assert "127.0.0.2 is loopback" in hop.value.detail
     assert server.stats.hits[first_hop] == 1
 
 
@@ -193,7 +212,7 @@ async def test_redirect_to_a_name_of_a_private_address_is_refused_at_the_hop(
     target = f"http://internal.test:{server.port}/image.png"
     async with Fetcher(FAST, guard=guard) as fetcher:
         with pytest.raises(FetchError) as info:
-            await fetcher.fetch(server.url(f"/redirect-to?url={target}", host="public.test"))
+            await fetcher.get(server.url(f"/redirect-to?url={target}", host="public.test"))
     assert info.value.reason == "blocked_address"
     assert "internal.test resolves to 127.0.0.2, which is loopback" in info.value.detail
 
@@ -204,7 +223,7 @@ async def test_same_redirect_without_the_guard_reaches_the_network(server: Local
     target = f"http://127.0.0.2:{server.port}/image.png"
     async with Fetcher(FAST, allow_private=True) as fetcher:
         with pytest.raises(FetchError) as info:
-            await fetcher.fetch(server.url(f"/redirect-to?url={target}&case=control"))
+            await fetcher.get(server.url(f"/redirect-to?url={target}&case=control"))
     assert info.value.reason == "connect"
 
 
@@ -222,10 +241,10 @@ async def test_connection_is_pinned_to_the_checked_address(server: LocalServer) 
 
     guard = Guard(resolver=rebinding, policy=_only_127_0_0_1_is_public)
     async with Fetcher(FAST, guard=guard) as fetcher:
-        first = await fetcher.fetch(server.url("/echo", host="pinned.test"))
-        second = await fetcher.fetch(server.url("/echo", host="pinned.test"))
-    assert first.json()["host"] == f"pinned.test:{server.port}"
-    assert second.json()["host"] == f"pinned.test:{server.port}"
+        first = await fetcher.get(server.url("/echo", host="pinned.test"), expect="json")
+        second = await fetcher.get(server.url("/echo", host="pinned.test"), expect="json")
+    assert first.data["host"] == f"pinned.test:{server.port}"
+    assert second.data["host"] == f"pinned.test:{server.port}"
     assert calls == ["pinned.test"]  # the kept-alive connection needed no new resolution
 
 
@@ -235,9 +254,9 @@ async def test_tls_verifies_the_name_while_connecting_to_the_pinned_address(
 ) -> None:
     trust = ssl.create_default_context(cafile=str(tls_files.cert))
     async with Fetcher(FAST, allow_private=True, ssl_context=trust) as fetcher:
-        result = await fetcher.fetch(tls_server.url("/image.png", host="localhost"))
+        result = await fetcher.get(tls_server.url("/image.png", host="localhost"))
         assert result.body == tls_server.png
         with pytest.raises(FetchError) as info:
-            await fetcher.fetch(tls_server.url("/image.png", host="127.0.0.1"))
+            await fetcher.get(tls_server.url("/image.png", host="127.0.0.1"))
     assert info.value.reason == "tls"
     assert "certificate" in info.value.detail.lower()

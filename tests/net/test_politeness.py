@@ -73,7 +73,7 @@ async def test_slot_waits_for_the_gap_and_drops_idle_hosts() -> None:
 
 async def _fetch_many(server: LocalServer, settings: NetSettings, n: int, path: str) -> None:
     async with Fetcher(settings, allow_private=True) as fetcher:
-        await asyncio.gather(*(fetcher.fetch(server.url(f"{path}&n={i}")) for i in range(n)))
+        await asyncio.gather(*(fetcher.get(server.url(f"{path}&n={i}")) for i in range(n)))
 
 
 @pytest.mark.anyio
@@ -98,7 +98,7 @@ async def test_delay_between_starts_and_wait_time(fresh_server: LocalServer) -> 
     async with Fetcher(settings, allow_private=True) as fetcher:
         url = fresh_server.url("/slow?delay=0")
         assert fetcher.wait_time(url) == 0.0
-        await asyncio.gather(*(fetcher.fetch(f"{url}&n={i}") for i in range(3)))
+        await asyncio.gather(*(fetcher.get(f"{url}&n={i}") for i in range(3)))
         assert 0 < fetcher.wait_time(url) <= 0.3
         assert fetcher.wait_time(fresh_server.url("/x", host="localhost")) == 0.0
     starts = fresh_server.stats.slow_starts
@@ -117,6 +117,6 @@ async def test_fetchers_can_share_one_politeness(fresh_server: LocalServer) -> N
         Fetcher(settings, allow_private=True, politeness=shared) as two,
     ):
         await asyncio.gather(
-            *(f.fetch(f"{url}&n={i}&by={id(f)}") for i in range(4) for f in (one, two))
+            *(f.get(f"{url}&n={i}&by={id(f)}") for i in range(4) for f in (one, two))
         )
     assert fresh_server.stats.max_active_slow <= 2

@@ -27,6 +27,7 @@ TABLES = {
     "schedules",
     "leases",
     "host_clocks",
+    "rate_budgets",
     "images",
     "image_sources",
     "crawl_runs",

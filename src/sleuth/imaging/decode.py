@@ -46,10 +46,10 @@ from PIL import Image, ImageCms
 
 from sleuth.imaging.sniff import decodable_types, sniff_image_type
 
-# Pillow format names tried by `open_image`, those of the web's raster formats that this Pillow
-# build registers (AVIF is optional). Phone JPEGs with a multi-picture index (MPO) come
-# through the JPEG opener.
-_WANTED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "ICO", "AVIF")
+# Pillow format names tried by `open_image`: the raster formats with a magic number that Pillow
+# decodes itself, those this build registers (AVIF is optional). Phone JPEGs with a
+# multi-picture index (MPO) come through the JPEG opener; "PPM" opens PBM, PGM and PPM.
+_WANTED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "ICO", "QOI", "PPM", "AVIF")
 Image.init()
 ALLOWED_FORMATS: tuple[str, ...] = tuple(f for f in _WANTED_FORMATS if f in Image.OPEN)
 

@@ -1,11 +1,12 @@
 """Recognise an image type from the first bytes of a body, before it is decoded or even complete.
 
-The fetcher calls `sniff_image_type` on the head of a response so that an HTML error page, a
-JSON body or a video served under an image URL is refused early, whatever its Content-Type
-says. Only raster types are recognised; SVG (text, needs a renderer) is not an image here.
+A fetch that expects an image (`sleuth.net`, `expect="image"`) calls `sniff_image_type` on the
+head of a response so that an HTML error page, a JSON body or a video served under an image URL
+is refused early, whatever its Content-Type says. Only raster types are recognised; SVG (text,
+needs a renderer) is not an image here.
 `decodable_types()` lists the types `sleuth.imaging.decode` can turn into pixels; the others (HEIC,
-JPEG XL, AVIF where Pillow lacks it) are recognised so that the error says `unsupported`
-rather than `not_image`.
+JPEG XL, Netpbm's PAM, AVIF where Pillow lacks it) are recognised so that the error says
+`unsupported` rather than `not_image`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,17 @@ _GENERIC_HEIF = {b"mif1", b"msf1", b"mif2"}
 _AVIF_BRANDS = {b"avif", b"avis"}
 # Sizes of the BMP information headers (BITMAPCOREHEADER ... BITMAPV5HEADER).
 _BMP_DIB_SIZES = {12, 16, 40, 52, 56, 64, 108, 124}
+# Netpbm magic numbers (plain and raw forms) and the type each names.
+_NETPBM = {
+    b"P1": "pbm",
+    b"P4": "pbm",
+    b"P2": "pgm",
+    b"P5": "pgm",
+    b"P3": "ppm",
+    b"P6": "ppm",
+    b"P7": "pam",
+    b"Pf": "pfm",  # grayscale float map, which Pillow's Netpbm plugin also reads
+}
 
 
 def _isobmff_type(head: bytes) -> str | None:
@@ -42,7 +54,8 @@ def _isobmff_type(head: bytes) -> str | None:
 def sniff_image_type(head: bytes) -> str | None:
     """The image type of a body from its first bytes (`SNIFF_BYTES` suffice), or None.
 
-    Returns one of jpeg, png, gif, webp, bmp, tiff, ico, avif, heic, jxl."""
+    Returns one of jpeg, png, gif, webp, bmp, tiff, ico, qoi, pbm, pgm, ppm, pfm, pam, avif, heic,
+    jxl."""
     head = bytes(head[:SNIFF_BYTES])
     if head.startswith(b"\xff\xd8\xff"):
         return "jpeg"
@@ -63,6 +76,10 @@ def sniff_image_type(head: bytes) -> str | None:
         # a directory entry: width, height, colours, reserved (0), ...
         if 0 < count <= 256 and (len(head) < 10 or head[9] == 0):
             return "ico"
+    if head[:4] == b"qoif" and len(head) >= 14:
+        return "qoi"
+    if head[:2] in _NETPBM and len(head) >= 3 and head[2:3].isspace():
+        return _NETPBM[head[:2]]
     if head.startswith(b"\xff\x0a") or head.startswith(b"\x00\x00\x00\x0cJXL \r\n\x87\n"):
         return "jxl"
     return _isobmff_type(head)
@@ -70,7 +87,7 @@ def sniff_image_type(head: bytes) -> str | None:
 
 def decodable_types() -> frozenset[str]:
     """The sniffed types this installation can decode (AVIF depends on Pillow's build)."""
-    types = {"jpeg", "png", "gif", "webp", "bmp", "tiff", "ico"}
+    types = {"jpeg", "png", "gif", "webp", "bmp", "tiff", "ico", "qoi", "pbm", "pgm", "ppm", "pfm"}
     if features.check("avif"):
         types.add("avif")
     return frozenset(types)

@@ -96,7 +96,7 @@ class SqlHostClock:
                 {"next_at": start + delay},
             )
             next_at = conn.execute(sa.select(host_clocks.c.next_at).where(row)).scalar_one()
-        return max(0.0, next_at - delay - now)
+        return max(0.0, float(next_at) - delay - now)
 
 
 def prune_host_clocks(conn: Connection, now: float, older_than: float = 3600.0) -> int:

@@ -19,15 +19,22 @@ REASONS = frozenset(
         "http_status",  # a 4xx or 5xx answer; `status` holds it
         "not_image",  # an image was expected and the bytes are not one
         "bad_json",  # JSON was expected and the body does not parse
+        "bad_xml",  # XML was expected and the body does not parse or declares entities
+        "rate_limited",  # the host's announced budget is spent; `retry_after` says until when
         "protocol",  # broken HTTP: truncated body, bad framing, bad encoding
     }
 )
 
-_TRANSIENT_REASONS = frozenset({"timeout", "connect"})
+# How much of an error answer's body a `FetchError` keeps.
+ERROR_BODY_BYTES = 4096
+
+_TRANSIENT_REASONS = frozenset({"timeout", "connect", "rate_limited"})
 
 
 class FetchError(Exception):
-    """A failed fetch: `reason` is one of `REASONS`, `detail` says what happened, for people."""
+    """A failed fetch: `reason` is one of `REASONS`, `detail` says what happened, for people;
+    `body` is the start of an error answer's body (an API's error document, for its client
+    to read: X's problem type, Bluesky's error name), decoded, at most `ERROR_BODY_BYTES`."""
 
     def __init__(
         self,
@@ -35,18 +42,21 @@ class FetchError(Exception):
         detail: str,
         status: int | None = None,
         retry_after: float | None = None,
+        body: bytes = b"",
     ) -> None:
         if reason not in REASONS:
             raise ValueError(f"unknown fetch error reason {reason!r}")
-        super().__init__(reason, detail, status, retry_after)
+        super().__init__(reason, detail, status, retry_after, body)
         self.reason = reason
         self.detail = detail
         self.status = status
         self.retry_after = retry_after
+        self.body = body
 
     @property
     def retryable(self) -> bool:
-        """Whether trying again later can succeed: timeouts, lost connections, 5xx and 429."""
+        """Whether trying again later can succeed: timeouts, lost connections, a spent budget,
+        5xx and 429."""
         if self.reason in _TRANSIENT_REASONS:
             return True
         if self.reason == "http_status" and self.status is not None:

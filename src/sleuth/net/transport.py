@@ -119,7 +119,8 @@ class _ResponseStream(httpx.AsyncByteStream):
 
 
 class GuardedTransport(httpx.AsyncBaseTransport):
-    """HTTP/1.1 keep-alive connection pool on a `GuardedBackend`."""
+    """HTTP/1.1 keep-alive connection pool on a `GuardedBackend`, its connections made from
+    `local_address` when one is given (one of several source addresses)."""
 
     def __init__(
         self,
@@ -129,6 +130,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         max_keepalive: int,
         keepalive_expiry: float = 5.0,
         ssl_context: ssl.SSLContext | None = None,
+        local_address: str | None = None,
     ) -> None:
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=ssl_context or httpx.create_ssl_context(trust_env=False),
@@ -138,6 +140,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
             http1=True,
             http2=False,
             network_backend=GuardedBackend(guard),
+            local_address=local_address,
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

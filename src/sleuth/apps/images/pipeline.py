@@ -97,7 +97,7 @@ class ImagesPipeline:
         if wait > MAX_POLITE_WAIT:
             raise Retry(after=wait, reason="host cooling down")
         try:
-            result = await self.fetcher.fetch(item.url, expect_image=True)
+            result = await self.fetcher.get(item.url, expect="image")
         except FetchError as exc:  # the fetcher has retried what was worth retrying
             await self._fail(item, ctx, exc.reason, exc.detail, exc.status)
             return

@@ -141,7 +141,7 @@ def fetch_query_image(url: str, net: NetSettings) -> bytes:
 
     async def get() -> bytes:
         async with Fetcher(net) as fetcher:
-            return (await fetcher.fetch(url, expect_image=True)).body
+            return (await fetcher.get(url, expect="image")).body
 
     try:
         return asyncio.run(get())

@@ -14,7 +14,7 @@ from alembic import op
 revision = "images_0002_crawl"
 down_revision = "images_0001"
 branch_labels = None
-depends_on = "core_0004_crawl"
+depends_on = "core_0004"
 
 APP = "images"
 

@@ -7,7 +7,7 @@ Revises: core_0003
 import sqlalchemy as sa
 from alembic import op
 
-revision = "core_0004_crawl"
+revision = "core_0004"
 down_revision = "core_0003"
 branch_labels = None
 depends_on = None
