@@ -1,6 +1,6 @@
 """core tables: crawl runs, their items and the record of failed items (`sleuth.crawl`)
 
-Revision ID: core_0004_crawl
+Revision ID: core_0004
 Revises: core_0003
 """
 
