@@ -331,7 +331,10 @@ class Worker:
             # forkserver: children never inherit this process's threads or open connections.
             context = multiprocessing.get_context("forkserver")
             self._cpu = ProcessPoolExecutor(
-                self.processes, mp_context=context, initializer=_cpu_child_init
+                self.processes,
+                mp_context=context,
+                initializer=_cpu_child_init,
+                initargs=(os.getpid(),),
             )
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._cpu, functools.partial(fn, *args))
@@ -568,9 +571,10 @@ class Worker:
                 waiter.cancel()
 
 
-def _cpu_child_init() -> None:
+def _cpu_child_init(worker_pid: int) -> None:
     """Each pool process is one core's worth of work: a multi-threaded BLAS inside it would
     only fight its siblings for the cores (measured: pHash's small matrix products 2 ms with one
-    BLAS thread, 10 ms with the default thread count on 2 busy cores)."""
+    BLAS thread, 10 ms with the default thread count on 2 busy cores). It ends with its worker
+    (its parent is the fork server, which outlives a killed worker)."""
     threadpoolctl.threadpool_limits(1)
-    exit_with_parent()
+    exit_with_parent(worker_pid)
