@@ -105,13 +105,16 @@ def test_a_stop_signal_to_the_parent_stops_the_tree_and_hands_back(
 def test_kill_9_of_a_worker_takes_its_cpu_pool_down(
     queue_url: str, backend: QueueBackend, tmp_path: Path
 ) -> None:
-    parent, _ = _start_tree(queue_url, backend, tmp_path / "log.txt")
+    parent, tree = _start_tree(queue_url, backend, tmp_path / "log.txt")
     try:
         [[_, _, worker_pid, cpu_pid]] = read_lines(tmp_path / "log.txt")
-        below = descendants(int(worker_pid))  # its forkserver and CPU pool
+        below = descendants(int(worker_pid))  # its fork server and CPU pool
         assert int(cpu_pid) in below
         os.kill(int(worker_pid), signal.SIGKILL)
         wait_for(lambda: not any(alive(pid) for pid in below), timeout=DEADLINE)
     finally:
         parent.kill()
         parent.wait()
+        for pid in tree:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
