@@ -93,6 +93,7 @@ class Serve:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
+        self.seen: set[int] = set()
         found = wait_for(self._announced, timeout=DEADLINE)
         self.url = found.group(1)
 
@@ -104,9 +105,14 @@ class Serve:
         return self.log.read_text(errors="replace")
 
     def kill(self) -> None:
+        """End the serve and whatever it started, so that a failed test leaves nothing."""
+        pids = self.seen | descendants(self.process.pid)
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+        for pid in pids:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def hold_a_job(tmp_path: Path, serve: Serve, silent: SilentServer, fetches: int = 1) -> None:
@@ -142,6 +148,7 @@ def tree_of(serve: Serve) -> set[int]:
     """The serve's children: 2 web workers and the job worker, at least."""
     tree = descendants(serve.process.pid)
     assert len(tree) >= 3, tree
+    serve.seen |= tree
     return tree
 
 
@@ -178,8 +185,6 @@ def test_kill_9_of_serve_takes_every_child_down_and_the_job_goes_back(
         wait_for(lambda: not any(alive(pid) for pid in tree), timeout=DEADLINE)
     finally:
         serve.kill()
-        for pid in descendants(os.getpid()) & tree:
-            os.kill(pid, signal.SIGKILL)
     assert queue_state(tmp_path) == (1, 0, {})
 
 
@@ -203,7 +208,9 @@ def test_sighup_restarts_the_workers_and_keeps_serving(
         assert str(serve.process.pid) not in next(iter(consumers))
     finally:
         serve.process.terminate()
-        assert serve.process.wait(DEADLINE) == 0, serve.output()
+        code = serve.process.wait(DEADLINE)
+        serve.kill()
+    assert code == 0, serve.output()
 
 
 def test_bad_web_settings_are_refused_with_the_reason(tmp_path: Path) -> None:
@@ -250,3 +257,4 @@ def test_forwarded_for_is_believed_only_from_a_trusted_proxy(tmp_path: Path) -> 
     finally:
         serve.process.terminate()
         serve.process.wait(DEADLINE)
+        serve.kill()
