@@ -258,3 +258,17 @@ def test_forwarded_for_is_believed_only_from_a_trusted_proxy(tmp_path: Path) -> 
         serve.process.terminate()
         serve.process.wait(DEADLINE)
         serve.kill()
+
+
+def test_the_web_starts_with_the_database_down_and_says_so(tmp_path: Path) -> None:
+    down = "postgresql+psycopg://nobody@127.0.0.1:1/none"  # nothing listens on port 1
+    serve = Serve(tmp_path, "--no-workers", SLEUTH_DATABASE_URL=down)
+    try:
+        answer = httpx.get(f"{serve.url}/healthz", timeout=DEADLINE)
+        assert answer.status_code == 503
+        assert answer.json()["error"]["code"] == "database_unavailable"
+    finally:
+        serve.process.terminate()
+        code = serve.process.wait(DEADLINE)
+        serve.kill()
+    assert code == 0, serve.output()

@@ -2,9 +2,9 @@
 
 The `sleuth serve` process is gunicorn's arbiter. Its web workers (gthread: `web.workers`
 processes of `web.threads` threads) build their own `Services` after the fork, so no database
-connection crosses a fork; the migrations run once, in the arbiter, before any fork. The job
-workers start through `spawn_workers` once the socket listens. Every child exits with the
-arbiter, even a killed one (`exit_with_parent`).
+connection crosses a fork (the arbiter opens none: with the database down, the web still starts
+and `/healthz` says so). The job workers start through `spawn_workers` once the socket
+listens. Every child exits with the arbiter, even a killed one (`exit_with_parent`).
 
 Signals to the arbiter: SIGTERM stops the web workers gracefully, SIGINT and SIGQUIT at once;
 either way the job workers then stop, finishing or handing back their jobs. SIGHUP reloads:
@@ -112,14 +112,6 @@ class WebServer(BaseApplication):  # type: ignore[misc]
         else:
             self.settings = settings
         super().reload()
-
-    def run(self) -> None:
-        services = Services(self.settings)
-        try:
-            services.engine  # noqa: B018 - migrate once, before any fork
-        finally:
-            services.close()
-        super().run()
 
     # -- hooks ---------------------------------------------------------------------------------
 
