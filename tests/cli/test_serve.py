@@ -272,3 +272,27 @@ def test_the_web_starts_with_the_database_down_and_says_so(tmp_path: Path) -> No
         code = serve.process.wait(DEADLINE)
         serve.kill()
     assert code == 0, serve.output()
+
+
+def job_workers(serve: Serve) -> set[int]:
+    """The serve's job worker processes (spawned interpreters), not its web workers."""
+    found = {p for p in descendants(serve.process.pid) if "spawn_main" in command_line(p)}
+    serve.seen |= found
+    return found
+
+
+@pytest.mark.slow
+def test_a_job_worker_that_dies_is_started_again(tmp_path: Path) -> None:
+    serve = Serve(tmp_path)
+    try:
+        [first] = wait_for(lambda: job_workers(serve), timeout=DEADLINE)
+        os.kill(first, signal.SIGKILL)
+        [second] = wait_for(lambda: job_workers(serve) - {first}, timeout=DEADLINE)
+        assert alive(second) and not alive(first)
+        assert httpx.get(f"{serve.url}/healthz", timeout=DEADLINE).status_code == 200
+        serve.process.terminate()
+        assert serve.process.wait(DEADLINE) == 0, serve.output()
+        wait_for(lambda: not alive(second), timeout=DEADLINE)
+    finally:
+        serve.kill()
+    assert "ended on its own; starting another" in serve.output()

@@ -4,7 +4,9 @@ The `sleuth serve` process is gunicorn's arbiter. Its web workers (gthread: `web
 processes of `web.threads` threads) build their own `Services` after the fork, so no database
 connection crosses a fork (the arbiter opens none: with the database down, the web still starts
 and `/healthz` says so). The job workers start through `spawn_workers` once the socket
-listens. Every child exits with the arbiter, even a killed one (`exit_with_parent`).
+listens; one that dies on its own is started again (after a pause that grows while its
+successors keep dying). Every child exits with the arbiter, even a killed one
+(`exit_with_parent`).
 
 Signals to the arbiter: SIGTERM stops the web workers gracefully, SIGINT and SIGQUIT at once;
 either way the job workers then stop, finishing or handing back their jobs. SIGHUP reloads:
@@ -15,10 +17,13 @@ the job workers are stopped (their jobs handed back) and started again on the ne
 from __future__ import annotations
 
 import logging
+import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 
 from sleuth.config import ConfigError, Settings
 from sleuth.jobs.parent import exit_with_parent
@@ -31,6 +36,9 @@ from sleuth.web.proxies import TrustedProxies, parse_proxies
 log = logging.getLogger(__name__)
 
 GRACE = 10  # seconds web workers get to finish their requests on a graceful stop
+# A job worker that dies is started again after a pause that doubles, up to this many
+# seconds, while its successors keep dying within that time (a database that is down).
+MAX_RESTART_PAUSE = 60.0
 
 
 def check_web_settings(settings: Settings) -> None:
@@ -47,6 +55,14 @@ def check_web_settings(settings: Settings) -> None:
 
 def _bind(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class _Arbiter(Arbiter):  # type: ignore[misc]
+    """gunicorn's arbiter, which also restarts a job worker that died."""
+
+    def manage_workers(self) -> None:
+        super().manage_workers()
+        self.app.keep_job_worker()
 
 
 class WebServer(BaseApplication):  # type: ignore[misc]
@@ -70,6 +86,8 @@ class WebServer(BaseApplication):  # type: ignore[misc]
         self.announce = announce
         self.access_log = access_log
         self.workers: WorkerProcesses | None = None
+        self._started_at = 0.0
+        self._pause = 1.0
         super().__init__()
 
     # -- gunicorn's interface ------------------------------------------------------------------
@@ -113,10 +131,29 @@ class WebServer(BaseApplication):  # type: ignore[misc]
             self.settings = settings
         super().reload()
 
+    def run(self) -> None:
+        try:
+            _Arbiter(self).run()
+        except RuntimeError as exc:  # what gunicorn's own run reports (e.g. cannot listen)
+            print(f"\nError: {exc}\n", file=sys.stderr)
+            sys.exit(1)
+
+    def keep_job_worker(self) -> None:
+        """Start the job worker again if it died (not stopped by us), after a pause."""
+        if self.workers is None or self.workers.alive():
+            return
+        lived = time.monotonic() - self._started_at
+        if lived < self._pause:
+            return
+        log.error("the job worker (pid %s) ended on its own; starting another", self.workers.pids)
+        self._pause = min(MAX_RESTART_PAUSE, self._pause * 2) if lived < MAX_RESTART_PAUSE else 1.0
+        self._start_workers()
+
     # -- hooks ---------------------------------------------------------------------------------
 
     def _start_workers(self) -> None:
         if self.run_workers:
+            self._started_at = time.monotonic()
             self.workers = spawn_workers(
                 1, worker_process_main, (self.settings,), name="worker", grace=10.0
             )
