@@ -52,13 +52,14 @@ def _with_options(
 ) -> Settings:
     """The settings with the command line's web options over them."""
     web = settings.web
-    chosen = {
-        "host": host or web.host,
-        "port": web.port if port is None else port,
-        "workers": web.workers if web_workers is None else web_workers,
-        "threads": web.threads if threads is None else threads,
-    }
-    return replace(settings, web=replace(web, **chosen))
+    chosen = replace(
+        web,
+        host=host or web.host,
+        port=web.port if port is None else port,
+        workers=web.workers if web_workers is None else web_workers,
+        threads=web.threads if threads is None else threads,
+    )
+    return replace(settings, web=chosen)
 
 
 @click.command()

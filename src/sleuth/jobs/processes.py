@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from multiprocessing import get_context
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
-from typing import Any, Protocol
+from typing import Any
 
 from sleuth.jobs.factory import open_queue
 from sleuth.jobs.parent import exit_with_parent
@@ -30,11 +30,10 @@ from sleuth.jobs.worker import STOP_SIGNALS, JobKind, Worker
 log = logging.getLogger(__name__)
 
 
-class WorkerMain(Protocol):
-    """What a worker process runs: build a `Worker`, hand it to `started` before it runs (so
-    that stop signals reach it), run it to its end. Must be a module-level function."""
-
-    def __call__(self, *args: Any, started: Callable[[Worker], None]) -> None: ...
+# What a worker process runs, `main(*args, started=...)`: build a `Worker`, hand it to
+# `started` before it runs (so that stop signals reach it), run it to its end. A module-level
+# function.
+WorkerMain = Callable[..., None]
 
 
 def _child(main: WorkerMain, args: Sequence[Any], parent: int, ready: Connection) -> None:
