@@ -5,7 +5,8 @@ beside a bare Flask app on the same WSGI server, in one run.
 
 The data is real: a few generated PNGs served from loopback and crawled with `sleuth images
 crawl`. Then, one after the other on the same gunicorn settings (`--web-workers`, `--threads`):
-`sleuth serve --no-workers` and a bare Flask app answering a small JSON document. The load comes
+`sleuth serve --no-workers`, the same app on Werkzeug's development server (how `sleuth serve`
+ran before), and a bare Flask app answering a small JSON document. The load comes
 from a second process (`--load`, this file): `--clients` keep-alive HTTP/1.1 connections on a
 plain asyncio loop (no HTTP library, so the client spends little CPU), each sending its next
 request as soon as the last answer is read, for `--seconds` after a one-second warm-up. Each
@@ -52,6 +53,18 @@ SLEUTH = [sys.executable, "-m", "sleuth.cli"]
 START, END = "<!-- web:start -->", "<!-- web:end -->"
 
 
+# How `sleuth serve` ran before gunicorn: Werkzeug's threaded development server, one process.
+WERKZEUG = """
+import sys
+from werkzeug.serving import run_simple
+from sleuth.config import load_settings
+from sleuth.services import Services
+from sleuth.web.app import create_app
+app = create_app(Services(load_settings()))
+run_simple("127.0.0.1", int(sys.argv[1]), app, threaded=True)
+"""
+
+
 def bare_app() -> Flask:
     """The baseline: one route, a small JSON answer, nothing else."""
     app = Flask("bare")
@@ -75,26 +88,33 @@ async def _client(
     latencies: list[float],
     errors: list[str],
 ) -> None:
-    reader, writer = await asyncio.open_connection(host, port)
+    """One client: its next request as soon as the last answer is read, on one keep-alive
+    connection (a new one when the server closes it, as an HTTP/1.0 server does)."""
+    connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
     i = 0
-    try:
-        while (now := time.perf_counter()) < until:
-            path = paths[i % len(paths)]
-            i += 1
-            writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = head[9:12]
-            length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
-            if length is None:
-                raise RuntimeError(f"no Content-Length in the answer to {path}")
-            await reader.readexactly(int(length[1]))
-            if now >= warm:
-                if status == b"200":
-                    latencies.append(time.perf_counter() - now)
-                else:
-                    errors.append(status.decode())
-    finally:
-        writer.close()
+    while (now := time.perf_counter()) < until:
+        path = paths[i % len(paths)]
+        i += 1
+        if connection is None:
+            connection = await asyncio.open_connection(host, port)
+        reader, writer = connection
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = head[9:12]
+        length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+        if length is None:
+            raise RuntimeError(f"no Content-Length in the answer to {path}")
+        await reader.readexactly(int(length[1]))
+        if head.startswith(b"HTTP/1.0") or re.search(rb"(?i)\r\nconnection: *close", head):
+            writer.close()
+            connection = None
+        if now >= warm:
+            if status == b"200":
+                latencies.append(time.perf_counter() - now)
+            else:
+                errors.append(status.decode())
+    if connection is not None:
+        connection[1].close()
 
 
 async def _load(url: str, paths: list[str], clients: int, seconds: float) -> dict:
@@ -302,6 +322,11 @@ def main() -> None:
                 ("`/monitoring?format=json`", ["/monitoring?format=json"]),
             ]:
                 rows.append((name, load(base, paths, args.clients, args.seconds)))
+        old = [sys.executable, "-c", WERKZEUG, str(port)]
+        with Server("werkzeug", old, f"{base}/healthz", env, work):
+            paths = [f"/api/images/{m}" for m in md5s]
+            name = "`/api/images/<md5>`, Werkzeug's development server (before)"
+            rows.append((name, load(base, paths, args.clients, args.seconds)))
         bare = [
             sys.executable,
             "-m",
