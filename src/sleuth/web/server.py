@@ -145,7 +145,8 @@ class WebServer(BaseApplication):  # type: ignore[misc]
         lived = time.monotonic() - self._started_at
         if lived < self._pause:
             return
-        log.error("the job worker (pid %s) ended on its own; starting another", self.workers.pids)
+        pids = ", ".join(map(str, self.workers.pids))
+        log.error("the job worker (pid %s) ended on its own; starting another", pids)
         self._pause = min(MAX_RESTART_PAUSE, self._pause * 2) if lived < MAX_RESTART_PAUSE else 1.0
         self._start_workers()
 
