@@ -50,7 +50,8 @@ import redis  # noqa: E402
 
 from sleuth.jobs import open_queue  # noqa: E402
 from sleuth.jobs.base import Job, QueueBackend  # noqa: E402
-from sleuth.jobs.worker import JobContext, JobKind, spawn_workers  # noqa: E402
+from sleuth.jobs.processes import queue_worker_main, spawn_workers  # noqa: E402
+from sleuth.jobs.worker import JobContext, JobKind  # noqa: E402
 
 QUEUE = "bench"
 VENVS = _HERE / ".venvs"
@@ -59,6 +60,9 @@ IMAGE_URL = "http://127.0.0.1:8000/img/{}.jpg"
 
 async def noop(job: Job, ctx: JobContext) -> None:
     return None
+
+
+WORKER_OPTIONS = {"concurrency": 64, "poll_interval": 0.05}
 
 
 def noop_kinds() -> list[JobKind]:
@@ -195,7 +199,7 @@ def bench_raw(target: Target, n: int, procs: int) -> None:
 def bench_worker(target: Target, n: int, procs: int) -> None:
     with fresh_queue(target) as u:
         backend: QueueBackend = open_queue(u)
-        group = spawn_workers(procs, u, noop_kinds, concurrency=64, poll_interval=0.05)
+        group = spawn_workers(procs, queue_worker_main, (u, noop_kinds, WORKER_OPTIONS))
         try:
             backend.enqueue(QUEUE, {"warm": True})  # wait until every worker is polling
             while backend.pending([QUEUE]):
@@ -300,7 +304,7 @@ def drain_sleuth(redis_url: str, n: int, procs: int) -> DrainResult:
             backend.enqueue(QUEUE, payload)
         enqueue_s = time.perf_counter() - t0
         started = time.perf_counter()
-        group = spawn_workers(procs, u, noop_kinds, concurrency=64, poll_interval=0.05)
+        group = spawn_workers(procs, queue_worker_main, (u, noop_kinds, WORKER_OPTIONS))
         try:
             first, done = wait_drained(lambda: backend.pending([QUEUE]), n, started, 600)
         finally:

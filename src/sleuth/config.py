@@ -69,8 +69,15 @@ class WorkerSettings:
 
 @dataclass(frozen=True)
 class WebSettings:
+    """`sleuth serve`: where it listens, its gunicorn worker processes and their threads, and
+    the reverse proxies whose `X-Forwarded-For` is believed (comma-separated addresses or
+    networks; empty: none)."""
+
     host: str = "127.0.0.1"
     port: int = 5000
+    workers: int = 2
+    threads: int = 8
+    trusted_proxies: str = ""
 
 
 def _app_sections() -> dict[str, Any]:

@@ -125,10 +125,15 @@ async def run_worker(
             await worker.run(until)
 
 
-def worker_process_main(settings: Settings, queues: Sequence[str] | None = None) -> None:
-    """Entry point of a worker process started by `sleuth serve`."""
+def worker_process_main(
+    settings: Settings,
+    queues: Sequence[str] | None = None,
+    *,
+    started: Callable[[Worker], None] | None = None,
+) -> None:
+    """A worker process's main (`sleuth.jobs.processes.spawn_workers`): every app's kinds."""
     services = Services(settings)
     try:
-        asyncio.run(run_worker(services, queues=queues))
+        asyncio.run(run_worker(services, queues=queues, started=started))
     finally:
         services.close()

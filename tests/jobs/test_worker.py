@@ -9,7 +9,6 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -21,9 +20,8 @@ from sleuth.jobs.worker import (
     Worker,
     WorkerEvent,
     backoff_delay,
-    spawn_workers,
 )
-from tests.jobs.helpers import cpu_work, read_lines, record_kinds, wait_for
+from tests.jobs.helpers import cpu_work, wait_for
 
 
 def make_worker(
@@ -287,8 +285,6 @@ def test_bad_configuration_is_refused(backend: QueueBackend) -> None:
         JobKind("q", handler, lease=0)
     with pytest.raises(ValueError, match="finite"):
         Retry(after=-1)
-    with pytest.raises(ValueError, match="module-level"):
-        spawn_workers(1, "sqlite:///x.db", lambda: [])
 
 
 def test_backoff_doubles_up_to_the_cap_with_jitter() -> None:
@@ -297,18 +293,3 @@ def test_backoff_doubles_up_to_the_cap_with_jitter() -> None:
         delays = [backoff_delay(attempt, 1.0, 300.0, rng) for _ in range(50)]
         assert all(step / 2 <= d <= step for d in delays)
         assert len(set(delays)) > 1
-
-
-def test_spawned_worker_processes_share_the_queue(queue_url: str, backend, tmp_path: Path) -> None:
-    log = str(tmp_path / "log.txt")
-    backend.enqueue_many("record", [({"log": log, "i": i}, None) for i in range(300)])
-    group = spawn_workers(2, queue_url, record_kinds, concurrency=8, poll_interval=0.02)
-    try:
-        wait_for(lambda: backend.pending(["record"]) == 0, timeout=60)
-    finally:
-        codes = group.stop(timeout=30)
-    assert codes == [0, 0]
-    lines = read_lines(log)
-    ids = [line[0] for line in lines]
-    assert len(ids) == len(set(ids)) == 300
-    assert {line[1] for line in lines} <= {str(pid) for pid in group.pids}

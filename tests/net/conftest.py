@@ -483,7 +483,8 @@ class SharedStore:
         self._closers: list[Callable[[], None]] = []
 
     def redis(self) -> redis.Redis:
-        client = redis.Redis.from_url(self.url)
+        # As the queue opens it: the stores get the queue's own client, which decodes replies.
+        client = redis.Redis.from_url(self.url, decode_responses=True)
         self._closers.append(client.close)
         return client
 

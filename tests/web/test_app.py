@@ -34,6 +34,7 @@ ROUTES = {
     "/api/engine/workers",
     "/api/engine/metrics",
     "/api/engine/dead-letters",
+    "/metrics",
 }
 
 

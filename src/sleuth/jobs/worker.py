@@ -16,7 +16,6 @@ import logging
 import math
 import multiprocessing
 import os
-import pickle
 import random
 import signal
 import socket
@@ -27,13 +26,12 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
-from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
 
 import threadpoolctl
 
 from sleuth.jobs.base import JSON, Job, LeaseLost, QueueBackend
-from sleuth.jobs.factory import open_queue
+from sleuth.jobs.parent import exit_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -333,7 +331,10 @@ class Worker:
             # forkserver: children never inherit this process's threads or open connections.
             context = multiprocessing.get_context("forkserver")
             self._cpu = ProcessPoolExecutor(
-                self.processes, mp_context=context, initializer=_cpu_child_init
+                self.processes,
+                mp_context=context,
+                initializer=_cpu_child_init,
+                initargs=(os.getpid(),),
             )
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._cpu, functools.partial(fn, *args))
@@ -570,127 +571,10 @@ class Worker:
                 waiter.cancel()
 
 
-# -- worker processes -------------------------------------------------------------------------
-
-
-def _process_main(
-    queue_url: str,
-    kinds_factory: Callable[[], Sequence[JobKind]],
-    label: str,
-    options: dict[str, Any],
-    ready: Any,
-) -> None:
-    # Stop signals are caught from the first line, so a stop sent while this process is still
-    # connecting is honoured instead of killing it; `ready` tells the parent it is safe to stop.
-    early: list[int] = []
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, lambda signum, _frame: early.append(signum))
-    ready.set()
-    logging.basicConfig(format="%(asctime)s %(processName)s %(name)s %(levelname)s %(message)s")
-    consumer = f"{socket.gethostname()}:{os.getpid()}:{label}"
-    backend = open_queue(queue_url)
-    try:
-        worker = Worker(backend, kinds_factory(), consumer=consumer, **options)
-        for sig in STOP_SIGNALS:
-            signal.signal(sig, lambda _signum, _frame: worker.stop())
-        if early:
-            worker.stop()
-        worker.run_sync()
-    finally:
-        backend.close()
-
-
-class WorkerProcesses:
-    """Worker processes started by `spawn_workers`."""
-
-    def __init__(self, processes: list[BaseProcess], grace: float) -> None:
-        self.processes = processes
-        self.grace = grace
-
-    @property
-    def pids(self) -> list[int]:
-        return [p.pid for p in self.processes if p.pid is not None]
-
-    def alive(self) -> int:
-        return sum(p.is_alive() for p in self.processes)
-
-    def join(self, timeout: float | None = None) -> None:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for p in self.processes:
-            p.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-
-    def stop(self, timeout: float | None = None) -> list[int | None]:
-        """SIGTERM every worker (each finishes or hands back its jobs), wait up to `timeout`
-        (default: the grace period plus 10 s), then SIGKILL what is left; returns exit codes."""
-        for p in self.processes:
-            if p.is_alive():
-                p.terminate()
-        self.join(self.grace + 10.0 if timeout is None else timeout)
-        for p in self.processes:
-            if p.is_alive():
-                log.warning("worker process %s did not stop in time; killing it", p.pid)
-                p.kill()
-                p.join()
-        return [p.exitcode for p in self.processes]
-
-    def __enter__(self) -> WorkerProcesses:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def _cpu_child_init() -> None:
+def _cpu_child_init(worker_pid: int) -> None:
     """Each pool process is one core's worth of work: a multi-threaded BLAS inside it would
     only fight its siblings for the cores (measured: pHash's small matrix products 2 ms with one
-    BLAS thread, 10 ms with the default thread count on 2 busy cores)."""
+    BLAS thread, 10 ms with the default thread count on 2 busy cores). It ends with its worker
+    (its parent is the fork server, which outlives a killed worker)."""
     threadpoolctl.threadpool_limits(1)
-
-
-def spawn_workers(
-    n: int,
-    queue_url: str,
-    kinds_factory: Callable[[], Sequence[JobKind]],
-    *,
-    concurrency: int = 64,
-    processes: int = 0,
-    poll_interval: float = 0.2,
-    grace: float = 10.0,
-    name: str = "worker",
-) -> WorkerProcesses:
-    """Start `n` worker processes on the queue at `queue_url`. Each builds its kinds with
-    `kinds_factory()`, which must be a module-level function (it is pickled by name into fresh
-    interpreters: handlers, connections and pools are made in the child, never inherited)."""
-    if n < 1:
-        raise ValueError(f"n must be >= 1, not {n!r}")
-    try:
-        pickle.dumps(kinds_factory)
-    except Exception as exc:
-        raise ValueError(
-            f"kinds_factory must be a module-level function, picklable by name: {exc}"
-        ) from None
-    context = multiprocessing.get_context("spawn")
-    started: list[BaseProcess] = []
-    readiness = []
-    for i in range(n):
-        options = {
-            "concurrency": concurrency,
-            "processes": processes,
-            "poll_interval": poll_interval,
-            "grace": grace,
-        }
-        ready = context.Event()
-        process = context.Process(
-            target=_process_main,
-            args=(queue_url, kinds_factory, f"{name}-{i}", options, ready),
-            name=f"sleuth-{name}-{i}",
-        )
-        process.start()
-        started.append(process)
-        readiness.append(ready)
-    for process, ready in zip(started, readiness, strict=True):
-        # A fresh interpreter takes a moment to start; until it has its stop handlers, SIGTERM
-        # would kill it outright. A process that died before that is reported by `stop()`.
-        while not ready.wait(0.05) and process.is_alive():
-            pass
-    return WorkerProcesses(started, grace)
+    exit_with_parent(worker_pid)

@@ -243,11 +243,17 @@ def _to_hash(budget: Budget) -> dict[str, str]:
     return {name: "" if values[name] is None else repr(values[name]) for name in _FIELDS}
 
 
+def _text(value: bytes | str) -> str:
+    """A Redis reply as text, whether the client decodes replies (the queue's does) or not."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _from_hash(host: str, source: str, raw: Mapping[Any, Any]) -> Budget:
-    """A budget from its Redis hash (field names and values as bytes)."""
+    """A budget from its Redis hash."""
+    fields = {_text(name): _text(value) for name, value in raw.items()}
 
     def number(name: str, kind: Callable[[str], Any]) -> Any:
-        text = raw.get(name.encode(), b"").decode()
+        text = fields.get(name, "")
         return kind(text) if text else None
 
     return Budget(
@@ -322,7 +328,7 @@ class RedisBudgets:
     def listing(self) -> list[Budget]:
         out = []
         for key in self._redis.scan_iter(match=f"{self.key_prefix}*", count=500):
-            host, _, source = key.decode()[len(self.key_prefix) :].rpartition("|")
+            host, _, source = _text(key)[len(self.key_prefix) :].rpartition("|")
             raw = self._redis.hgetall(key)
             if raw:
                 out.append(_from_hash(host, source, raw))

@@ -105,6 +105,11 @@ class Histogram:
                 return min(max(bucket_value(index), self.low), self.high)
         return self.high  # unreachable while counts add up; keeps the type honest
 
+    def count_at_most(self, bound_index: int) -> int:
+        """How many durations are at most the upper edge of bucket `bound_index`
+        (`MIN_SECONDS * GROWTH ** bound_index`): exact, as no bucket straddles it."""
+        return sum(n for index, n in self.buckets.items() if index <= bound_index)
+
     @property
     def mean(self) -> float | None:
         return self.total / self.count if self.count else None
@@ -237,10 +242,10 @@ def summarize(queue: str, stats: StageStats, workers: int) -> StageSummary:
     )
 
 
-def merged_stages(
+def merged_stats(
     conn: Connection, queue: str | None = None, consumers: Iterable[str] | None = None
-) -> list[StageSummary]:
-    """Every queue's stats merged over all workers (or over `consumers`), by queue name."""
+) -> dict[str, tuple[StageStats, int]]:
+    """queue → (its stats merged over all workers, or over `consumers`; how many workers)."""
     query = sa.select(worker_metrics.c.consumer, worker_metrics.c.queue, worker_metrics.c.data)
     if queue is not None:
         query = query.where(worker_metrics.c.queue == queue)
@@ -251,4 +256,12 @@ def merged_stages(
     for _consumer, name, data in conn.execute(query):
         merged.setdefault(name, StageStats()).merge(StageStats.from_json(data))
         workers[name] += 1
-    return [summarize(name, merged[name], workers[name]) for name in sorted(merged)]
+    return {name: (merged[name], workers[name]) for name in sorted(merged)}
+
+
+def merged_stages(
+    conn: Connection, queue: str | None = None, consumers: Iterable[str] | None = None
+) -> list[StageSummary]:
+    """Every queue's stats merged over all workers (or over `consumers`), by queue name."""
+    merged = merged_stats(conn, queue, consumers)
+    return [summarize(name, stats, workers) for name, (stats, workers) in merged.items()]

@@ -17,6 +17,7 @@ from sleuth.services import Services
 from sleuth.web.context import SERVICES_KEY, current_services
 from sleuth.web.engine_api import engine_api
 from sleuth.web.errors import ApiError, register_error_handlers
+from sleuth.web.metrics import blueprint as prometheus
 from sleuth.web.monitoring import blueprint as monitoring
 from sleuth.web.openapi import build_document, check_documented, json_response, operation
 
@@ -117,6 +118,7 @@ def create_app(
     app.register_blueprint(core)
     app.register_blueprint(monitoring)
     app.register_blueprint(engine_api)
+    app.register_blueprint(prometheus)
     for blueprint in installed_blueprints() if blueprints is None else blueprints:
         app.register_blueprint(blueprint)
     check_documented(app)
