@@ -8,14 +8,40 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sleuth.jobs import open_queue
-from sleuth.jobs.base import Job
+from sleuth.jobs.tasks import Task
 from sleuth.jobs.worker import JobContext, JobKind
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class X:
+    x: int
+
+
+@dataclass(frozen=True)
+class Num:
+    i: int
+
+
+@dataclass(frozen=True)
+class Sleep:
+    name: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Logged:
+    """A job that writes to the file `log`, and sleeps `seconds` first."""
+
+    log: str
+    i: int = 0
+    seconds: float = 0.0
 
 
 def wait_for(probe: Callable[[], T], timeout: float = 10.0, interval: float = 0.02) -> T:
@@ -66,18 +92,18 @@ def read_lines(path: str | Path) -> list[list[str]]:
     return [line.split() for line in text.splitlines()]
 
 
-async def record_job(job: Job, ctx: JobContext) -> None:
+async def record_job(payload: Logged, ctx: JobContext) -> None:
     """Log the job in the file its payload names (for spawn_workers tests)."""
-    append_line(job.payload["log"], f"{job.id} {os.getpid()}")
+    append_line(payload.log, f"{ctx.job.id} {os.getpid()}")
 
 
-def record_kinds() -> list[JobKind]:
-    return [JobKind("record", record_job, lease=30.0)]
+def record_kinds() -> list[JobKind[Any]]:
+    return [JobKind(Task("record", Logged, lease=30.0), record_job)]
 
 
-async def sleepy_job(job: Job, ctx: JobContext) -> None:
+async def sleepy_job(payload: Logged, ctx: JobContext) -> None:
     """Log start, sleep `seconds` (renewing the lease meanwhile), log done."""
-    log = job.payload["log"]
-    append_line(log, f"start {job.id} {job.attempts} {os.getpid()}")
-    await asyncio.sleep(job.payload["seconds"])
-    append_line(log, f"done {job.id} {job.attempts} {os.getpid()}")
+    job = ctx.job
+    append_line(payload.log, f"start {job.id} {job.attempts} {os.getpid()}")
+    await asyncio.sleep(payload.seconds)
+    append_line(payload.log, f"done {job.id} {job.attempts} {os.getpid()}")

@@ -236,17 +236,17 @@ def test_pending_counts_unfinished_jobs_of_the_queues(backend: QueueBackend) -> 
 
 def test_join_completes_once_every_part_is_in(backend: QueueBackend) -> None:
     parts = ["md5", "gray", "phash"]
-    assert backend.join("img1", "md5", {"v": "old"}, parts) is None
-    assert backend.join("img1", "md5", {"v": "abc"}, parts) is None  # rewrite, still missing
-    assert backend.join("img2", "gray", {"v": "other group"}, parts) is None
-    assert backend.join("img1", "gray", {"v": 7}, parts) is None
-    done = backend.join("img1", "phash", {"v": [1, 2]}, parts)
+    assert backend.fanin.join("img1", "md5", {"v": "old"}, parts) is None
+    assert backend.fanin.join("img1", "md5", {"v": "abc"}, parts) is None  # rewrite, still missing
+    assert backend.fanin.join("img2", "gray", {"v": "other group"}, parts) is None
+    assert backend.fanin.join("img1", "gray", {"v": 7}, parts) is None
+    done = backend.fanin.join("img1", "phash", {"v": [1, 2]}, parts)
     assert done == {"md5": {"v": "abc"}, "gray": {"v": 7}, "phash": {"v": [1, 2]}}
-    assert backend.join("img1", "phash", {"v": [1, 2]}, parts) == done  # redelivered branch
-    backend.forget_join("img1")
-    assert backend.join("img1", "md5", {"v": "abc"}, parts) is None
+    assert backend.fanin.join("img1", "phash", {"v": [1, 2]}, parts) == done  # redelivered branch
+    backend.fanin.forget("img1")
+    assert backend.fanin.join("img1", "md5", {"v": "abc"}, parts) is None
     with pytest.raises(ValueError, match="not one of"):
-        backend.join("img1", "size", {}, parts)
+        backend.fanin.join("img1", "size", {}, parts)
 
 
 def test_enqueue_many_adds_in_order_and_skips_duplicates(backend: QueueBackend) -> None:

@@ -25,12 +25,12 @@ from sleuth.jobs.checks import (
     check_enqueue,
     check_join,
     check_lease,
-    check_queue,
     check_queues,
     check_reserve,
     check_retry_at,
     dump_payload,
 )
+from sleuth.jobs.fanin import FanIn
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -153,7 +153,7 @@ class SqliteQueue(QueueBackend):
         self._pid = -1
         self._closed = False
         self._known_queues: set[tuple[str, int]] = set()
-        self._last_prune = 0.0
+        self._fanin = SqliteFanIn(self)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
             self._connection()
@@ -249,20 +249,22 @@ class SqliteQueue(QueueBackend):
         self._known_queues.add((queue, priority))
         return None if row is None else str(row[0])
 
-    def enqueue_many(self, queue: str, payloads: Sequence[tuple[JSON, str | None]]) -> int:
-        check_queue(queue)
+    def enqueue_many(
+        self, queue: str, payloads: Sequence[tuple[JSON, str | None]], *, priority: int = 0
+    ) -> int:
+        check_enqueue(queue, priority, 0.0, None)
         now = time.time()
         rows = []
         for i, (payload, dedup_key) in enumerate(payloads):
             check_dedup(dedup_key)
             text = dump_payload(payload, f"payload #{i}")
-            rows.append((queue, 0, text, "ready", now, dedup_key, now))
+            rows.append((queue, priority, text, "ready", now, dedup_key, now))
         if not rows:
             return 0
         with self._write() as conn:
-            self._register(conn, {(queue, 0)})
-            added = conn.executemany(_INSERT, rows).rowcount
-        self._known_queues.add((queue, 0))
+            self._register(conn, {(queue, priority)})
+            added: int = conn.executemany(_INSERT, rows).rowcount
+        self._known_queues.add((queue, priority))
         return added
 
     # -- consuming ---------------------------------------------------------------------------
@@ -461,18 +463,38 @@ class SqliteQueue(QueueBackend):
 
     # -- fan-in ------------------------------------------------------------------------------
 
+    @property
+    def fanin(self) -> SqliteFanIn:
+        return self._fanin
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None
+            self._closed = True
+
+
+class SqliteFanIn(FanIn):
+    """Fan-in groups in the `joins` table of a `SqliteQueue`'s file, on its connection."""
+
+    def __init__(self, queue: SqliteQueue) -> None:
+        self._queue = queue
+        self._last_prune = 0.0
+
     def join(
         self, key: str, part: str, value: JSON, parts: Sequence[str]
     ) -> dict[str, JSON] | None:
         check_join(key, part, parts)
         text = dump_payload(value, "join value")
-        with self._write() as conn:
+        ttl = self._queue.join_ttl
+        with self._queue._write() as conn:
             now = time.time()
-            if now - self._last_prune > min(_PRUNE_EVERY, self.join_ttl):
+            if now - self._last_prune > min(_PRUNE_EVERY, ttl):
                 # Groups that never completed (a branch dead-lettered) must not pile up.
                 conn.execute(
                     "DELETE FROM joins WHERE key IN (SELECT key FROM joins WHERE created_at < ?)",
-                    (now - self.join_ttl,),
+                    (now - ttl,),
                 )
                 self._last_prune = now
             conn.execute(
@@ -487,13 +509,6 @@ class SqliteQueue(QueueBackend):
             return None
         return {p: json.loads(have[p]) for p in parts}
 
-    def forget_join(self, key: str) -> None:
-        with self._write() as conn:
+    def forget(self, key: str) -> None:
+        with self._queue._write() as conn:
             conn.execute("DELETE FROM joins WHERE key = ?", (key,))
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None and self._pid == os.getpid():
-                self._conn.close()
-            self._conn = None
-            self._closed = True

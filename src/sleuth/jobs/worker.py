@@ -28,17 +28,20 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import threadpoolctl
 
 from sleuth.jobs.base import JSON, Job, LeaseLost, QueueBackend
 from sleuth.jobs.factory import open_queue
+from sleuth.jobs.payload import PayloadError
+from sleuth.jobs.tasks import Task
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Handler = Callable[[Job, "JobContext"], Awaitable[None]]
+P = TypeVar("P")
+Handler = Callable[[P, "JobContext"], Awaitable[None]]
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _ERROR_CHARS = 4000  # a traceback's tail is enough to diagnose; keep dead-letter rows small
 
@@ -57,36 +60,31 @@ class Retry(Exception):
 
 
 @dataclass(frozen=True)
-class JobKind:
-    """The jobs of one queue and how to run them.
+class JobKind(Generic[P]):
+    """A task and its handler, which receives each job's typed payload (and the job itself as
+    `ctx.job`). A handler fails by raising: the job is retried with backoff, or dead-lettered
+    after the task's max attempts; `Retry` postpones it without counting an attempt."""
 
-    `lease`: seconds a delivery is held before another worker may take it (renewed every
-    lease/3 while the handler runs). `concurrency`: at most this many of these jobs at once in
-    one worker (None: only the worker's own limit). Failed jobs are retried after
-    `backoff_delay(attempt, backoff_base, backoff_cap)` seconds.
-    """
-
-    queue: str
-    handler: Handler
-    max_attempts: int = 5
-    lease: float = 60.0
-    concurrency: int | None = None
-    backoff_base: float = 1.0
-    backoff_cap: float = 300.0
+    task: Task[P]
+    handler: Handler[P]
 
     def __post_init__(self) -> None:
-        if not self.queue:
-            raise ValueError("JobKind needs a queue name")
+        if not isinstance(self.task, Task):
+            raise ValueError(f"JobKind needs a Task, not {self.task!r}")
         if not callable(self.handler):
-            raise ValueError(f"JobKind {self.queue!r}: handler must be an async callable")
-        if self.max_attempts < 1:
-            raise ValueError(f"JobKind {self.queue!r}: max_attempts must be >= 1")
-        if not math.isfinite(self.lease) or self.lease <= 0:
-            raise ValueError(f"JobKind {self.queue!r}: lease must be a positive number")
-        if self.concurrency is not None and self.concurrency < 1:
-            raise ValueError(f"JobKind {self.queue!r}: concurrency must be None or >= 1")
-        if not 0 < self.backoff_base <= self.backoff_cap:
-            raise ValueError(f"JobKind {self.queue!r}: need 0 < backoff_base <= backoff_cap")
+            raise ValueError(f"JobKind {self.task.queue!r}: handler must be an async callable")
+
+    @property
+    def queue(self) -> str:
+        return self.task.queue
+
+    @property
+    def lease(self) -> float:
+        return self.task.lease
+
+    @property
+    def concurrency(self) -> int | None:
+        return self.task.concurrency
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
@@ -140,40 +138,40 @@ class JobContext:
         must be picklable (a module-level function, plain data)."""
         return await self._worker.run_cpu(fn, *args)
 
-    async def enqueue(
+    async def send(
         self,
-        queue: str,
-        payload: JSON,
+        task: Task[P],
+        payload: P,
         *,
-        priority: int = 0,
-        delay: float = 0.0,
         dedup_key: str | None = None,
+        delay: float = 0.0,
+        priority: int | None = None,
     ) -> str | None:
+        """`QueueBackend.send`, off the event loop."""
+        backend = self._worker.backend
         return await self._worker.call(
-            self._worker.backend.enqueue,
-            queue,
-            payload,
-            priority=priority,
-            delay=delay,
-            dedup_key=dedup_key,
+            backend.send, task, payload, dedup_key=dedup_key, delay=delay, priority=priority
         )
 
-    async def enqueue_many(self, queue: str, payloads: Sequence[tuple[JSON, str | None]]) -> int:
-        return await self._worker.call(self._worker.backend.enqueue_many, queue, payloads)
+    async def send_many(self, task: Task[P], payloads: Sequence[tuple[P, str | None]]) -> int:
+        """`QueueBackend.send_many`, off the event loop."""
+        return await self._worker.call(self._worker.backend.send_many, task, payloads)
 
     async def join(
         self, key: str, part: str, value: JSON, parts: Sequence[str]
     ) -> dict[str, JSON] | None:
-        return await self._worker.call(self._worker.backend.join, key, part, value, parts)
+        """`FanIn.join` on the queue's fan-in, off the event loop."""
+        return await self._worker.call(self._worker.backend.fanin.join, key, part, value, parts)
 
     async def forget_join(self, key: str) -> None:
-        await self._worker.call(self._worker.backend.forget_join, key)
+        """`FanIn.forget` on the queue's fan-in, off the event loop."""
+        await self._worker.call(self._worker.backend.fanin.forget, key)
 
 
 @dataclass(eq=False)
 class _Running:
     job: Job
-    kind: JobKind
+    kind: JobKind[Any]
     renew_at: float  # monotonic time of the next lease renewal
     task: asyncio.Task[None] | None = None
     finished: bool = False  # the handler is over; only its outcome is being recorded
@@ -194,7 +192,7 @@ class Worker:
     def __init__(
         self,
         backend: QueueBackend,
-        kinds: Sequence[JobKind],
+        kinds: Sequence[JobKind[Any]],
         *,
         consumer: str | None = None,
         concurrency: int = 64,
@@ -424,8 +422,9 @@ class Worker:
 
     async def _execute(self, running: _Running) -> None:
         job, kind = running.job, running.kind
+        task = kind.task
         try:
-            if job.attempts > kind.max_attempts:
+            if job.attempts > task.max_attempts:
                 # Only deliveries that never finished (the worker died) get this far.
                 running.finished = True
                 reason = (
@@ -434,9 +433,17 @@ class Worker:
                 )
                 await self._settle("dead", job, reason, self.backend.dead_letter, job, reason)
                 return
+            try:
+                payload = task.decode(job.payload)
+            except PayloadError as exc:
+                # It will not read better next time: keep it, with why, for a person to see.
+                running.finished = True
+                reason = f"malformed payload for task {task.queue!r}: {exc}"
+                await self._settle("dead", job, reason, self.backend.dead_letter, job, reason)
+                return
             self._emit("started", job)
             try:
-                await kind.handler(job, JobContext(self, job))
+                await kind.handler(payload, JobContext(self, job))
             except Retry as exc:
                 running.finished = True
                 at = time.time() + exc.after
@@ -452,11 +459,11 @@ class Worker:
             except Exception as exc:
                 running.finished = True
                 error = describe_error(exc)
-                if job.attempts >= kind.max_attempts:
+                if job.attempts >= task.max_attempts:
                     reason = f"failed {job.attempts} times; last error: {error}"
                     await self._settle("dead", job, error, self.backend.dead_letter, job, reason)
                 else:
-                    delay = backoff_delay(job.attempts, kind.backoff_base, kind.backoff_cap)
+                    delay = backoff_delay(job.attempts, task.backoff_base, task.backoff_cap)
                     at = time.time() + delay
                     await self._settle("retried", job, error, self.backend.retry, job, at, error)
             else:
@@ -575,7 +582,7 @@ class Worker:
 
 def _process_main(
     queue_url: str,
-    kinds_factory: Callable[[], Sequence[JobKind]],
+    kinds_factory: Callable[[], Sequence[JobKind[Any]]],
     label: str,
     options: dict[str, Any],
     ready: Any,
@@ -650,7 +657,7 @@ def _cpu_child_init() -> None:
 def spawn_workers(
     n: int,
     queue_url: str,
-    kinds_factory: Callable[[], Sequence[JobKind]],
+    kinds_factory: Callable[[], Sequence[JobKind[Any]]],
     *,
     concurrency: int = 64,
     processes: int = 0,

@@ -79,8 +79,8 @@ def _flush(engine: Engine, queue: QueueBackend, crawl_id: str, batch: list[Item]
                 )
             ).scalars()
         )
-    todo = [(i.payload(), f"fetch:{i.key}") for i in batch if i.line not in done]
-    return queue.enqueue_many(FETCH, todo) if todo else 0
+    todo = [(i, f"fetch:{i.key}") for i in batch if i.line not in done]
+    return queue.send_many(FETCH, todo) if todo else 0
 
 
 def enqueue_list(engine: Engine, queue: QueueBackend, crawl_id: str, stream: IO[str]) -> int:

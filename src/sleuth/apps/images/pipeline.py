@@ -10,33 +10,35 @@ blobs are content-addressed or overwritten atomically, and the store is an idemp
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict, dataclass
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sleuth.apps.images.records import Item, StoredImage, is_resolved, record_error, store_image
 from sleuth.imaging.decode import ImageError
 from sleuth.imaging.process import md5_hex, process_image
-from sleuth.jobs.base import Job
+from sleuth.jobs.tasks import Task
 from sleuth.jobs.worker import JobContext, JobKind, Retry
 from sleuth.net.errors import FetchError
 from sleuth.net.fetcher import Fetcher
 from sleuth.services import Services
 from sleuth.store.blobs import BlobStore
 
-FETCH = "images.fetch"
-MD5 = "images.md5"
-GRAYSCALE = "images.grayscale"
-STORE = "images.store"
-QUEUES = (FETCH, MD5, GRAYSCALE, STORE)
-
-# Later stages go first, so an image in flight is finished before new ones are fetched:
-# in-flight originals stay few and results appear from the first seconds of a crawl.
-STAGE_PRIORITY = {FETCH: 0, MD5: 1, GRAYSCALE: 1, STORE: 2}
-
 INFLIGHT_EXT = "orig"
 GRAY_EXT = "gray"
 # A host cooling down for longer than this is rescheduled rather than waited for.
 MAX_POLITE_WAIT = 0.5
+
+P = TypeVar("P")
+
+
+@dataclass(frozen=True)
+class Md5Part:
+    """What the md5 stage hands to `store`."""
+
+    md5: str
+    size: int
 
 
 @dataclass(frozen=True)
@@ -51,26 +53,58 @@ class GrayResult:
     mode: str
 
 
-def grayscale_task(blob_root: str, key: str, max_pixels: int) -> dict:
+@dataclass(frozen=True)
+class ImageRejected:
+    """The grayscale stage's other outcome: the bytes are not an image it accepts."""
+
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class StorePayload:
+    """A line whose md5 and grayscale parts are both in (the line's fields flat, as a fetch
+    job's payload)."""
+
+    crawl: str
+    line: int
+    url: str
+    md5: Md5Part
+    gray: GrayResult
+
+    @property
+    def item(self) -> Item:
+        return Item(self.crawl, self.line, self.url)
+
+
+# Later stages go first, so an image in flight is finished before new ones are fetched:
+# in-flight originals stay few and results appear from the first seconds of a crawl.
+FETCH = Task("images.fetch", Item, priority=0)
+MD5 = Task("images.md5", Item, priority=1)
+GRAYSCALE = Task("images.grayscale", Item, priority=1)
+STORE = Task("images.store", StorePayload, priority=2)
+TASKS = (FETCH, MD5, GRAYSCALE, STORE)
+QUEUES = tuple(task.queue for task in TASKS)
+
+
+def grayscale_task(blob_root: str, key: str, max_pixels: int) -> GrayResult | ImageRejected:
     """Runs in the CPU pool: decode the in-flight original, store its lossless gray copy.
 
-    Paths go in and a small dict comes out, so megabytes never cross the process pipe."""
+    Paths go in and a small record comes out, so megabytes never cross the process pipe."""
     blobs = BlobStore(blob_root)
     data = blobs.get(key, INFLIGHT_EXT)
     try:
         result = process_image(data, max_pixels=max_pixels)
     except ImageError as exc:
-        return {"error": exc.reason, "detail": exc.detail}
+        return ImageRejected(exc.reason, exc.detail)
     blobs.put(result.gray_digest, GRAY_EXT, result.gray)
-    return asdict(
-        GrayResult(
-            width=result.width,
-            height=result.height,
-            phash=result.phash,
-            gray_key=result.gray_digest,
-            format=result.format,
-            mode=result.mode,
-        )
+    return GrayResult(
+        width=result.width,
+        height=result.height,
+        phash=result.phash,
+        gray_key=result.gray_digest,
+        format=result.format,
+        mode=result.mode,
     )
 
 
@@ -84,12 +118,18 @@ class ImagesPipeline:
         self.blobs = services.blobs
         self.max_pixels = services.settings.imaging.max_pixels
 
-    def kinds(self) -> list[JobKind]:
+    def kinds(self) -> list[JobKind[Any]]:
+        """The pipeline's tasks with their handlers, leases and attempts as configured."""
         w = self.services.settings.worker
-        handlers = {FETCH: self.fetch, MD5: self.md5, GRAYSCALE: self.grayscale, STORE: self.store}
+
+        def configured(task: Task[P]) -> Task[P]:
+            return dataclasses.replace(task, max_attempts=w.max_attempts, lease=w.lease_seconds)
+
         return [
-            JobKind(queue, handler, max_attempts=w.max_attempts, lease=w.lease_seconds)
-            for queue, handler in handlers.items()
+            JobKind(configured(FETCH), self.fetch),
+            JobKind(configured(MD5), self.md5),
+            JobKind(configured(GRAYSCALE), self.grayscale),
+            JobKind(configured(STORE), self.store),
         ]
 
     async def _resolved(self, item: Item) -> bool:
@@ -105,8 +145,7 @@ class ImagesPipeline:
         await asyncio.to_thread(self.blobs.delete, item.key, INFLIGHT_EXT)
         await ctx.forget_join(item.key)
 
-    async def fetch(self, job: Job, ctx: JobContext) -> None:
-        item = Item.from_payload(job.payload)
+    async def fetch(self, item: Item, ctx: JobContext) -> None:
         if await self._resolved(item):
             return
         # The host clock may be shared (Redis or the database): ask off the event loop.
@@ -119,26 +158,22 @@ class ImagesPipeline:
             await self._fail(item, ctx, exc.reason, exc.detail, exc.status)
             return
         await asyncio.to_thread(self.blobs.put, item.key, INFLIGHT_EXT, result.body, overwrite=True)
-        payload = item.payload()
-        for queue, name in ((MD5, "md5"), (GRAYSCALE, "gray")):
-            await ctx.enqueue(
-                queue, payload, priority=STAGE_PRIORITY[queue], dedup_key=f"{name}:{item.key}"
-            )
+        await ctx.send(MD5, item, dedup_key=f"md5:{item.key}")
+        await ctx.send(GRAYSCALE, item, dedup_key=f"gray:{item.key}")
 
-    async def _join(self, item: Item, part: str, value: dict, ctx: JobContext) -> None:
-        parts = await ctx.join(item.key, part, value, ("md5", "gray"))
+    async def _join(
+        self, item: Item, part: str, value: Md5Part | GrayResult, ctx: JobContext
+    ) -> None:
+        parts = await ctx.join(item.key, part, dataclasses.asdict(value), ("md5", "gray"))
         if parts is not None:
-            payload = {**item.payload(), "md5": parts["md5"], "gray": parts["gray"]}
-            await ctx.enqueue(
-                STORE, payload, priority=STAGE_PRIORITY[STORE], dedup_key=f"store:{item.key}"
-            )
+            payload = STORE.decode({**dataclasses.asdict(item), **parts})
+            await ctx.send(STORE, payload, dedup_key=f"store:{item.key}")
 
     def _original(self, item: Item) -> Path | None:
         path = self.blobs.path(item.key, INFLIGHT_EXT)
         return path if path.exists() else None
 
-    async def md5(self, job: Job, ctx: JobContext) -> None:
-        item = Item.from_payload(job.payload)
+    async def md5(self, item: Item, ctx: JobContext) -> None:
         if await self._resolved(item):
             # A fetch delivered twice may have left a new original after `store` ran.
             await self._cleanup(item, ctx)
@@ -148,10 +183,9 @@ class ImagesPipeline:
             raise RuntimeError(f"in-flight original of {item.key} is missing")
         data = await asyncio.to_thread(path.read_bytes)
         digest = await asyncio.to_thread(md5_hex, data)
-        await self._join(item, "md5", {"md5": digest, "size": len(data)}, ctx)
+        await self._join(item, "md5", Md5Part(digest, len(data)), ctx)
 
-    async def grayscale(self, job: Job, ctx: JobContext) -> None:
-        item = Item.from_payload(job.payload)
+    async def grayscale(self, item: Item, ctx: JobContext) -> None:
         if await self._resolved(item):
             # A fetch delivered twice may have left a new original after `store` ran.
             await self._cleanup(item, ctx)
@@ -159,14 +193,14 @@ class ImagesPipeline:
         if self._original(item) is None:
             raise RuntimeError(f"in-flight original of {item.key} is missing")
         out = await ctx.run_cpu(grayscale_task, str(self.blobs.root), item.key, self.max_pixels)
-        if "error" in out:
-            await self._fail(item, ctx, out["error"], out["detail"])
+        if isinstance(out, ImageRejected):
+            await self._fail(item, ctx, out.reason, out.detail)
             return
         await self._join(item, "gray", out, ctx)
 
-    async def store(self, job: Job, ctx: JobContext) -> None:
-        item = Item.from_payload(job.payload)
-        md5, gray = job.payload["md5"], job.payload["gray"]
-        image = StoredImage(md5=md5["md5"], size=md5["size"], **gray)
+    async def store(self, payload: StorePayload, ctx: JobContext) -> None:
+        item = payload.item
+        gray = dataclasses.asdict(payload.gray)
+        image = StoredImage(md5=payload.md5.md5, size=payload.md5.size, **gray)
         await asyncio.to_thread(store_image, self.engine, item, image)
         await self._cleanup(item, ctx)

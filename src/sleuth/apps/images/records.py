@@ -20,18 +20,12 @@ APP = "images"
 
 @dataclass(frozen=True)
 class Item:
-    """One line of a crawled URL list: the unit of work and of outcome counting."""
+    """One line of a crawled URL list: the unit of work and of outcome counting, and the
+    payload of the pipeline's per-line tasks."""
 
     crawl: str
     line: int
     url: str
-
-    @classmethod
-    def from_payload(cls, payload: dict) -> Item:
-        return cls(crawl=payload["crawl"], line=int(payload["line"]), url=payload["url"])
-
-    def payload(self) -> dict:
-        return {"crawl": self.crawl, "line": self.line, "url": self.url}
 
     @property
     def key(self) -> str:
