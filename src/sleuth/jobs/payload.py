@@ -14,7 +14,6 @@ Supported field types: `str`, `int`, `float`, `bool`, `None`, unions of them (`X
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import types
 import typing
@@ -29,13 +28,19 @@ class PayloadError(ValueError):
     """A payload does not match its declared type; the message says which field and why."""
 
 
-@functools.cache
+_FIELDS: dict[type, tuple[tuple[str, Any, bool], ...]] = {}
+
+
 def _fields(cls: type) -> tuple[tuple[str, Any, bool], ...]:
-    """(name, resolved type, required) of each field of a payload dataclass."""
+    """(name, resolved type, required) of each field of a payload dataclass (resolved once
+    per type: annotations are strings until then)."""
+    found = _FIELDS.get(cls)
+    if found is not None:
+        return found
     if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
         raise TypeError(f"a payload type must be a dataclass, not {cls!r}")
     hints = typing.get_type_hints(cls)
-    return tuple(
+    found = _FIELDS[cls] = tuple(
         (
             f.name,
             hints[f.name],
@@ -43,6 +48,7 @@ def _fields(cls: type) -> tuple[tuple[str, Any, bool], ...]:
         )
         for f in dataclasses.fields(cls)
     )
+    return found
 
 
 def check_payload_type(cls: type) -> None:

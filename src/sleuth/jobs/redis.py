@@ -237,7 +237,7 @@ class RedisQueue(QueueBackend):
             raise RuntimeError(f"{self!r} is closed")
         return self.redis
 
-    def _run(self, name: str, *args: object) -> Any:
+    def _run(self, name: str, *args: str | int) -> Any:
         """Run one of the queue's scripts with the key prefix as its first argument."""
         self._client()
         return self._scripts[name](args=[self.prefix, *args])

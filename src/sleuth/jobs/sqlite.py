@@ -457,9 +457,11 @@ class SqliteQueue(QueueBackend):
             return 0
         marks = ", ".join("?" * len(names))
         with self._read() as conn:
-            return conn.execute(
-                f"SELECT COUNT(*) FROM jobs WHERE queue IN ({marks})", names
-            ).fetchone()[0]
+            return int(
+                conn.execute(
+                    f"SELECT COUNT(*) FROM jobs WHERE queue IN ({marks})", names
+                ).fetchone()[0]
+            )
 
     # -- fan-in ------------------------------------------------------------------------------
 

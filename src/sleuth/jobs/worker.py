@@ -687,7 +687,7 @@ def spawn_workers(
             "grace": grace,
         }
         ready = context.Event()
-        process = context.Process(
+        process: BaseProcess = context.Process(
             target=_process_main,
             args=(queue_url, kinds_factory, f"{name}-{i}", options, ready),
             name=f"sleuth-{name}-{i}",
