@@ -8,6 +8,7 @@ import os
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from sleuth.jobs.base import Job, QueueBackend
 from sleuth.jobs.payload import PayloadError
 from sleuth.jobs.tasks import Task
 from sleuth.jobs.worker import (
+    BatchKind,
     JobContext,
     JobKind,
     Retry,
@@ -280,6 +282,93 @@ def test_a_wrong_payload_raises_at_the_sender(backend: QueueBackend) -> None:
     assert backend.send(task, Num(4), dedup_key="k") is None
 
 
+def test_batches_are_bounded_and_settled_job_by_job(backend: QueueBackend) -> None:
+    """A batch handler gets at most `batch` jobs at once; a failed or postponed item is retried
+    on its own while its batch-mates are acked; a malformed one is dead-lettered alone."""
+    sizes: list[int] = []
+    calls: Counter[int] = Counter()
+
+    async def handler(payloads: list[Num], ctx: JobContext) -> list[BaseException | None]:
+        assert [job.payload["i"] for job in ctx.jobs] == [p.i for p in payloads]
+        sizes.append(len(payloads))
+        outcomes: list[BaseException | None] = []
+        for payload in payloads:
+            calls[payload.i] += 1
+            if payload.i == 3 and calls[3] == 1:
+                outcomes.append(ValueError("item 3 fails once"))
+            elif payload.i == 5 and calls[5] == 1:
+                outcomes.append(Retry(after=0.05, reason="item 5 is not ready"))
+            else:
+                outcomes.append(None)
+        return outcomes
+
+    backend.send_many(Task("b", Num), [(Num(i), None) for i in range(20)])
+    backend.enqueue("b", {"i": "bad"})
+    events: list[WorkerEvent] = []
+    task = Task("b", Num, batch=8, batch_wait=0.05, backoff_base=0.05, backoff_cap=0.1)
+    worker = make_worker(backend, [BatchKind(task, handler)], events)
+    run(worker)
+    assert max(sizes) == 8 and sum(sizes) == 22  # 20, then item 3 and item 5 again
+    assert calls == {**{i: 1 for i in range(20)}, 3: 2, 5: 2}
+    assert kinds_of(events).count("acked") == 20
+    assert kinds_of(events).count("retried") == 1 and kinds_of(events).count("postponed") == 1
+    [dead] = backend.dead_letters()
+    assert "malformed payload" in dead.reason and dead.payload == {"i": "bad"}
+    assert backend.pending(["b"]) == 0
+
+
+def test_a_raising_batch_handler_fails_every_item_of_the_batch(backend: QueueBackend) -> None:
+    tries: Counter[int] = Counter()
+
+    async def handler(payloads: list[Num], ctx: JobContext) -> None:
+        for payload in payloads:
+            tries[payload.i] += 1
+        raise RuntimeError("the database is down")
+
+    backend.send_many(Task("b", Num), [(Num(i), None) for i in range(3)])
+    task = Task("b", Num, batch=4, max_attempts=2, backoff_base=0.05, backoff_cap=0.1)
+    worker = make_worker(backend, [BatchKind(task, handler)])
+    run(worker)
+    assert tries == {0: 2, 1: 2, 2: 2}
+    dead = backend.dead_letters()
+    assert len(dead) == 3 and all("the database is down" in d.reason for d in dead)
+
+
+def test_a_partial_batch_runs_after_its_wait(backend: QueueBackend) -> None:
+    """Fewer jobs than a batch are run once they waited `batch_wait`, not held for ever."""
+    sizes: list[int] = []
+
+    async def handler(payloads: list[Num], ctx: JobContext) -> None:
+        sizes.append(len(payloads))
+
+    backend.send_many(Task("b", Num), [(Num(i), None) for i in range(3)])
+    worker = make_worker(backend, [BatchKind(Task("b", Num, batch=64, batch_wait=0.2), handler)])
+    run(worker)
+    assert sum(sizes) == 3
+
+
+def test_stop_hands_back_a_batch_being_filled_or_run(backend: QueueBackend) -> None:
+    started = threading.Event()
+
+    async def handler(payloads: list[Num], ctx: JobContext) -> None:
+        started.set()
+        await asyncio.sleep(30)
+
+    backend.send_many(Task("b", Num), [(Num(i), None) for i in range(5)])
+    task = Task("b", Num, batch=4, batch_wait=10.0)
+    worker = make_worker(backend, [BatchKind(task, handler)], concurrency=2, grace=0.5)
+    thread = threading.Thread(target=worker.run_sync, daemon=True)
+    thread.start()
+    wait_for(started.is_set)
+    wait_for(lambda: len(worker.current) == 5)  # one batch of 4 running, 1 waiting for more
+    worker.stop()
+    thread.join(20)
+    assert not thread.is_alive()
+    again = backend.reserve(["b"], 10, 30, "next")
+    assert sorted(job.payload["i"] for job in again) == [0, 1, 2, 3, 4]
+    assert all(job.attempts == 1 for job in again)  # handing back is not a failed attempt
+
+
 def test_per_kind_concurrency_limit(backend: QueueBackend) -> None:
     running = 0
     most = 0
@@ -329,6 +418,10 @@ def test_bad_configuration_is_refused(backend: QueueBackend) -> None:
         Worker(backend, [kind], concurrency=0)
     with pytest.raises(ValueError, match="needs a Task"):
         JobKind("q", handler)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="batch >= 2"):
+        BatchKind(Task("q", X), handler)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="batch_wait"):
+        Task("q", X, batch=8, batch_wait=30.0, lease=60.0)
     with pytest.raises(ValueError, match="finite"):
         Retry(after=-1)
     with pytest.raises(ValueError, match="module-level"):

@@ -35,7 +35,10 @@ class Task(Generic[P]):
     lease/3 while the handler runs). `max_attempts`: failed deliveries before the dead letters.
     `priority`: the priority its jobs are sent with (higher first). A failed job is retried
     after `backoff_delay(attempt, backoff_base, backoff_cap)` seconds. `concurrency`: at most
-    this many of these jobs at once in one worker (None: only the worker's own limit).
+    this many handler calls at once in one worker (None: only the worker's own limit).
+    `batch`: the most jobs one call of a batch handler (`worker.BatchKind`) takes, and
+    `batch_wait`: the most seconds a worker waits for that many to be ready before it runs
+    the ones it has.
     """
 
     queue: str
@@ -46,6 +49,8 @@ class Task(Generic[P]):
     backoff_base: float = 1.0
     backoff_cap: float = 300.0
     concurrency: int | None = None
+    batch: int = 1
+    batch_wait: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.queue, str) or not self.queue:
@@ -61,6 +66,12 @@ class Task(Generic[P]):
             raise ValueError(f"task {self.queue!r}: concurrency must be None or >= 1")
         if not 0 < self.backoff_base <= self.backoff_cap:
             raise ValueError(f"task {self.queue!r}: need 0 < backoff_base <= backoff_cap")
+        if not isinstance(self.batch, int) or self.batch < 1:
+            raise ValueError(f"task {self.queue!r}: batch must be an integer >= 1")
+        if not 0 <= self.batch_wait <= self.lease / 3:
+            raise ValueError(
+                f"task {self.queue!r}: batch_wait must be from 0 to a third of the lease"
+            )
 
     def encode(self, payload: P) -> JSON:
         """The payload as the JSON object the queue stores; PayloadError if it is invalid."""
