@@ -249,6 +249,28 @@ def test_join_completes_once_every_part_is_in(backend: QueueBackend) -> None:
         backend.fanin.join("img1", "size", {}, parts)
 
 
+def test_join_many_and_forget_many_in_one_call(backend: QueueBackend) -> None:
+    fanin = backend.fanin
+    parts = ("md5", "gray")
+    assert fanin.join_many([], parts) == []
+    first = fanin.join_many([("a", "md5", {"v": 1}), ("b", "md5", {"v": 2})], parts)
+    assert first == [None, None]
+    done = fanin.join_many(
+        [("a", "gray", {"g": 1}), ("c", "gray", {"g": 3}), ("b", "gray", {"g": 2})], parts
+    )
+    assert done == [
+        {"md5": {"v": 1}, "gray": {"g": 1}},
+        None,
+        {"md5": {"v": 2}, "gray": {"g": 2}},
+    ]
+    fanin.forget_many(["a", "b"])
+    fanin.forget_many([])
+    assert fanin.join("a", "gray", {"g": 1}, parts) is None  # "a" was forgotten
+    assert fanin.join("c", "md5", {"v": 3}, parts) == {"md5": {"v": 3}, "gray": {"g": 3}}
+    with pytest.raises(ValueError, match="not one of the group's parts"):
+        fanin.join_many([("a", "md5", {}), ("a", "size", {})], parts)
+
+
 def test_enqueue_many_adds_in_order_and_skips_duplicates(backend: QueueBackend) -> None:
     backend.enqueue("q", {"i": -1}, dedup_key="taken")
     payloads = [({"i": i}, f"k{i % 900}" if i % 2 else None) for i in range(2000)]

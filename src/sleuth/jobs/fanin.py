@@ -10,11 +10,12 @@ from collections.abc import Sequence
 
 from sleuth.jobs.base import JSON
 
+Entry = tuple[str, str, JSON]  # (group key, part, value)
+
 
 class FanIn(abc.ABC):
     """Groups of named parts, complete once every part is in."""
 
-    @abc.abstractmethod
     def join(
         self, key: str, part: str, value: JSON, parts: Sequence[str]
     ) -> dict[str, JSON] | None:
@@ -23,7 +24,18 @@ class FanIn(abc.ABC):
         None. Every caller that completes the set gets the values, so the follow-up job must be
         sent with a dedup key and be idempotent itself. Groups that never complete are dropped
         a day after their first part."""
+        return self.join_many([(key, part, value)], parts)[0]
 
     @abc.abstractmethod
+    def join_many(
+        self, entries: Sequence[Entry], parts: Sequence[str]
+    ) -> list[dict[str, JSON] | None]:
+        """`join` each (key, part, value) in one round trip, in order; one result each."""
+
     def forget(self, key: str) -> None:
         """Drop a finished group."""
+        self.forget_many([key])
+
+    @abc.abstractmethod
+    def forget_many(self, keys: Sequence[str]) -> None:
+        """Drop finished groups in one round trip."""

@@ -68,7 +68,7 @@ from sleuth.jobs.checks import (
     check_retry_at,
     dump_payload,
 )
-from sleuth.jobs.fanin import FanIn
+from sleuth.jobs.fanin import Entry, FanIn
 from sleuth.jobs.scripts import lua
 from sleuth.jobs.urls import RedisTarget, parse_redis_url
 
@@ -242,6 +242,17 @@ class RedisQueue(QueueBackend):
         self._client()
         return self._scripts[name](args=[self.prefix, *args])
 
+    def _run_many(self, name: str, calls: Sequence[tuple[str | int, ...]]) -> list[Any]:
+        """Run one script once per argument tuple, in one round trip (a pipeline, not a
+        transaction: each call is atomic, as `_run`'s is)."""
+        if not calls:
+            return []
+        pipe = self._client().pipeline(transaction=False)
+        script = self._scripts[name]
+        for args in calls:
+            script(args=[self.prefix, *args], client=pipe)
+        return list(pipe.execute())
+
     # -- producing ---------------------------------------------------------------------------
 
     def enqueue(
@@ -399,16 +410,24 @@ class RedisFanIn(FanIn):
     def __init__(self, queue: RedisQueue) -> None:
         self._queue = queue
 
-    def join(
-        self, key: str, part: str, value: JSON, parts: Sequence[str]
-    ) -> dict[str, JSON] | None:
-        check_join(key, part, parts)
-        text = dump_payload(value, "join value")
+    def join_many(
+        self, entries: Sequence[Entry], parts: Sequence[str]
+    ) -> list[dict[str, JSON] | None]:
+        calls = []
+        for key, part, value in entries:
+            check_join(key, part, parts)
+            calls.append((key, part, dump_payload(value, "join value")))
         ttl_ms = max(1, round(self._queue.join_ttl * 1000))
-        values = self._queue._run("join", key, part, text, ttl_ms, *parts)
-        if values is None:
-            return None
-        return {p: json.loads(v) for p, v in zip(parts, values, strict=True)}
+        replies = self._queue._run_many(
+            "join", [(key, part, text, ttl_ms, *parts) for key, part, text in calls]
+        )
+        return [
+            None
+            if values is None
+            else {p: json.loads(v) for p, v in zip(parts, values, strict=True)}
+            for values in replies
+        ]
 
-    def forget(self, key: str) -> None:
-        self._queue._client().delete(f"{self._queue.prefix}:join:{key}")
+    def forget_many(self, keys: Sequence[str]) -> None:
+        if keys:
+            self._queue._client().delete(*(f"{self._queue.prefix}:join:{key}" for key in keys))

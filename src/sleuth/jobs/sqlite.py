@@ -30,7 +30,7 @@ from sleuth.jobs.checks import (
     check_retry_at,
     dump_payload,
 )
-from sleuth.jobs.fanin import FanIn
+from sleuth.jobs.fanin import Entry, FanIn
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -484,11 +484,15 @@ class SqliteFanIn(FanIn):
         self._queue = queue
         self._last_prune = 0.0
 
-    def join(
-        self, key: str, part: str, value: JSON, parts: Sequence[str]
-    ) -> dict[str, JSON] | None:
-        check_join(key, part, parts)
-        text = dump_payload(value, "join value")
+    def join_many(
+        self, entries: Sequence[Entry], parts: Sequence[str]
+    ) -> list[dict[str, JSON] | None]:
+        rows = []
+        for key, part, value in entries:
+            check_join(key, part, parts)
+            rows.append((key, part, dump_payload(value, "join value")))
+        if not rows:
+            return []
         ttl = self._queue.join_ttl
         with self._queue._write() as conn:
             now = time.time()
@@ -499,18 +503,26 @@ class SqliteFanIn(FanIn):
                     (now - ttl,),
                 )
                 self._last_prune = now
-            conn.execute(
+            conn.executemany(
                 "INSERT INTO joins (key, part, value, created_at) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (key, part) DO UPDATE SET value = excluded.value",
-                (key, part, text, now),
+                [(*row, now) for row in rows],
             )
-            have = dict(
-                conn.execute("SELECT part, value FROM joins WHERE key = ?", (key,)).fetchall()
-            )
-        if any(p not in have for p in parts):
-            return None
-        return {p: json.loads(have[p]) for p in parts}
+            groups = {key for key, _, _ in rows}
+            marks = ", ".join("?" * len(groups))
+            have: dict[str, dict[str, str]] = {}
+            for key, part, text in conn.execute(
+                f"SELECT key, part, value FROM joins WHERE key IN ({marks})", sorted(groups)
+            ):
+                have.setdefault(key, {})[part] = text
+        results: list[dict[str, JSON] | None] = []
+        for key, _, _ in rows:
+            group = have.get(key, {})
+            complete = all(p in group for p in parts)
+            results.append({p: json.loads(group[p]) for p in parts} if complete else None)
+        return results
 
-    def forget(self, key: str) -> None:
-        with self._queue._write() as conn:
-            conn.execute("DELETE FROM joins WHERE key = ?", (key,))
+    def forget_many(self, keys: Sequence[str]) -> None:
+        if keys:
+            with self._queue._write() as conn:
+                conn.executemany("DELETE FROM joins WHERE key = ?", [(k,) for k in keys])
