@@ -11,7 +11,7 @@ from sleuth.cleanup import CLEANUP_QUEUE, Cleanup, cleanup_schedule
 from sleuth.config import Settings
 from sleuth.jobs.redis import RedisQueue
 from sleuth.jobs.schedule import Periodic, Scheduler
-from sleuth.jobs.worker import JobKind, Worker, WorkerEvent
+from sleuth.jobs.worker import Kind, Worker, WorkerEvent
 from sleuth.net.clocks import RedisHostClock, SqlHostClock
 from sleuth.net.fetcher import Fetcher
 from sleuth.net.politeness import Politeness
@@ -19,7 +19,7 @@ from sleuth.observe.registry import WorkerMonitor
 from sleuth.services import Services
 
 
-def job_kinds(services: Services, fetcher: Fetcher) -> list[JobKind]:
+def job_kinds(services: Services, fetcher: Fetcher) -> list[Kind]:
     """The job kinds of every installed app, and the engine's cleanup."""
     from sleuth.apps.images.pipeline import ImagesPipeline
 

@@ -34,6 +34,7 @@ import threadpoolctl
 
 from sleuth.jobs.base import JSON, Job, LeaseLost, QueueBackend
 from sleuth.jobs.factory import open_queue
+from sleuth.jobs.fanin import Entry
 from sleuth.jobs.payload import PayloadError
 from sleuth.jobs.tasks import Task
 
@@ -197,15 +198,15 @@ class JobContext:
         """`QueueBackend.send_many`, off the event loop."""
         return await self._worker.call(self._worker.backend.send_many, task, payloads)
 
-    async def join(
-        self, key: str, part: str, value: JSON, parts: Sequence[str]
-    ) -> dict[str, JSON] | None:
-        """`FanIn.join` on the queue's fan-in, off the event loop."""
-        return await self._worker.call(self._worker.backend.fanin.join, key, part, value, parts)
+    async def join_many(
+        self, entries: Sequence[Entry], parts: Sequence[str]
+    ) -> list[dict[str, JSON] | None]:
+        """`FanIn.join_many` on the queue's fan-in, off the event loop."""
+        return await self._worker.call(self._worker.backend.fanin.join_many, entries, parts)
 
-    async def forget_join(self, key: str) -> None:
-        """`FanIn.forget` on the queue's fan-in, off the event loop."""
-        await self._worker.call(self._worker.backend.fanin.forget, key)
+    async def forget_joins(self, keys: Sequence[str]) -> None:
+        """`FanIn.forget_many` on the queue's fan-in, off the event loop."""
+        await self._worker.call(self._worker.backend.fanin.forget_many, keys)
 
 
 @dataclass(eq=False)

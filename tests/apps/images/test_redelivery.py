@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sleuth.apps.images.cli import crawl_list
 from sleuth.apps.images.crawl import crawl_id_for
 from sleuth.apps.images.models import crawl_items, image_sources, images
-from sleuth.apps.images.pipeline import GRAYSCALE, INFLIGHT_EXT, MD5
+from sleuth.apps.images.pipeline import GRAYSCALE, INFLIGHT_EXT, MD5, Md5Job
 from sleuth.apps.images.records import Item
 from sleuth.emulator.imagehost import create_imagehost_app
 from sleuth.emulator.server import EmulatorServer
@@ -45,8 +45,8 @@ def _crawl_then_redeliver(tmp_path: Path, base_url: str) -> None:
     key = f"{crawl_id}-1"
     services.blobs.put(key, INFLIGHT_EXT, b"late bytes", overwrite=True)
     item = Item(crawl=crawl_id, line=1, url=f"{base_url}/64/48")
-    for task in (MD5, GRAYSCALE):
-        services.queue.send(task, item)
+    services.queue.send(MD5, Md5Job(item.crawl, item.line, item.url))
+    services.queue.send(GRAYSCALE, item)
 
     asyncio.run(
         run_worker(

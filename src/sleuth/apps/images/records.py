@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -74,6 +75,26 @@ def is_resolved(engine: Engine, item: Item) -> bool:
     return outcome is not None
 
 
+def resolved_items(engine: Engine, items: Sequence[Item]) -> set[Item]:
+    """The items whose line has an outcome, in one query per crawl."""
+    by_crawl: dict[str, list[Item]] = {}
+    for item in items:
+        by_crawl.setdefault(item.crawl, []).append(item)
+    done: set[Item] = set()
+    with engine.connect() as conn:
+        for crawl, members in by_crawl.items():
+            lines = conn.execute(
+                sa.select(crawl_items.c.line_no).where(
+                    crawl_items.c.crawl_id == crawl,
+                    crawl_items.c.line_no.in_([item.line for item in members]),
+                    crawl_items.c.outcome.is_not(None),
+                )
+            ).scalars()
+            resolved = set(lines)
+            done.update(item for item in members if item.line in resolved)
+    return done
+
+
 def _resolve(
     conn: Connection,
     item: Item,
@@ -114,7 +135,21 @@ def store_image(engine: Engine, item: Item, image: StoredImage) -> str:
     """Insert the image once per MD5 and the URL as one of its sources; the line's outcome is
     `success` for the first time these bytes are seen, `duplicate` after. Run again whole
     when the database breaks a deadlock (MariaDB does, between workers storing one MD5)."""
-    return in_transaction(engine, lambda conn: _store(conn, item, image))
+    return store_images(engine, [(item, image)])[0]
+
+
+def store_images(engine: Engine, stored: Sequence[tuple[Item, StoredImage]]) -> list[str]:
+    """`store_image` for many lines in one transaction (in MD5 order, so that two workers
+    storing overlapping batches take row locks in the same order); their outcomes, in order."""
+    order = sorted(range(len(stored)), key=lambda i: (stored[i][1].md5, i))
+
+    def work(conn: Connection) -> list[str]:
+        outcomes = [""] * len(stored)
+        for i in order:
+            outcomes[i] = _store(conn, *stored[i])
+        return outcomes
+
+    return in_transaction(engine, work)
 
 
 def _store(conn: Connection, item: Item, image: StoredImage) -> str:
