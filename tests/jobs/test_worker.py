@@ -18,6 +18,7 @@ from sleuth.jobs.base import Job, QueueBackend
 from sleuth.jobs.payload import PayloadError
 from sleuth.jobs.tasks import Task
 from sleuth.jobs.worker import (
+    BATCHES_IN_FLIGHT,
     BatchKind,
     JobContext,
     JobKind,
@@ -345,6 +346,28 @@ def test_a_partial_batch_runs_after_its_wait(backend: QueueBackend) -> None:
     worker = make_worker(backend, [BatchKind(Task("b", Num, batch=64, batch_wait=0.2), handler)])
     run(worker)
     assert sum(sizes) == 3
+
+
+def test_a_worker_holds_few_batches_of_a_kind_at_once(backend: QueueBackend) -> None:
+    """Batches in flight are bounded (BATCHES_IN_FLIGHT by default, else the task's
+    concurrency), so a worker never leases more jobs than it is about to run."""
+    gate = asyncio.Event()
+    held: list[int] = []
+    worker: Worker
+
+    async def handler(payloads: list[Num], ctx: JobContext) -> None:
+        held.append(len(worker.current))
+        if len(held) == 1:
+            await asyncio.sleep(0.3)  # the worker meanwhile reserves what it may
+            gate.set()
+        await gate.wait()
+
+    backend.send_many(Task("b", Num), [(Num(i), None) for i in range(40)])
+    task = Task("b", Num, batch=4, batch_wait=0.01)
+    worker = make_worker(backend, [BatchKind(task, handler)], concurrency=64)
+    run(worker)
+    assert max(held) <= BATCHES_IN_FLIGHT * 4
+    assert len(held) == 10
 
 
 def test_stop_hands_back_a_batch_being_filled_or_run(backend: QueueBackend) -> None:

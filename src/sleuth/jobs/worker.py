@@ -46,6 +46,10 @@ Handler = Callable[[P, "JobContext"], Awaitable[None]]
 Outcome = BaseException | None  # of one job of a batch: None for done
 BatchHandler = Callable[[list[P], "JobContext"], Awaitable[Sequence[Outcome] | None]]
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+# Batches of one kind that a worker runs (or fills) at once unless its task says otherwise:
+# one running while the next fills. More would only hold more jobs' leases, so that a worker
+# killed with kill -9 would delay (and count an attempt of) that many more jobs.
+BATCHES_IN_FLIGHT = 2
 _ERROR_CHARS = 4000  # a traceback's tail is enough to diagnose; keep dead-letter rows small
 
 
@@ -106,7 +110,8 @@ class BatchKind(_Kind[P]):
     outcome per job: None (done), `Retry` (postponed) or another exception (failed, retried
     with backoff): each job is acked or retried on its own, so one bad item never fails its
     batch-mates. Raising fails every job of the batch with that exception (e.g. the database
-    is down). The worker waits at most `task.batch_wait` seconds to fill a batch."""
+    is down). The worker waits at most `task.batch_wait` seconds to fill a batch, and runs at
+    most `task.concurrency` batches at once (default `BATCHES_IN_FLIGHT`)."""
 
     task: Task[P]
     handler: BatchHandler[P]
@@ -447,7 +452,8 @@ class Worker:
             if size == 1 and kind.concurrency is None:
                 shared.setdefault(kind.lease, []).append(kind.queue)
                 continue
-            room = (kind.concurrency or self.concurrency) - self._units(kind.queue)
+            limit = kind.concurrency or (BATCHES_IN_FLIGHT if size > 1 else self.concurrency)
+            room = limit - self._units(kind.queue)
             buffered = self._buffered(kind.queue)
             fill = size - buffered if buffered else 0
             if room > 0 or fill > 0:

@@ -52,19 +52,25 @@ class Md5Part:
 
 
 @dataclass(frozen=True)
-class Md5Job:
-    """A fetched line and the MD5 of its bytes, taken by `fetch` while it held them (absent
-    in jobs sent before fetch hashed: then the md5 stage reads the in-flight original)."""
+class _LineJob:
+    """A job about one line: the line's fields flat, as in a fetch job's payload."""
 
     crawl: str
     line: int
     url: str
-    md5: str | None = None
-    size: int | None = None
 
     @property
     def item(self) -> Item:
         return Item(self.crawl, self.line, self.url)
+
+
+@dataclass(frozen=True)
+class Md5Job(_LineJob):
+    """A fetched line and the MD5 of its bytes, taken by `fetch` while it held them (absent
+    in jobs sent before fetch hashed: then the md5 stage reads the in-flight original)."""
+
+    md5: str | None = None
+    size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -88,19 +94,11 @@ class ImageRejected:
 
 
 @dataclass(frozen=True)
-class StorePayload:
-    """A line whose md5 and grayscale parts are both in (the line's fields flat, as a fetch
-    job's payload)."""
+class StorePayload(_LineJob):
+    """A line whose md5 and grayscale parts are both in."""
 
-    crawl: str
-    line: int
-    url: str
     md5: Md5Part
     gray: GrayResult
-
-    @property
-    def item(self) -> Item:
-        return Item(self.crawl, self.line, self.url)
 
 
 # Later stages go first, so an image in flight is finished before new ones are fetched:
