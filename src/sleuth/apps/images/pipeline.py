@@ -103,12 +103,13 @@ class StorePayload(_LineJob):
 
 # Later stages go first, so an image in flight is finished before new ones are fetched:
 # in-flight originals stay few and results appear from the first seconds of a crawl.
-# Batches: up to 64 jobs, waiting at most 50 ms for them.
-_BATCH = {"batch": 64, "batch_wait": 0.05}
+# Batches wait at most 50 ms to fill. md5 and store: up to 64 jobs, two batches in flight.
+# grayscale: smaller batches, more in flight, so that the CPU pool always has work queued
+# while the jobs a worker holds stay as few (a worker killed with kill -9 delays them all).
 FETCH = Task("images.fetch", Item, priority=0)
-MD5 = Task("images.md5", Md5Job, priority=1, **_BATCH)
-GRAYSCALE = Task("images.grayscale", Item, priority=1, **_BATCH)
-STORE = Task("images.store", StorePayload, priority=2, **_BATCH)
+MD5 = Task("images.md5", Md5Job, priority=1, batch=64, batch_wait=0.05)
+GRAYSCALE = Task("images.grayscale", Item, priority=1, batch=16, batch_wait=0.05, concurrency=8)
+STORE = Task("images.store", StorePayload, priority=2, batch=64, batch_wait=0.05)
 TASKS = (FETCH, MD5, GRAYSCALE, STORE)
 QUEUES = tuple(task.queue for task in TASKS)
 PARTS = ("md5", "gray")
