@@ -28,7 +28,16 @@ from sleuth.jobs.worker import (
     backoff_delay,
     spawn_workers,
 )
-from tests.jobs.helpers import Num, Sleep, X, cpu_work, read_lines, record_kinds, wait_for
+from tests.jobs.helpers import (
+    Num,
+    Sleep,
+    X,
+    cpu_work,
+    overwrite_payload,
+    read_lines,
+    record_kinds,
+    wait_for,
+)
 
 
 def make_worker(
@@ -472,3 +481,26 @@ def test_spawned_worker_processes_share_the_queue(queue_url: str, backend, tmp_p
     ids = [line[0] for line in lines]
     assert len(ids) == len(set(ids)) == 300
     assert {line[1] for line in lines} <= {str(pid) for pid in group.pids}
+
+
+def test_a_payload_that_is_not_json_goes_dead_and_the_worker_goes_on(
+    backend: QueueBackend, queue_url: str
+) -> None:
+    """A payload damaged or written by hand in the queue's own storage (not through
+    `enqueue`, which refuses it) neither breaks reserving nor kills the worker."""
+    seen: list[int] = []
+
+    async def handler(payload: Num, ctx: JobContext) -> None:
+        seen.append(payload.i)
+
+    bad = backend.enqueue("q", {"i": 1})
+    backend.enqueue("q", {"i": 2})
+    assert bad is not None
+    overwrite_payload(queue_url, bad, "{not json")
+    events: list[WorkerEvent] = []
+    worker = make_worker(backend, [JobKind(Task("q", Num), handler)], events)
+    run(worker)
+    assert seen == [2]
+    [dead] = backend.dead_letters()
+    assert dead.id == bad and "the stored payload is not a JSON object: '{not json'" in dead.reason
+    assert dead.payload == {"unreadable_payload": "{not json"}

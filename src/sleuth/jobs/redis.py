@@ -10,8 +10,8 @@ Layout (P is `<prefix>:q`, the prefix `sleuth` unless the URL's `?prefix=` says 
                        err (last error); once dead also why, ft (failed at), n (attempts)
     P:s:<queue>:<pri>  stream of ready and in-flight jobs, group `workers`; entries carry only
                        the job id, so a retry re-adds a small entry and the body is written
-                       once; scripts treat payloads as opaque text, never decoding them (Lua
-                       numbers are doubles)
+                       once; scripts pass payloads on as the text they are, never re-encoding
+                       them (Lua numbers are doubles; a reserve only checks that each parses)
     P:l:<queue>:<pri>  zset: in-flight entry id -> lease deadline (µs)
     P:d:<queue>:<pri>  zset: delayed job id -> due time (µs)
     P:x:<queue>:<pri>  zset: dead job id -> failed-at time (µs)
@@ -20,13 +20,13 @@ Layout (P is `<prefix>:q`, the prefix `sleuth` unless the URL's `?prefix=` says 
                        first part
 
 A delivery is (stream entry id, delivery count), from the group's pending entries list; every
-state change is one Lua script that first checks the delivery is still the pending one, so a
-stale worker's ack, retry or dead letter is a no-op. Leases are per delivery and may be
-extended to any length, which XAUTOCLAIM's single min-idle-time cannot express, so the lease
-deadlines live in a sorted set and a reserve XCLAIMs the entries whose deadline passed (which,
-like XAUTOCLAIM, moves the entry to the new consumer and counts one more delivery). Attempts are
-`a` plus the entry's delivery count. All times come from the Redis server's clock (`TIME`),
-so workers on machines with skewed clocks agree on leases and delays.
+state change is one Lua script (`jobs/lua/*.lua`) that first checks the delivery is still the
+pending one, so a stale worker's ack, retry or dead letter is a no-op. Leases are per delivery
+and may be extended to any length, which XAUTOCLAIM's single min-idle-time cannot express, so
+the lease deadlines live in a sorted set and a reserve XCLAIMs the entries whose deadline passed
+(which, like XAUTOCLAIM, moves the entry to the new consumer and counts one more delivery).
+Attempts are `a` plus the entry's delivery count. All times come from the Redis server's clock
+(`TIME`), so workers on machines with skewed clocks agree on leases and delays.
 
 Targets standalone Redis (scripts touch keys they compute, which Redis Cluster forbids).
 
@@ -67,6 +67,7 @@ from sleuth.jobs.checks import (
     check_reserve,
     check_retry_at,
     dump_payload,
+    load_payload,
 )
 from sleuth.jobs.fanin import Entry, FanIn
 from sleuth.jobs.scripts import lua
@@ -349,7 +350,7 @@ class RedisQueue(QueueBackend):
             DeadJob(
                 id=job_id,
                 queue=name,
-                payload=json.loads(payload),
+                payload=load_payload(payload),
                 attempts=int(attempts),
                 reason=reason,
                 failed_at=int(failed_at) / 1e6,

@@ -29,6 +29,7 @@ from sleuth.jobs.checks import (
     check_reserve,
     check_retry_at,
     dump_payload,
+    load_payload,
 )
 from sleuth.jobs.fanin import Entry, FanIn
 
@@ -293,7 +294,7 @@ class SqliteQueue(QueueBackend):
             Job(
                 id=str(r[0]),
                 queue=r[1],
-                payload=json.loads(r[2]),
+                payload=load_payload(r[2]),
                 priority=r[3],
                 attempts=r[4],
                 lease_until=r[5],
@@ -373,7 +374,7 @@ class SqliteQueue(QueueBackend):
             DeadJob(
                 id=str(r[0]),
                 queue=r[1],
-                payload=json.loads(r[2]),
+                payload=load_payload(r[2]),
                 attempts=r[3],
                 reason=r[4],
                 failed_at=r[5],

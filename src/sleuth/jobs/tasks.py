@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from sleuth.jobs.base import JSON
-from sleuth.jobs.payload import check_payload_type, decode, encode
+from sleuth.jobs.checks import UNREADABLE
+from sleuth.jobs.payload import PayloadError, check_payload_type, decode, encode
 
 P = TypeVar("P")
 
@@ -79,4 +80,8 @@ class Task(Generic[P]):
 
     def decode(self, data: object) -> P:
         """The typed payload of a stored job; PayloadError, with the field, if malformed."""
+        if isinstance(data, dict) and set(data) == {UNREADABLE}:
+            raise PayloadError(
+                f"the stored payload is not a JSON object: {data[UNREADABLE]!r:.200}"
+            )
         return decode(self.payload, data)

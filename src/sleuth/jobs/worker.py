@@ -2,10 +2,12 @@
 
 I/O-bound handlers (fetching, API paging) run concurrently on the loop; CPU-bound steps go to a
 process pool through `JobContext.run_cpu`. Backend calls run in a small thread pool so that a
-writer waiting for SQLite's lock (or a slow Redis round trip) never stalls the loop. A job is
-acked on success, retried with exponential backoff on failure, dead-lettered after its kind's
-max attempts; its lease is renewed while it runs. SIGTERM, SIGINT and SIGHUP stop the worker
-cleanly: no new jobs, in-flight jobs get a grace period, the rest are handed back at once.
+writer waiting for SQLite's lock (or a slow Redis round trip) never stalls the loop. A handler
+takes one job's typed payload (`JobKind`) or a batch of them (`BatchKind`); each job is acked
+on success, retried with exponential backoff on failure, dead-lettered after its task's max
+attempts or at once when its payload does not read; its lease is renewed while it runs.
+SIGTERM, SIGINT and SIGHUP stop the worker cleanly: no new jobs, in-flight jobs get a grace
+period, the rest are handed back at once.
 """
 
 from __future__ import annotations
@@ -236,7 +238,8 @@ class _Buffer:
 
 
 class Worker:
-    """Reserves jobs of `kinds` from `backend` and runs them, at most `concurrency` at once.
+    """Reserves jobs of `kinds` from `backend` and runs them, at most `concurrency` handler
+    calls at once (a batch is one call).
 
     `processes`: size of the CPU pool for `run_cpu` (0: one per core; started on first use).
     `poll_interval`: how long to sleep when no job is ready. `grace`: seconds in-flight jobs

@@ -25,8 +25,15 @@ local function take(q, p, e, id, n)
   pairs_[#pairs_ + 1] = score
   pairs_[#pairs_ + 1] = e
   local k = f[3] and cjson.encode(f[3]) or 'null'
+  local payload = f[2]
+  local ok, decoded = pcall(cjson.decode, payload)
+  if not ok or type(decoded) ~= 'table' then
+    -- Not JSON (written by hand, or damaged): delivered wrapped, so that the worker
+    -- dead-letters it with its reason instead of this reply failing every reserve.
+    payload = cjson.encode({unreadable_payload = payload})
+  end
   out[#out + 1] = '[' .. cjson.encode(q) .. ',' .. p .. ',"' .. id .. '","' .. e .. '",'
-    .. tostring(n) .. ',' .. f[1] .. ',' .. f[2] .. ',' .. k .. ']'
+    .. tostring(n) .. ',' .. f[1] .. ',' .. payload .. ',' .. k .. ']'
   want = want - 1
 end
 
