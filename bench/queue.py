@@ -49,8 +49,9 @@ from multiprocessing import queues as mp_queues  # noqa: E402
 import redis  # noqa: E402
 
 from sleuth.jobs import open_queue  # noqa: E402
-from sleuth.jobs.base import Job, QueueBackend  # noqa: E402
+from sleuth.jobs.base import QueueBackend  # noqa: E402
 from sleuth.jobs.processes import queue_worker_main, spawn_workers  # noqa: E402
+from sleuth.jobs.tasks import Task  # noqa: E402
 from sleuth.jobs.worker import JobContext, JobKind  # noqa: E402
 
 QUEUE = "bench"
@@ -58,15 +59,21 @@ VENVS = _HERE / ".venvs"
 IMAGE_URL = "http://127.0.0.1:8000/img/{}.jpg"
 
 
-async def noop(job: Job, ctx: JobContext) -> None:
+@dataclass(frozen=True)
+class Noop:
+    i: int
+    url: str = ""
+
+
+async def noop(payload: Noop, ctx: JobContext) -> None:
     return None
 
 
 WORKER_OPTIONS = {"concurrency": 64, "poll_interval": 0.05}
 
 
-def noop_kinds() -> list[JobKind]:
-    return [JobKind(QUEUE, noop, lease=60.0)]
+def noop_kinds() -> list[JobKind[Noop]]:
+    return [JobKind(Task(QUEUE, Noop, lease=60.0), noop)]
 
 
 @dataclass(frozen=True)

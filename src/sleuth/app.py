@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from sleuth.config import Settings
     from sleuth.crawl.runs import JobFor
     from sleuth.jobs.schedule import Periodic
-    from sleuth.jobs.worker import JobKind
+    from sleuth.jobs.worker import Kind
     from sleuth.net.fetcher import Fetcher
     from sleuth.services import Services
 
@@ -102,7 +102,7 @@ class App:
     settings: type | None = None
     migrations: Path | None = None
     queues: tuple[str, ...] = ()
-    job_kinds: Callable[[Services, Fetcher], Sequence[JobKind]] | None = None
+    job_kinds: Callable[[Services, Fetcher], Sequence[Kind]] | None = None
     periodic: Callable[[Settings], Sequence[Periodic]] | None = None
     blueprints: Callable[[], Sequence[Blueprint]] | None = None
     cli: Callable[[], click.Group] | None = None

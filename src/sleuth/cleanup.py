@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from sleuth.jobs.base import Job
 from sleuth.jobs.schedule import Periodic
+from sleuth.jobs.tasks import Task
 from sleuth.jobs.worker import JobContext, JobKind
 from sleuth.net.budgets import prune_budgets
 from sleuth.net.clocks import prune_host_clocks
@@ -36,28 +36,29 @@ TMP_MAX_AGE = 3600.0  # no blob write takes an hour
 CLOCK_MAX_AGE = 3600.0  # a host that cooled down an hour ago needs no clock
 
 
+@dataclass(frozen=True)
+class CleanupPayload:
+    """What to sweep: in-flight blobs of these extensions older than `inflight_max_age`
+    seconds, temporary files older than `tmp_max_age` seconds."""
+
+    inflight_exts: tuple[str, ...]
+    inflight_max_age: float
+    tmp_max_age: float
+
+    def __post_init__(self) -> None:
+        for name in ("inflight_max_age", "tmp_max_age"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"cleanup payload: {name} must not be negative")
+
+
+CLEANUP = Task(CLEANUP_QUEUE, CleanupPayload, lease=300.0, max_attempts=3, concurrency=1)
+
+
 def cleanup_schedule(inflight_exts: Sequence[str]) -> Periodic:
     """The schedule of the cleanup job, sweeping in-flight blobs of the extensions given by
     the installed apps."""
-    return Periodic(
-        name="cleanup",
-        queue=CLEANUP_QUEUE,
-        every=EVERY,
-        payload={
-            "inflight_exts": sorted(inflight_exts),
-            "inflight_max_age": INFLIGHT_MAX_AGE,
-            "tmp_max_age": TMP_MAX_AGE,
-        },
-    )
-
-
-def _age(payload: dict, name: str) -> float:
-    value = payload.get(name)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"cleanup payload: {name} must be a number of seconds, not {value!r}")
-    if value < 0:
-        raise ValueError(f"cleanup payload: {name} must not be negative, not {value!r}")
-    return float(value)
+    payload = CleanupPayload(tuple(sorted(inflight_exts)), INFLIGHT_MAX_AGE, TMP_MAX_AGE)
+    return Periodic("cleanup", CLEANUP, payload, EVERY)
 
 
 class Cleanup:
@@ -66,18 +67,16 @@ class Cleanup:
     def __init__(self, services: Services) -> None:
         self.services = services
 
-    def kind(self) -> JobKind:
-        return JobKind(CLEANUP_QUEUE, self.run, max_attempts=3, lease=300.0, concurrency=1)
+    def kind(self) -> JobKind[CleanupPayload]:
+        return JobKind(CLEANUP, self.run)
 
-    async def run(self, job: Job, ctx: JobContext) -> None:
-        exts = job.payload.get("inflight_exts")
-        if not isinstance(exts, list) or not all(isinstance(e, str) for e in exts):
-            raise ValueError(f"cleanup payload: inflight_exts must be a list of names: {exts!r}")
-        inflight_age = _age(job.payload, "inflight_max_age")
-        tmp_age = _age(job.payload, "tmp_max_age")
+    async def run(self, payload: CleanupPayload, ctx: JobContext) -> None:
         now = time.time()
         blobs = await asyncio.to_thread(
-            self.services.blobs.sweep, exts, now - inflight_age, now - tmp_age
+            self.services.blobs.sweep,
+            payload.inflight_exts,
+            now - payload.inflight_max_age,
+            now - payload.tmp_max_age,
         )
         clocks = await asyncio.to_thread(self._prune_clocks, now)
         log.info(

@@ -13,7 +13,7 @@ from sleuth.cleanup import CLEANUP_QUEUE, Cleanup, cleanup_schedule
 from sleuth.config import Settings
 from sleuth.jobs.redis import RedisQueue
 from sleuth.jobs.schedule import Periodic, Scheduler
-from sleuth.jobs.worker import JobKind, Worker, WorkerEvent
+from sleuth.jobs.worker import Kind, Worker, WorkerEvent
 from sleuth.net.budgets import BudgetStore, RedisBudgets, SqlBudgets
 from sleuth.net.clocks import RedisHostClock, SqlHostClock
 from sleuth.net.fetcher import Fetcher
@@ -24,7 +24,7 @@ from sleuth.services import Services
 
 def job_kinds(
     services: Services, fetcher: Fetcher, queues: Sequence[str] | None = None
-) -> list[JobKind]:
+) -> list[Kind]:
     """The job kinds serving `queues` (default: all): those of the installed apps that
     declare one of them, and the engine's cleanup. Each app's kinds must serve exactly the
     queues it declares, so choosing queues by declaration is exact."""
@@ -32,7 +32,7 @@ def job_kinds(
     unknown = sorted(chosen - set(all_queues()))
     if unknown:
         raise ValueError(f"unknown queue(s) {unknown}; known: {all_queues()}")
-    kinds = []
+    kinds: list[Kind] = []
     for app in installed_apps():
         if app.job_kinds is None or chosen.isdisjoint(app.queues):
             continue

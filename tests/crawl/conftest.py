@@ -5,6 +5,7 @@ outcomes are counted as an installed app's (images), as counters take only decla
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -15,16 +16,25 @@ from sleuth.config import Settings
 from sleuth.crawl.runs import ItemJob, RunItem
 from sleuth.jobs import open_queue
 from sleuth.jobs.base import QueueBackend
+from sleuth.jobs.tasks import Task
 from sleuth.observe.counters import outcome_counts
 from sleuth.services import Services
 from tests.jobs.conftest import BACKENDS
 
 APP = "images"
-WORK = "toy.work"
+
+
+@dataclass(frozen=True)
+class Toy:
+    run: str
+    key: str
+
+
+WORK = Task("toy.work", Toy)
 
 
 def toy_job(item: RunItem) -> ItemJob:
-    return ItemJob(WORK, {"run": item.run, "key": item.key}, f"work:{item.run}:{item.key}")
+    return ItemJob(WORK, Toy(item.run, item.key), f"work:{item.run}:{item.key}")
 
 
 @pytest.fixture
@@ -58,7 +68,7 @@ def counted(engine: Engine, app: str = APP) -> dict[str, int]:
 def drain(queue: QueueBackend) -> list[dict[str, object]]:
     """Take and ack every ready `toy.work` job; their payloads, oldest first."""
     payloads = []
-    while jobs := queue.reserve([WORK], 100, 60.0, "test"):
+    while jobs := queue.reserve([WORK.queue], 100, 60.0, "test"):
         for job in jobs:
             payloads.append(job.payload)
             queue.ack(job)

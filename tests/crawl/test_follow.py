@@ -32,7 +32,7 @@ def lister(engine: Engine, queue: QueueBackend, n: int) -> Callable[[], None]:
 
 def work_once(engine: Engine, queue: QueueBackend) -> None:
     """The toy items' worker: odd keys fail, even ones succeed."""
-    for job in queue.reserve([WORK], 10, 60.0, "toy-worker"):
+    for job in queue.reserve([WORK.queue], 10, 60.0, "toy-worker"):
         key = str(job.payload["key"])
         with engine.begin() as conn:
             if int(key) % 2:
@@ -56,7 +56,7 @@ def test_workers_here_run_the_items_to_the_end(engine: Engine, queue: QueueBacke
             await asyncio.to_thread(work_once, engine, queue)
 
     final = follow_run(
-        engine, queue, RUN, lister(engine, queue, 7), [WORK], LABELS, run_workers=workers
+        engine, queue, RUN, lister(engine, queue, 7), [WORK.queue], LABELS, run_workers=workers
     )
     assert (final.total, final.done, final.finished) == (7, 7, True)
     assert dict(final.outcomes) == {"success": 4, "error": 3}
@@ -76,7 +76,7 @@ def test_following_only_while_workers_run_elsewhere(engine: Engine, queue: Queue
     machine.start()
     try:
         final = follow_run(
-            engine, queue, RUN, lister(engine, queue, 5), [WORK], LABELS, run_workers=None
+            engine, queue, RUN, lister(engine, queue, 5), [WORK.queue], LABELS, run_workers=None
         )
     finally:
         stop.set()
@@ -91,6 +91,6 @@ def test_a_failed_listing_is_reported(engine: Engine, queue: QueueBackend) -> No
         raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
 
     with pytest.raises(ListingError, match="invalid start byte") as caught:
-        follow_run(engine, queue, RUN, broken, [WORK], LABELS, run_workers=None)
+        follow_run(engine, queue, RUN, broken, [WORK.queue], LABELS, run_workers=None)
     assert isinstance(caught.value.__cause__, UnicodeDecodeError)
     assert finished_at(engine) is None

@@ -5,17 +5,47 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
+
+import redis
 
 from sleuth.jobs import open_queue
-from sleuth.jobs.base import Job
+from sleuth.jobs.tasks import Task
+from sleuth.jobs.urls import parse_redis_url
 from sleuth.jobs.worker import JobContext, JobKind
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class X:
+    x: int
+
+
+@dataclass(frozen=True)
+class Num:
+    i: int
+
+
+@dataclass(frozen=True)
+class Sleep:
+    name: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Logged:
+    """A job that writes to the file `log`, and sleeps `seconds` first."""
+
+    log: str
+    i: int = 0
+    seconds: float = 0.0
 
 
 def wait_for(probe: Callable[[], T], timeout: float = 10.0, interval: float = 0.02) -> T:
@@ -30,22 +60,48 @@ def wait_for(probe: Callable[[], T], timeout: float = 10.0, interval: float = 0.
         time.sleep(interval)
 
 
-def drain(url: str, queue: str, consumer: str, out: str, start: threading.Barrier) -> None:
-    """Reserve and ack until the queue is empty; write the ids taken, in order, to `out`."""
+def drain(
+    url: str,
+    queue: str,
+    consumer: str,
+    out: str,
+    start: threading.Barrier,
+    took_first: threading.Barrier,
+) -> None:
+    """Reserve and ack until the queue is empty; write the ids taken, in order, to `out`.
+    Every process waits for the others at `took_first` once it holds its first jobs, so all
+    of them race for the rest however the machine schedules them."""
     backend = open_queue(url)
     taken: list[str] = []
-    start.wait(30)  # every process begins at once
+    start.wait(120)  # every process begins at once
     while True:
         jobs = backend.reserve([queue], 25, 60.0, consumer)
         if not jobs:
             if backend.pending([queue]) == 0:
                 break
             continue
+        if not taken:
+            took_first.wait(120)
         taken += [job.id for job in jobs]
         for job in jobs:
             backend.ack(job)
     backend.close()
     Path(out).write_text(json.dumps(taken))
+
+
+def overwrite_payload(queue_url: str, job_id: str, text: str) -> None:
+    """Write `text` as the stored payload of a job, behind the queue's back (as a person or
+    a damaged disk might)."""
+    if queue_url.startswith("sqlite:///"):
+        conn = sqlite3.connect(queue_url.removeprefix("sqlite:///"))
+        with conn:
+            conn.execute("UPDATE jobs SET payload = ? WHERE id = ?", (text, int(job_id)))
+        conn.close()
+        return
+    target = parse_redis_url(queue_url)
+    client = redis.Redis(host=target.host, port=target.port, db=target.db)
+    client.hset(f"{target.prefix}:q:j:{job_id}", "p", text)
+    client.close()
 
 
 def cpu_work(n: int) -> tuple[int, int]:
@@ -66,18 +122,18 @@ def read_lines(path: str | Path) -> list[list[str]]:
     return [line.split() for line in text.splitlines()]
 
 
-async def record_job(job: Job, ctx: JobContext) -> None:
+async def record_job(payload: Logged, ctx: JobContext) -> None:
     """Log the job in the file its payload names (for spawn_workers tests)."""
-    append_line(job.payload["log"], f"{job.id} {os.getpid()}")
+    append_line(payload.log, f"{ctx.job.id} {os.getpid()}")
 
 
-def record_kinds() -> list[JobKind]:
-    return [JobKind("record", record_job, lease=30.0)]
+def record_kinds() -> list[JobKind[Any]]:
+    return [JobKind(Task("record", Logged, lease=30.0), record_job)]
 
 
-async def sleepy_job(job: Job, ctx: JobContext) -> None:
+async def sleepy_job(payload: Logged, ctx: JobContext) -> None:
     """Log start, sleep `seconds` (renewing the lease meanwhile), log done."""
-    log = job.payload["log"]
-    append_line(log, f"start {job.id} {job.attempts} {os.getpid()}")
-    await asyncio.sleep(job.payload["seconds"])
-    append_line(log, f"done {job.id} {job.attempts} {os.getpid()}")
+    job = ctx.job
+    append_line(payload.log, f"start {job.id} {job.attempts} {os.getpid()}")
+    await asyncio.sleep(payload.seconds)
+    append_line(payload.log, f"done {job.id} {job.attempts} {os.getpid()}")

@@ -8,24 +8,34 @@ import asyncio
 import os
 import signal
 import sys
+from dataclasses import dataclass
 
-from sleuth.jobs.base import Job
 from sleuth.jobs.processes import queue_worker_main, spawn_workers
+from sleuth.jobs.tasks import Task
 from sleuth.jobs.worker import STOP_SIGNALS, JobContext, JobKind
 from tests.jobs.helpers import append_line, cpu_work
 
 GRACE = 2.0
 
 
-async def cpu_then_hold(job: Job, ctx: JobContext) -> None:
+@dataclass(frozen=True)
+class Hold:
+    log: str
+    seconds: float
+
+
+TREE = Task("tree", Hold, lease=30.0)
+
+
+async def cpu_then_hold(payload: Hold, ctx: JobContext) -> None:
     """Run a CPU step (so the worker has its pool), log both pids, then hold the job."""
     cpu_pid, _ = await ctx.run_cpu(cpu_work, 1000)
-    append_line(job.payload["log"], f"start {job.id} {os.getpid()} {cpu_pid}")
-    await asyncio.sleep(job.payload["seconds"])
+    append_line(payload.log, f"start {ctx.job.id} {os.getpid()} {cpu_pid}")
+    await asyncio.sleep(payload.seconds)
 
 
-def tree_kinds() -> list[JobKind]:
-    return [JobKind("tree", cpu_then_hold, lease=30.0)]
+def tree_kinds() -> list[JobKind[Hold]]:
+    return [JobKind(TREE, cpu_then_hold)]
 
 
 def main() -> None:

@@ -236,17 +236,39 @@ def test_pending_counts_unfinished_jobs_of_the_queues(backend: QueueBackend) -> 
 
 def test_join_completes_once_every_part_is_in(backend: QueueBackend) -> None:
     parts = ["md5", "gray", "phash"]
-    assert backend.join("img1", "md5", {"v": "old"}, parts) is None
-    assert backend.join("img1", "md5", {"v": "abc"}, parts) is None  # rewrite, still missing
-    assert backend.join("img2", "gray", {"v": "other group"}, parts) is None
-    assert backend.join("img1", "gray", {"v": 7}, parts) is None
-    done = backend.join("img1", "phash", {"v": [1, 2]}, parts)
+    assert backend.fanin.join("img1", "md5", {"v": "old"}, parts) is None
+    assert backend.fanin.join("img1", "md5", {"v": "abc"}, parts) is None  # rewrite, still missing
+    assert backend.fanin.join("img2", "gray", {"v": "other group"}, parts) is None
+    assert backend.fanin.join("img1", "gray", {"v": 7}, parts) is None
+    done = backend.fanin.join("img1", "phash", {"v": [1, 2]}, parts)
     assert done == {"md5": {"v": "abc"}, "gray": {"v": 7}, "phash": {"v": [1, 2]}}
-    assert backend.join("img1", "phash", {"v": [1, 2]}, parts) == done  # redelivered branch
-    backend.forget_join("img1")
-    assert backend.join("img1", "md5", {"v": "abc"}, parts) is None
+    assert backend.fanin.join("img1", "phash", {"v": [1, 2]}, parts) == done  # redelivered branch
+    backend.fanin.forget("img1")
+    assert backend.fanin.join("img1", "md5", {"v": "abc"}, parts) is None
     with pytest.raises(ValueError, match="not one of"):
-        backend.join("img1", "size", {}, parts)
+        backend.fanin.join("img1", "size", {}, parts)
+
+
+def test_join_many_and_forget_many_in_one_call(backend: QueueBackend) -> None:
+    fanin = backend.fanin
+    parts = ("md5", "gray")
+    assert fanin.join_many([], parts) == []
+    first = fanin.join_many([("a", "md5", {"v": 1}), ("b", "md5", {"v": 2})], parts)
+    assert first == [None, None]
+    done = fanin.join_many(
+        [("a", "gray", {"g": 1}), ("c", "gray", {"g": 3}), ("b", "gray", {"g": 2})], parts
+    )
+    assert done == [
+        {"md5": {"v": 1}, "gray": {"g": 1}},
+        None,
+        {"md5": {"v": 2}, "gray": {"g": 2}},
+    ]
+    fanin.forget_many(["a", "b"])
+    fanin.forget_many([])
+    assert fanin.join("a", "gray", {"g": 1}, parts) is None  # "a" was forgotten
+    assert fanin.join("c", "md5", {"v": 3}, parts) == {"md5": {"v": 3}, "gray": {"g": 3}}
+    with pytest.raises(ValueError, match="not one of the group's parts"):
+        fanin.join_many([("a", "md5", {}), ("a", "size", {})], parts)
 
 
 def test_enqueue_many_adds_in_order_and_skips_duplicates(backend: QueueBackend) -> None:
@@ -308,16 +330,20 @@ def test_reservers_in_two_processes_never_share_a_job(queue_url: str, tmp_path: 
     assert backend.enqueue_many("race", [({"i": i}, None) for i in range(4000)]) == 4000
     context = multiprocessing.get_context("spawn")
     start = context.Barrier(3)
+    took_first = context.Barrier(2)
     outs = [str(tmp_path / f"taken-{i}.json") for i in range(2)]
     procs = [
-        context.Process(target=drain, args=(queue_url, "race", f"p{i}", outs[i], start))
+        context.Process(
+            target=drain,
+            args=(queue_url, "race", f"p{i}", outs[i], start, took_first),
+        )
         for i in range(2)
     ]
     for p in procs:
         p.start()
-    start.wait(30)  # both are connected: go
+    start.wait(120)  # both are connected: go
     for p in procs:
-        p.join(60)
+        p.join(300)
         assert p.exitcode == 0
     taken = [json.loads(Path(out).read_text()) for out in outs]
     assert all(taken), "both processes should have taken some jobs"

@@ -21,10 +21,12 @@ import redis
 
 from sleuth.jobs import open_queue
 from sleuth.jobs.base import Job
-from sleuth.jobs.redis import RedisQueue, RedisTarget, check_server, parse_redis_url
+from sleuth.jobs.redis import RedisQueue, check_server
+from sleuth.jobs.tasks import Task
+from sleuth.jobs.urls import RedisTarget, parse_redis_url
 from sleuth.jobs.worker import JobContext, JobKind, Worker
 from tests.jobs.conftest import delete_prefix
-from tests.jobs.helpers import wait_for
+from tests.jobs.helpers import Num, wait_for
 from tests.servers import REDIS_URL, in_ci, require
 
 
@@ -271,13 +273,13 @@ def test_worker_survives_connections_dropped_mid_run(admin: redis.Redis, prefix:
     queue = RedisQueue(url_with(prefix), client_name=name)
     seen: set[int] = set()
 
-    async def handler(job: Job, ctx: JobContext) -> None:
+    async def handler(payload: Num, ctx: JobContext) -> None:
         await asyncio.sleep(0.005)
-        seen.add(job.payload["i"])
+        seen.add(payload.i)
 
     queue.enqueue_many("q", [({"i": i}, None) for i in range(300)])
     worker = Worker(
-        queue, [JobKind("q", handler, lease=1.0)], concurrency=8, poll_interval=0.02,
+        queue, [JobKind(Task("q", Num, lease=1.0), handler)], concurrency=8, poll_interval=0.02,
         handle_signals=False,
     )  # fmt: skip
     deadline = time.monotonic() + 60
@@ -304,12 +306,12 @@ def test_prefixes_keep_queues_apart(admin: redis.Redis, prefix: str) -> None:
     try:
         mine.enqueue("q", {"x": 1}, dedup_key="k")
         mine.enqueue("q", {"x": 2}, delay=60)
-        assert mine.join("g", "a", {"v": 1}, ["a", "b"]) is None
+        assert mine.fanin.join("g", "a", {"v": 1}, ["a", "b"]) is None
         assert other.pending(["q"]) == 0
         assert other.reserve(["q"], 10, 30, "c") == []
         assert other.stats() == []
         assert other.enqueue("q", {"x": 3}, dedup_key="k") is not None
-        assert other.join("g", "b", {"v": 2}, ["a", "b"]) is None
+        assert other.fanin.join("g", "b", {"v": 2}, ["a", "b"]) is None
         assert mine.pending(["q"]) == 2
         assert {s.queue for s in mine.stats()} == {"q"}
         keys = set(admin.scan_iter(match=f"{prefix}*"))
@@ -343,11 +345,11 @@ def test_streams_carry_ids_and_attempts_follow_the_delivery_count(
 
 def test_unfinished_join_groups_expire(admin: redis.Redis, prefix: str) -> None:
     queue = RedisQueue(url_with(prefix), join_ttl=0.3)
-    assert queue.join("img", "a", {"v": 1}, ["a", "b"]) is None
+    assert queue.fanin.join("img", "a", {"v": 1}, ["a", "b"]) is None
     time.sleep(0.2)
-    assert queue.join("img", "a", {"v": 1}, ["a", "b"]) is None  # does not renew the TTL
+    assert queue.fanin.join("img", "a", {"v": 1}, ["a", "b"]) is None  # does not renew the TTL
     wait_for(lambda: not admin.exists(f"{prefix}:q:join:img"), timeout=5)
-    assert queue.join("img", "b", {"v": 2}, ["a", "b"]) is None  # "a" is gone with it
+    assert queue.fanin.join("img", "b", {"v": 2}, ["a", "b"]) is None  # "a" is gone with it
     queue.close()
 
 

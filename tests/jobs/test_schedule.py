@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from sqlalchemy import Engine
 
 from sleuth.jobs import open_queue
 from sleuth.jobs.base import QueueBackend
+from sleuth.jobs.payload import PayloadError
 from sleuth.jobs.redis import RedisQueue
 from sleuth.jobs.schedule import (
     DbLease,
@@ -31,6 +33,7 @@ from sleuth.jobs.schedule import (
     period_of,
     schedules,
 )
+from sleuth.jobs.tasks import Task
 from sleuth.store.db import make_engine, migrate
 from tests.jobs.conftest import delete_prefix, redis_queue
 from tests.jobs.helpers import wait_for
@@ -38,6 +41,25 @@ from tests.servers import REDIS_URL, require, scratch_database
 
 HOUR = 3600.0
 T0 = 1_700_000_000.0  # 800 s into an hour
+
+
+@dataclass(frozen=True)
+class Empty:
+    pass
+
+
+@dataclass(frozen=True)
+class Deep:
+    deep: bool
+
+
+@dataclass(frozen=True)
+class V:
+    v: float
+
+
+MAINT = Task("maint", Empty)
+MAINT_V = Task("maint", V)
 
 
 @pytest.fixture
@@ -61,7 +83,7 @@ def jobs_of(backend: QueueBackend, queue: str) -> list[dict]:
 
 
 def test_periods_are_enqueued_once_each(engine: Engine, backend: QueueBackend) -> None:
-    hourly = Periodic("sweep", "maint", HOUR, {"deep": True}, priority=3)
+    hourly = Periodic("sweep", Task("maint", Deep, priority=3), Deep(True), HOUR)
     with engine.begin() as conn:
         declare(conn, hourly, T0)
     period = period_of(T0, HOUR)
@@ -89,24 +111,24 @@ def test_redeclaring_updates_the_job_and_keeps_its_period(
     engine: Engine, backend: QueueBackend
 ) -> None:
     with engine.begin() as conn:
-        declare(conn, Periodic("daily", "maint", 24 * HOUR), T0)
+        declare(conn, Periodic("daily", MAINT, Empty(), 24 * HOUR), T0)
     assert enqueue_due(engine, backend, T0) == ["daily"]
     with engine.begin() as conn:  # a restart with a new payload: not due again
-        declare(conn, Periodic("daily", "maint", 24 * HOUR, {"v": 2}), T0 + 60)
+        declare(conn, Periodic("daily", MAINT_V, V(2), 24 * HOUR), T0 + 60)
     assert enqueue_due(engine, backend, T0 + 60) == []
     with engine.begin() as conn:  # every shrank: due within the new, shorter period
-        declare(conn, Periodic("daily", "other", HOUR, {"v": 3}), T0 + 120)
+        declare(conn, Periodic("daily", Task("other", V), V(3), HOUR), T0 + 120)
     assert enqueue_due(engine, backend, T0 + 120) == []
     boundary = (period_of(T0 + 120, HOUR) + 1) * HOUR
     assert enqueue_due(engine, backend, boundary) == ["daily"]
-    assert [j["payload"] for j in jobs_of(backend, "other")] == [{"v": 3}]
+    assert [j["payload"] for j in jobs_of(backend, "other")] == [{"v": 3.0}]
 
 
 def test_racing_schedulers_claim_each_period_once(engine: Engine, backend: QueueBackend) -> None:
     """6 threads, each as its own scheduler with its own connection, all find the same due
     schedule at the same moment: exactly one enqueues it."""
     with engine.begin() as conn:
-        declare(conn, Periodic("race", "maint", HOUR), T0)
+        declare(conn, Periodic("race", MAINT, Empty(), HOUR), T0)
     url = engine.url.render_as_string(hide_password=False)
     start = threading.Barrier(6)
     claimed: list[list[str]] = []
@@ -128,13 +150,13 @@ def test_racing_schedulers_claim_each_period_once(engine: Engine, backend: Queue
 
 def test_bad_schedules_are_refused() -> None:
     with pytest.raises(ValueError, match="every must be"):
-        Periodic("x", "q", 0.5)
+        Periodic("x", MAINT, Empty(), 0.5)
     with pytest.raises(ValueError, match="name must be"):
-        Periodic("", "q", HOUR)
-    with pytest.raises(ValueError, match="payload must be"):
-        Periodic("x", "q", HOUR, ["not", "an", "object"])  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="not JSON compliant"):
-        Periodic("x", "q", HOUR, {"n": float("nan")})
+        Periodic("", MAINT, Empty(), HOUR)
+    with pytest.raises(PayloadError, match="payload must be a V, not dict"):
+        Periodic("x", MAINT_V, {"v": 1}, HOUR)
+    with pytest.raises(PayloadError, match=r"V\.v: nan is not a finite number"):
+        Periodic("x", MAINT_V, V(float("nan")), HOUR)
 
 
 # -- leader locks ----------------------------------------------------------------------------
@@ -234,7 +256,7 @@ def test_two_running_schedulers_one_leads_and_hands_over(
 ) -> None:
     """Two workers' schedulers tick together: one leads, the job is enqueued once; when the
     leader stops, the other takes over at once (the lock is released, not left to expire)."""
-    every = Periodic("often", "maint", HOUR)
+    every = Periodic("often", MAINT, Empty(), HOUR)
     one = Scheduler(engine, backend, "one", [every], tick=0.05, ttl=60.0)
     two = Scheduler(engine, backend, "two", [every], tick=0.05, ttl=60.0)
     stop_one, stop_two = threading.Event(), threading.Event()
@@ -274,4 +296,9 @@ def test_scheduler_refuses_a_lease_shorter_than_two_ticks(
     with pytest.raises(ValueError, match="ttl > 2 ticks"):
         Scheduler(engine, backend, "me", tick=5.0, ttl=9.0)
     with pytest.raises(ValueError, match="unique"):
-        Scheduler(engine, backend, "me", [Periodic("a", "q", HOUR), Periodic("a", "r", HOUR)])
+        Scheduler(
+            engine,
+            backend,
+            "me",
+            [Periodic("a", MAINT, Empty(), HOUR), Periodic("a", MAINT_V, V(1), HOUR)],
+        )

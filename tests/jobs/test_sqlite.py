@@ -105,11 +105,11 @@ def test_forked_child_gets_its_own_connection(tmp_path: Path) -> None:
 
 def test_unfinished_join_groups_are_pruned(tmp_path: Path) -> None:
     queue = SqliteQueue(tmp_path / "q.db", join_ttl=0.2)
-    assert queue.join("old", "a", {"v": 1}, ["a", "b"]) is None
+    assert queue.fanin.join("old", "a", {"v": 1}, ["a", "b"]) is None
     time.sleep(0.3)
-    assert queue.join("new", "a", {"v": 2}, ["a", "b"]) is None  # prunes "old"
-    assert queue.join("old", "b", {"v": 3}, ["a", "b"]) is None  # "a" is gone
-    assert queue.join("new", "b", {"v": 4}, ["a", "b"]) == {"a": {"v": 2}, "b": {"v": 4}}
+    assert queue.fanin.join("new", "a", {"v": 2}, ["a", "b"]) is None  # prunes "old"
+    assert queue.fanin.join("old", "b", {"v": 3}, ["a", "b"]) is None  # "a" is gone
+    assert queue.fanin.join("new", "b", {"v": 4}, ["a", "b"]) == {"a": {"v": 2}, "b": {"v": 4}}
     queue.close()
 
 

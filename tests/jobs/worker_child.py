@@ -6,14 +6,15 @@ from __future__ import annotations
 import sys
 
 from sleuth.jobs import open_queue
+from sleuth.jobs.tasks import Task
 from sleuth.jobs.worker import JobKind, Worker
-from tests.jobs.helpers import sleepy_job
+from tests.jobs.helpers import Logged, sleepy_job
 
 
 def main() -> None:
     url, lease, grace = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
     backend = open_queue(url)
-    kind = JobKind("slow", sleepy_job, lease=lease, max_attempts=5)
+    kind = JobKind(Task("slow", Logged, lease=lease, max_attempts=5), sleepy_job)
     Worker(backend, [kind], concurrency=4, poll_interval=0.05, grace=grace).run_sync()
     backend.close()
 

@@ -10,11 +10,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 
-from sleuth.jobs.base import Job, QueueBackend
+from sleuth.jobs.base import QueueBackend
+from sleuth.jobs.tasks import Task
 from sleuth.jobs.worker import JobContext, JobKind, Worker
 from sleuth.observe.registry import WorkerInfo, WorkerMonitor, list_workers
 
@@ -25,36 +27,52 @@ GATES: dict[str, threading.Event] = {}
 FAILED_ONCE: set[str] = set()
 
 
-async def slow_handler_at_the_gate(job: Job, ctx: JobContext) -> None:
+@dataclass(frozen=True)
+class Gate:
+    gate: str
+
+
+@dataclass(frozen=True)
+class Seconds:
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Failing:
+    key: str
+    always: bool = False
+
+
+async def slow_handler_at_the_gate(payload: Gate, ctx: JobContext) -> None:
     """Runs until the test opens the gate its payload names."""
-    gate = GATES[job.payload["gate"]]
+    gate = GATES[payload.gate]
     while not gate.is_set():
         await asyncio.sleep(0.01)
 
 
-async def timed_handler(job: Job, ctx: JobContext) -> None:
-    await asyncio.sleep(job.payload["seconds"])
+async def timed_handler(payload: Seconds, ctx: JobContext) -> None:
+    await asyncio.sleep(payload.seconds)
 
 
-async def failing_handler(job: Job, ctx: JobContext) -> None:
+async def failing_handler(payload: Failing, ctx: JobContext) -> None:
     """Fails the first delivery of each key; with `always`, every one."""
-    key = job.payload["key"]
-    if job.payload.get("always") or key not in FAILED_ONCE:
+    key = payload.key
+    if payload.always or key not in FAILED_ONCE:
         FAILED_ONCE.add(key)
         raise ValueError(f"bad input {key}\nsecond line of the reason")
 
 
-async def loop_blocking_handler(job: Job, ctx: JobContext) -> None:
+async def loop_blocking_handler(payload: Seconds, ctx: JobContext) -> None:
     """The mistake stacks must diagnose: blocking the event loop."""
-    time.sleep(job.payload["seconds"])
+    time.sleep(payload.seconds)
 
 
-def watched_kinds() -> list[JobKind]:
+def watched_kinds() -> list[JobKind[Any]]:
     return [
-        JobKind(SLOW, slow_handler_at_the_gate, lease=30.0),
-        JobKind(TIMED, timed_handler, lease=30.0),
-        JobKind(FAIL, failing_handler, max_attempts=1, lease=30.0),
-        JobKind(BLOCK, loop_blocking_handler, lease=30.0),
+        JobKind(Task(SLOW, Gate, lease=30.0), slow_handler_at_the_gate),
+        JobKind(Task(TIMED, Seconds, lease=30.0), timed_handler),
+        JobKind(Task(FAIL, Failing, max_attempts=1, lease=30.0), failing_handler),
+        JobKind(Task(BLOCK, Seconds, lease=30.0), loop_blocking_handler),
     ]
 
 

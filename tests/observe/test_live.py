@@ -107,7 +107,7 @@ def test_a_blocked_event_loop_is_reported_and_still_dumps_its_stack(
         stuck = dump[dump.index("Thread 'test-worker-live:blocked'") :].split("\n\n")[0]
         assert "runs the event loop" in stuck.splitlines()[0]
         assert "in loop_blocking_handler" in stuck
-        assert 'time.sleep(job.payload["seconds"])' in stuck
+        assert "time.sleep(payload.seconds)" in stuck
         wait_for(lambda: (w := worker_info(engine, "live:blocked")) and not w.loop_blocked)
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine
 from sleuth.crawl.failures import mark_resolved, record_failure
 from sleuth.crawl.models import DONE, FAILED, QUEUED, crawl_run_items, crawl_runs
 from sleuth.jobs.base import QueueBackend
+from sleuth.jobs.tasks import Task
 from sleuth.observe.counters import count_outcome
 from sleuth.store.upsert import insert_ignore, insert_ignore_many
 
@@ -43,10 +44,11 @@ class RunItem:
 
 @dataclass(frozen=True)
 class ItemJob:
-    """The job that works on an item, with the dedup key that keeps it queued once."""
+    """The job that works on an item (a typed task and its payload), with the dedup key that
+    keeps it queued once."""
 
-    queue: str
-    payload: dict[str, Any]
+    task: Task[Any]
+    payload: Any
     dedup_key: str
 
 
@@ -115,12 +117,12 @@ def runs_named(conn: Connection, app: str, prefix: str) -> list[str]:
 
 
 def enqueue_jobs(queue: QueueBackend, jobs: Iterable[ItemJob]) -> int:
-    """Queue the jobs, grouped per queue; returns how many were added (dedup keys held by
+    """Queue the jobs, grouped per task; returns how many were added (dedup keys held by
     jobs still queued or in flight are skipped)."""
-    by_queue: dict[str, list[tuple[dict[str, Any], str | None]]] = {}
+    by_task: dict[Task[Any], list[tuple[Any, str | None]]] = {}
     for job in jobs:
-        by_queue.setdefault(job.queue, []).append((job.payload, job.dedup_key))
-    return sum(queue.enqueue_many(name, batch) for name, batch in by_queue.items())
+        by_task.setdefault(job.task, []).append((job.payload, job.dedup_key))
+    return sum(queue.send_many(task, batch) for task, batch in by_task.items())
 
 
 def add_items(
@@ -144,6 +146,17 @@ def add_items(
 
 def queued_keys(conn: Connection, items: Sequence[RunItem]) -> set[tuple[str, str]]:
     """The (run, key) of those items that are in the run and still wait for an outcome."""
+    return _keys_where(conn, items, crawl_run_items.c.state == QUEUED)
+
+
+def resolved_keys(conn: Connection, items: Sequence[RunItem]) -> set[tuple[str, str]]:
+    """The (run, key) of those items that are in the run and have their outcome."""
+    return _keys_where(conn, items, crawl_run_items.c.state != QUEUED)
+
+
+def _keys_where(
+    conn: Connection, items: Sequence[RunItem], state: sa.ColumnElement[bool]
+) -> set[tuple[str, str]]:
     found: set[tuple[str, str]] = set()
     runs: dict[str, list[str]] = {}
     for item in items:
@@ -153,7 +166,7 @@ def queued_keys(conn: Connection, items: Sequence[RunItem]) -> set[tuple[str, st
             query = sa.select(crawl_run_items.c.item_key).where(
                 crawl_run_items.c.run_id == run,
                 crawl_run_items.c.item_key.in_(keys[start : start + _CHUNK]),
-                crawl_run_items.c.state == QUEUED,
+                state,
             )
             found.update((run, key) for key in conn.execute(query).scalars())
     return found

@@ -57,7 +57,8 @@ def bit_probabilities(codes: np.ndarray) -> np.ndarray:
         return np.full(BITS, 0.5)
     as_bytes = codes.astype("<u8", copy=False).view(np.uint8).reshape(-1, 8)
     ones = np.unpackbits(as_bytes, axis=1, bitorder="little").sum(axis=0, dtype=np.int64)
-    return ones / codes.size
+    fractions: np.ndarray = ones / codes.size
+    return fractions
 
 
 def balanced_permutation(codes: np.ndarray, widths: tuple[int, ...]) -> np.ndarray:
@@ -106,7 +107,8 @@ def inverse_permutation(dest: np.ndarray) -> np.ndarray:
 
 def compose(first: np.ndarray, then: np.ndarray) -> np.ndarray:
     """The permutation that applies `first`, then `then`."""
-    return then[first]
+    composed: np.ndarray = then[first]
+    return composed
 
 
 def byte_tables(dest: np.ndarray) -> np.ndarray:
@@ -133,7 +135,7 @@ def permute(codes: np.ndarray, dest: np.ndarray) -> np.ndarray:
         return codes  # not a copy: callers never write into permuted codes
     tables = byte_tables(dest)
     as_bytes = codes.astype("<u8", copy=False).view(np.uint8).reshape(-1, 8)
-    out = tables[0][as_bytes[:, 0]]
+    out: np.ndarray = tables[0][as_bytes[:, 0]]
     for byte in range(1, 8):
         out |= tables[byte][as_bytes[:, byte]]
     return out

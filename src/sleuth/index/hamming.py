@@ -261,7 +261,8 @@ class HammingIndex:
 
     def _dead_at(self, pos: np.ndarray) -> np.ndarray:
         assert self._dead is not None
-        return ((self._dead[pos >> 3] >> (pos & 7).astype(np.uint8)) & 1).astype(bool)
+        dead: np.ndarray = ((self._dead[pos >> 3] >> (pos & 7).astype(np.uint8)) & 1).astype(bool)
+        return dead
 
     def _main_lookup(self, ids: np.ndarray) -> np.ndarray:
         """Main position of each id, -1 where absent or removed (vectorised binary search).
@@ -752,7 +753,8 @@ def _member(ids: np.ndarray, members: np.ndarray) -> np.ndarray:
     if len(members) == 0:
         return np.zeros(len(ids), dtype=bool)
     at = np.minimum(np.searchsorted(members, ids), len(members) - 1)
-    return members[at] == ids
+    found: np.ndarray = members[at] == ids
+    return found
 
 
 def _unique_pairs(ids: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -353,4 +353,5 @@ class Tables:
 
     def distances(self, q: np.uint64) -> np.ndarray:
         """Distance from one permuted query to every code: the linear scan."""
-        return np.bitwise_count(self.codes ^ q)
+        counts: np.ndarray = np.bitwise_count(self.codes ^ q)
+        return counts

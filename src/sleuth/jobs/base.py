@@ -4,6 +4,11 @@ Delivery is at-least-once: a reserved job that is neither acked nor retried befo
 ends becomes reservable again (its worker is presumed dead). Handlers must therefore be
 idempotent. The conformance suite in `tests/jobs/` is the behavioural spec of this interface;
 every backend must pass it unchanged.
+
+Times: every time in the queue layer is a float of seconds, an epoch time from `time.time()`
+(`lease_until`, `failed_at`, `retry(at=)`) or a duration (`lease`, `delay`); backends keep
+their own units inside (Redis scripts count microseconds on the server's clock) and convert
+at their edge. UTC ISO-8601 text appears only where people read times (CLI, web).
 """
 
 from __future__ import annotations
@@ -11,9 +16,14 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from sleuth.jobs.fanin import FanIn
+    from sleuth.jobs.tasks import Task
 
 JSON = dict[str, Any]
+P = TypeVar("P")
 
 
 @dataclass(frozen=True)
@@ -84,9 +94,33 @@ class QueueBackend(abc.ABC):
         scoped to their queue. Raises ValueError for a payload that is not a JSON object."""
 
     @abc.abstractmethod
-    def enqueue_many(self, queue: str, payloads: Sequence[tuple[JSON, str | None]]) -> int:
-        """Add many (payload, dedup_key) jobs at priority 0 in one round trip; returns how
+    def enqueue_many(
+        self, queue: str, payloads: Sequence[tuple[JSON, str | None]], *, priority: int = 0
+    ) -> int:
+        """Add many (payload, dedup_key) jobs at `priority` in one round trip; returns how
         many were added (duplicates by dedup key are skipped)."""
+
+    def send(
+        self,
+        task: Task[P],
+        payload: P,
+        *,
+        dedup_key: str | None = None,
+        delay: float = 0.0,
+        priority: int | None = None,
+    ) -> str | None:
+        """Enqueue a job of `task` at the task's priority (unless `priority` is given), after
+        checking `payload` against the task's type (PayloadError when it does not match).
+        Returns the job id, or None when `dedup_key` is held (as `enqueue`)."""
+        data = task.encode(payload)
+        chosen = task.priority if priority is None else priority
+        return self.enqueue(task.queue, data, priority=chosen, delay=delay, dedup_key=dedup_key)
+
+    def send_many(self, task: Task[P], payloads: Sequence[tuple[P, str | None]]) -> int:
+        """`send` many (payload, dedup_key) jobs of `task` in one round trip; every payload is
+        checked before any is enqueued. Returns how many were added."""
+        rows = [(task.encode(payload), key) for payload, key in payloads]
+        return self.enqueue_many(task.queue, rows, priority=task.priority)
 
     @abc.abstractmethod
     def reserve(self, queues: Sequence[str], n: int, lease: float, consumer: str) -> list[Job]:
@@ -141,19 +175,10 @@ class QueueBackend(abc.ABC):
     def pending(self, queues: Sequence[str]) -> int:
         """Jobs not yet finished (ready + delayed + in flight) in `queues`."""
 
+    @property
     @abc.abstractmethod
-    def join(
-        self, key: str, part: str, value: JSON, parts: Sequence[str]
-    ) -> dict[str, JSON] | None:
-        """Fan-in: record `value` as `part` of the group `key` (idempotent: a second put of
-        the same part overwrites it). Returns every part's value once all of `parts` are
-        present, else None. Every caller that completes the set gets the values, so the
-        follow-up job must be enqueued with a dedup key and be idempotent itself. Groups
-        that never complete are dropped a day after their first part."""
-
-    @abc.abstractmethod
-    def forget_join(self, key: str) -> None:
-        """Drop a finished fan-in group."""
+    def fanin(self) -> FanIn:
+        """The fan-in groups stored beside this queue's jobs."""
 
     @abc.abstractmethod
     def close(self) -> None:

@@ -10,6 +10,9 @@ from collections.abc import Sequence
 from sleuth.jobs.base import JSON
 
 _encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+# A stored payload that is not a JSON object (written by hand, or damaged) is read as
+# {UNREADABLE: its text}, so that reading a queue never fails on one job.
+UNREADABLE = "unreadable_payload"
 
 
 def dump_payload(payload: JSON, what: str = "payload") -> str:
@@ -20,6 +23,15 @@ def dump_payload(payload: JSON, what: str = "payload") -> str:
         return _encode(payload)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{what} is not JSON-serialisable: {exc}") from None
+
+
+def load_payload(text: str) -> JSON:
+    """The JSON object stored as `text`, or {UNREADABLE: text} when it is not one."""
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        return {UNREADABLE: text}
+    return payload if isinstance(payload, dict) else {UNREADABLE: text}
 
 
 def check_queue(queue: str) -> None:

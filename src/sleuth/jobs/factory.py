@@ -2,35 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from sleuth.jobs.base import QueueBackend
-
-SCHEMES = ("sqlite", "redis")
+from sleuth.jobs.urls import RedisTarget, parse_queue_url
 
 
 def open_queue(url: str) -> QueueBackend:
-    """`sqlite:///relative/path.db` or `sqlite:////absolute/path.db` (as SQLAlchemy spells
-    SQLite URLs, so the data and queue settings read alike), or
-    `redis://[[user]:password@]host[:port][/db][?prefix=name]` for the distributed queue."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        raise ValueError(f"queue URL {url!r} has no scheme; expected one of {SCHEMES}")
-    if scheme == "sqlite":
-        if not rest.startswith("/"):
-            raise ValueError(
-                f"queue URL {url!r}: a SQLite queue URL has no host; write sqlite:///path.db"
-            )
-        if "?" in rest or "#" in rest:
-            raise ValueError(f"queue URL {url!r}: a SQLite queue URL takes no options")
-        path = rest[1:]
-        if not path or path == ":memory:":
-            raise ValueError(f"queue URL {url!r} names no file; an in-memory queue is not durable")
-        from sleuth.jobs.sqlite import SqliteQueue
-
-        return SqliteQueue(Path(path))
-    if scheme == "redis":
+    """The queue `url` names (see `jobs.urls.parse_queue_url`); ValueError for a bad URL."""
+    target = parse_queue_url(url)
+    if isinstance(target, RedisTarget):
         from sleuth.jobs.redis import RedisQueue
 
         return RedisQueue(url)
-    raise ValueError(f"queue URL {url!r}: unknown scheme {scheme!r}; expected one of {SCHEMES}")
+    from sleuth.jobs.sqlite import SqliteQueue
+
+    return SqliteQueue(target.path)

@@ -25,7 +25,7 @@ from typing import Any
 
 from sleuth.jobs.factory import open_queue
 from sleuth.jobs.parent import exit_with_parent
-from sleuth.jobs.worker import STOP_SIGNALS, JobKind, Worker
+from sleuth.jobs.worker import STOP_SIGNALS, Kind, Worker
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def _child(main: WorkerMain, args: Sequence[Any], parent: int, ready: Connection
 
 def queue_worker_main(
     queue_url: str,
-    kinds_factory: Callable[[], Sequence[JobKind]],
+    kinds_factory: Callable[[], Sequence[Kind]],
     options: dict[str, Any],
     *,
     started: Callable[[Worker], None],

@@ -31,15 +31,18 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import redis
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
 from sleuth.jobs.base import JSON, QueueBackend
+from sleuth.jobs.checks import dump_payload
 from sleuth.jobs.redis import RedisQueue
+from sleuth.jobs.scripts import lua
+from sleuth.jobs.tasks import Task
 from sleuth.store.schema import metadata
 from sleuth.store.upsert import insert_ignore, insert_or_update
 
@@ -71,26 +74,32 @@ leases = sa.Table(
 
 @dataclass(frozen=True)
 class Periodic:
-    """A job to enqueue on `queue` once every `every` seconds."""
+    """A job of `task` with `payload`, sent once every `every` seconds at the task's priority
+    (the payload is checked against the task's type here, when the schedule is declared)."""
 
     name: str
-    queue: str
+    task: Task[Any]
+    payload: Any
     every: float
-    payload: JSON = field(default_factory=dict)
-    priority: int = 0
 
     def __post_init__(self) -> None:
         if not self.name or len(self.name) > 200:
             raise ValueError(f"schedule name must be 1 to 200 characters, not {self.name!r}")
-        if not self.queue or len(self.queue) > 255:
+        if len(self.task.queue) > 255:
             raise ValueError(f"schedule {self.name!r}: queue must be 1 to 255 characters")
         if not math.isfinite(self.every) or self.every < 1:
             raise ValueError(
                 f"schedule {self.name!r}: every must be >= 1 second, not {self.every!r}"
             )
-        if not isinstance(self.payload, dict):
-            raise ValueError(f"schedule {self.name!r}: payload must be a JSON object")
-        json.dumps(self.payload, allow_nan=False)  # refuses what could not be stored
+        dump_payload(self.task.encode(self.payload))  # refuses what could not be stored
+
+    @property
+    def queue(self) -> str:
+        return self.task.queue
+
+    def stored_payload(self) -> JSON:
+        """The payload as the schedule table keeps it."""
+        return self.task.encode(self.payload)
 
 
 def period_of(now: float, every: float) -> int:
@@ -103,8 +112,8 @@ def declare(conn: Connection, periodic: Periodic, now: float) -> None:
     is next due (brought forward if `every` shrank, so it is never due later than a period)."""
     values = {
         "queue": periodic.queue,
-        "payload": json.dumps(periodic.payload, separators=(",", ":")),
-        "priority": periodic.priority,
+        "payload": dump_payload(periodic.stored_payload()),
+        "priority": periodic.task.priority,
         "every": periodic.every,
     }
     bound = (period_of(now, periodic.every) + 1) * periodic.every
@@ -166,20 +175,6 @@ class LeaderLock(Protocol):
         ...
 
 
-# KEYS: the lock. ARGV: holder, ttl ms. Renews the lock only while this holder has it.
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-# KEYS: the lock. ARGV: holder. Deletes the lock only while this holder has it.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-
 class RedisLock:
     """A leader lock in the Redis key `key` (expiring on the Redis server's clock)."""
 
@@ -189,8 +184,8 @@ class RedisLock:
         self.key = key
         self.holder = holder
         self.ttl = ttl
-        self._renew = client.register_script(_RENEW)
-        self._release = client.register_script(_RELEASE)
+        self._renew = client.register_script(lua("lock_renew"))
+        self._release = client.register_script(lua("lock_release"))
 
     def hold(self) -> bool:
         ttl_ms = max(1, round(self.ttl * 1000))

@@ -25,12 +25,13 @@ from sleuth.jobs.checks import (
     check_enqueue,
     check_join,
     check_lease,
-    check_queue,
     check_queues,
     check_reserve,
     check_retry_at,
     dump_payload,
+    load_payload,
 )
+from sleuth.jobs.fanin import Entry, FanIn
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -153,7 +154,7 @@ class SqliteQueue(QueueBackend):
         self._pid = -1
         self._closed = False
         self._known_queues: set[tuple[str, int]] = set()
-        self._last_prune = 0.0
+        self._fanin = SqliteFanIn(self)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
             self._connection()
@@ -249,20 +250,22 @@ class SqliteQueue(QueueBackend):
         self._known_queues.add((queue, priority))
         return None if row is None else str(row[0])
 
-    def enqueue_many(self, queue: str, payloads: Sequence[tuple[JSON, str | None]]) -> int:
-        check_queue(queue)
+    def enqueue_many(
+        self, queue: str, payloads: Sequence[tuple[JSON, str | None]], *, priority: int = 0
+    ) -> int:
+        check_enqueue(queue, priority, 0.0, None)
         now = time.time()
         rows = []
         for i, (payload, dedup_key) in enumerate(payloads):
             check_dedup(dedup_key)
             text = dump_payload(payload, f"payload #{i}")
-            rows.append((queue, 0, text, "ready", now, dedup_key, now))
+            rows.append((queue, priority, text, "ready", now, dedup_key, now))
         if not rows:
             return 0
         with self._write() as conn:
-            self._register(conn, {(queue, 0)})
-            added = conn.executemany(_INSERT, rows).rowcount
-        self._known_queues.add((queue, 0))
+            self._register(conn, {(queue, priority)})
+            added: int = conn.executemany(_INSERT, rows).rowcount
+        self._known_queues.add((queue, priority))
         return added
 
     # -- consuming ---------------------------------------------------------------------------
@@ -291,7 +294,7 @@ class SqliteQueue(QueueBackend):
             Job(
                 id=str(r[0]),
                 queue=r[1],
-                payload=json.loads(r[2]),
+                payload=load_payload(r[2]),
                 priority=r[3],
                 attempts=r[4],
                 lease_until=r[5],
@@ -371,7 +374,7 @@ class SqliteQueue(QueueBackend):
             DeadJob(
                 id=str(r[0]),
                 queue=r[1],
-                payload=json.loads(r[2]),
+                payload=load_payload(r[2]),
                 attempts=r[3],
                 reason=r[4],
                 failed_at=r[5],
@@ -455,41 +458,17 @@ class SqliteQueue(QueueBackend):
             return 0
         marks = ", ".join("?" * len(names))
         with self._read() as conn:
-            return conn.execute(
-                f"SELECT COUNT(*) FROM jobs WHERE queue IN ({marks})", names
-            ).fetchone()[0]
+            return int(
+                conn.execute(
+                    f"SELECT COUNT(*) FROM jobs WHERE queue IN ({marks})", names
+                ).fetchone()[0]
+            )
 
     # -- fan-in ------------------------------------------------------------------------------
 
-    def join(
-        self, key: str, part: str, value: JSON, parts: Sequence[str]
-    ) -> dict[str, JSON] | None:
-        check_join(key, part, parts)
-        text = dump_payload(value, "join value")
-        with self._write() as conn:
-            now = time.time()
-            if now - self._last_prune > min(_PRUNE_EVERY, self.join_ttl):
-                # Groups that never completed (a branch dead-lettered) must not pile up.
-                conn.execute(
-                    "DELETE FROM joins WHERE key IN (SELECT key FROM joins WHERE created_at < ?)",
-                    (now - self.join_ttl,),
-                )
-                self._last_prune = now
-            conn.execute(
-                "INSERT INTO joins (key, part, value, created_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (key, part) DO UPDATE SET value = excluded.value",
-                (key, part, text, now),
-            )
-            have = dict(
-                conn.execute("SELECT part, value FROM joins WHERE key = ?", (key,)).fetchall()
-            )
-        if any(p not in have for p in parts):
-            return None
-        return {p: json.loads(have[p]) for p in parts}
-
-    def forget_join(self, key: str) -> None:
-        with self._write() as conn:
-            conn.execute("DELETE FROM joins WHERE key = ?", (key,))
+    @property
+    def fanin(self) -> SqliteFanIn:
+        return self._fanin
 
     def close(self) -> None:
         with self._lock:
@@ -497,3 +476,54 @@ class SqliteQueue(QueueBackend):
                 self._conn.close()
             self._conn = None
             self._closed = True
+
+
+class SqliteFanIn(FanIn):
+    """Fan-in groups in the `joins` table of a `SqliteQueue`'s file, on its connection."""
+
+    def __init__(self, queue: SqliteQueue) -> None:
+        self._queue = queue
+        self._last_prune = 0.0
+
+    def join_many(
+        self, entries: Sequence[Entry], parts: Sequence[str]
+    ) -> list[dict[str, JSON] | None]:
+        rows = []
+        for key, part, value in entries:
+            check_join(key, part, parts)
+            rows.append((key, part, dump_payload(value, "join value")))
+        if not rows:
+            return []
+        ttl = self._queue.join_ttl
+        with self._queue._write() as conn:
+            now = time.time()
+            if now - self._last_prune > min(_PRUNE_EVERY, ttl):
+                # Groups that never completed (a branch dead-lettered) must not pile up.
+                conn.execute(
+                    "DELETE FROM joins WHERE key IN (SELECT key FROM joins WHERE created_at < ?)",
+                    (now - ttl,),
+                )
+                self._last_prune = now
+            conn.executemany(
+                "INSERT INTO joins (key, part, value, created_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (key, part) DO UPDATE SET value = excluded.value",
+                [(*row, now) for row in rows],
+            )
+            groups = {key for key, _, _ in rows}
+            marks = ", ".join("?" * len(groups))
+            have: dict[str, dict[str, str]] = {}
+            for key, part, text in conn.execute(
+                f"SELECT key, part, value FROM joins WHERE key IN ({marks})", sorted(groups)
+            ):
+                have.setdefault(key, {})[part] = text
+        results: list[dict[str, JSON] | None] = []
+        for key, _, _ in rows:
+            group = have.get(key, {})
+            complete = all(p in group for p in parts)
+            results.append({p: json.loads(group[p]) for p in parts} if complete else None)
+        return results
+
+    def forget_many(self, keys: Sequence[str]) -> None:
+        if keys:
+            with self._queue._write() as conn:
+                conn.executemany("DELETE FROM joins WHERE key = ?", [(k,) for k in keys])

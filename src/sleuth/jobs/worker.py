@@ -2,10 +2,12 @@
 
 I/O-bound handlers (fetching, API paging) run concurrently on the loop; CPU-bound steps go to a
 process pool through `JobContext.run_cpu`. Backend calls run in a small thread pool so that a
-writer waiting for SQLite's lock (or a slow Redis round trip) never stalls the loop. A job is
-acked on success, retried with exponential backoff on failure, dead-lettered after its kind's
-max attempts; its lease is renewed while it runs. SIGTERM, SIGINT and SIGHUP stop the worker
-cleanly: no new jobs, in-flight jobs get a grace period, the rest are handed back at once.
+writer waiting for SQLite's lock (or a slow Redis round trip) never stalls the loop. A handler
+takes one job's typed payload (`JobKind`) or a batch of them (`BatchKind`); each job is acked
+on success, retried with exponential backoff on failure, dead-lettered after its task's max
+attempts or at once when its payload does not read; its lease is renewed while it runs.
+SIGTERM, SIGINT and SIGHUP stop the worker cleanly: no new jobs, in-flight jobs get a grace
+period, the rest are handed back at once.
 """
 
 from __future__ import annotations
@@ -25,19 +27,29 @@ import traceback
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 import threadpoolctl
 
 from sleuth.jobs.base import JSON, Job, LeaseLost, QueueBackend
+from sleuth.jobs.fanin import Entry
 from sleuth.jobs.parent import exit_with_parent
+from sleuth.jobs.payload import PayloadError
+from sleuth.jobs.tasks import Task
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Handler = Callable[[Job, "JobContext"], Awaitable[None]]
+P = TypeVar("P")
+Handler = Callable[[P, "JobContext"], Awaitable[None]]
+Outcome = BaseException | None  # of one job of a batch: None for done
+BatchHandler = Callable[[list[P], "JobContext"], Awaitable[Sequence[Outcome] | None]]
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+# Batches of one kind that a worker runs (or fills) at once unless its task says otherwise:
+# one running while the next fills. More would only hold more jobs' leases, so that a worker
+# killed with kill -9 would delay (and count an attempt of) that many more jobs.
+BATCHES_IN_FLIGHT = 2
 _ERROR_CHARS = 4000  # a traceback's tail is enough to diagnose; keep dead-letter rows small
 
 
@@ -54,37 +66,63 @@ class Retry(Exception):
         self.reason = reason or f"postponed by the handler for {after:g} s"
 
 
+class _Kind(Generic[P]):
+    """What every kind has: its task, and the task's settings a worker schedules by."""
+
+    task: Task[P]
+
+    @property
+    def queue(self) -> str:
+        return self.task.queue
+
+    @property
+    def lease(self) -> float:
+        return self.task.lease
+
+    @property
+    def concurrency(self) -> int | None:
+        return self.task.concurrency
+
+    def _check(self, handler: object) -> None:
+        if not isinstance(self.task, Task):
+            raise ValueError(f"{type(self).__name__} needs a Task, not {self.task!r}")
+        if not callable(handler):
+            raise ValueError(f"{type(self).__name__} {self.task.queue!r}: handler must be async")
+
+
 @dataclass(frozen=True)
-class JobKind:
-    """The jobs of one queue and how to run them.
+class JobKind(_Kind[P]):
+    """A task and its handler, which receives each job's typed payload (and the job itself as
+    `ctx.job`). A handler fails by raising: the job is retried with backoff, or dead-lettered
+    after the task's max attempts; `Retry` postpones it without counting an attempt."""
 
-    `lease`: seconds a delivery is held before another worker may take it (renewed every
-    lease/3 while the handler runs). `concurrency`: at most this many of these jobs at once in
-    one worker (None: only the worker's own limit). Failed jobs are retried after
-    `backoff_delay(attempt, backoff_base, backoff_cap)` seconds.
-    """
-
-    queue: str
-    handler: Handler
-    max_attempts: int = 5
-    lease: float = 60.0
-    concurrency: int | None = None
-    backoff_base: float = 1.0
-    backoff_cap: float = 300.0
+    task: Task[P]
+    handler: Handler[P]
 
     def __post_init__(self) -> None:
-        if not self.queue:
-            raise ValueError("JobKind needs a queue name")
-        if not callable(self.handler):
-            raise ValueError(f"JobKind {self.queue!r}: handler must be an async callable")
-        if self.max_attempts < 1:
-            raise ValueError(f"JobKind {self.queue!r}: max_attempts must be >= 1")
-        if not math.isfinite(self.lease) or self.lease <= 0:
-            raise ValueError(f"JobKind {self.queue!r}: lease must be a positive number")
-        if self.concurrency is not None and self.concurrency < 1:
-            raise ValueError(f"JobKind {self.queue!r}: concurrency must be None or >= 1")
-        if not 0 < self.backoff_base <= self.backoff_cap:
-            raise ValueError(f"JobKind {self.queue!r}: need 0 < backoff_base <= backoff_cap")
+        self._check(self.handler)
+
+
+@dataclass(frozen=True)
+class BatchKind(_Kind[P]):
+    """A task whose handler takes up to `task.batch` jobs at once: the payloads in a list (the
+    jobs in `ctx.jobs`, in the same order). It returns None when every job succeeded, or one
+    outcome per job: None (done), `Retry` (postponed) or another exception (failed, retried
+    with backoff): each job is acked or retried on its own, so one bad item never fails its
+    batch-mates. Raising fails every job of the batch with that exception (e.g. the database
+    is down). The worker waits at most `task.batch_wait` seconds to fill a batch, and runs at
+    most `task.concurrency` batches at once (default `BATCHES_IN_FLIGHT`)."""
+
+    task: Task[P]
+    handler: BatchHandler[P]
+
+    def __post_init__(self) -> None:
+        self._check(self.handler)
+        if self.task.batch < 2:
+            raise ValueError(f"BatchKind {self.task.queue!r}: its task needs batch >= 2")
+
+
+Kind = JobKind[Any] | BatchKind[Any]
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
@@ -119,11 +157,19 @@ def describe_error(exc: BaseException) -> str:
 
 
 class JobContext:
-    """What a running handler may use besides its job: the CPU pool and the queue."""
+    """What a running handler may use besides its payload: its job (`jobs` for a batch), the
+    CPU pool and the queue."""
 
-    def __init__(self, worker: Worker, job: Job) -> None:
+    def __init__(self, worker: Worker, jobs: list[Job]) -> None:
         self._worker = worker
-        self.job = job
+        self.jobs = jobs
+
+    @property
+    def job(self) -> Job:
+        """The job of a one-job handler."""
+        if len(self.jobs) != 1:
+            raise RuntimeError(f"this handler runs {len(self.jobs)} jobs: use ctx.jobs")
+        return self.jobs[0]
 
     @property
     def consumer(self) -> str:
@@ -138,40 +184,42 @@ class JobContext:
         must be picklable (a module-level function, plain data)."""
         return await self._worker.run_cpu(fn, *args)
 
-    async def enqueue(
+    async def send(
         self,
-        queue: str,
-        payload: JSON,
+        task: Task[P],
+        payload: P,
         *,
-        priority: int = 0,
-        delay: float = 0.0,
         dedup_key: str | None = None,
+        delay: float = 0.0,
+        priority: int | None = None,
     ) -> str | None:
+        """`QueueBackend.send`, off the event loop."""
+        backend = self._worker.backend
         return await self._worker.call(
-            self._worker.backend.enqueue,
-            queue,
-            payload,
-            priority=priority,
-            delay=delay,
-            dedup_key=dedup_key,
+            backend.send, task, payload, dedup_key=dedup_key, delay=delay, priority=priority
         )
 
-    async def enqueue_many(self, queue: str, payloads: Sequence[tuple[JSON, str | None]]) -> int:
-        return await self._worker.call(self._worker.backend.enqueue_many, queue, payloads)
+    async def send_many(self, task: Task[P], payloads: Sequence[tuple[P, str | None]]) -> int:
+        """`QueueBackend.send_many`, off the event loop."""
+        return await self._worker.call(self._worker.backend.send_many, task, payloads)
 
-    async def join(
-        self, key: str, part: str, value: JSON, parts: Sequence[str]
-    ) -> dict[str, JSON] | None:
-        return await self._worker.call(self._worker.backend.join, key, part, value, parts)
+    async def join_many(
+        self, entries: Sequence[Entry], parts: Sequence[str]
+    ) -> list[dict[str, JSON] | None]:
+        """`FanIn.join_many` on the queue's fan-in, off the event loop."""
+        return await self._worker.call(self._worker.backend.fanin.join_many, entries, parts)
 
-    async def forget_join(self, key: str) -> None:
-        await self._worker.call(self._worker.backend.forget_join, key)
+    async def forget_joins(self, keys: Sequence[str]) -> None:
+        """`FanIn.forget_many` on the queue's fan-in, off the event loop."""
+        await self._worker.call(self._worker.backend.fanin.forget_many, keys)
 
 
 @dataclass(eq=False)
 class _Running:
+    """One reserved job: waiting for its batch to fill (no `task` yet), or being run."""
+
     job: Job
-    kind: JobKind
+    kind: Kind
     renew_at: float  # monotonic time of the next lease renewal
     task: asyncio.Task[None] | None = None
     finished: bool = False  # the handler is over; only its outcome is being recorded
@@ -179,8 +227,17 @@ class _Running:
     stopped: bool = False  # cancelled at the end of the stop grace period
 
 
+@dataclass(eq=False)
+class _Buffer:
+    """Reserved jobs of a batched kind that wait, at most the task's batch_wait, for more."""
+
+    jobs: list[_Running] = field(default_factory=list)
+    since: float = 0.0  # monotonic time its first job came
+
+
 class Worker:
-    """Reserves jobs of `kinds` from `backend` and runs them, at most `concurrency` at once.
+    """Reserves jobs of `kinds` from `backend` and runs them, at most `concurrency` handler
+    calls at once (a batch is one call).
 
     `processes`: size of the CPU pool for `run_cpu` (0: one per core; started on first use).
     `poll_interval`: how long to sleep when no job is ready. `grace`: seconds in-flight jobs
@@ -192,7 +249,7 @@ class Worker:
     def __init__(
         self,
         backend: QueueBackend,
-        kinds: Sequence[JobKind],
+        kinds: Sequence[Kind],
         *,
         consumer: str | None = None,
         concurrency: int = 64,
@@ -229,7 +286,8 @@ class Worker:
         self.current: dict[str, tuple[str, float]] = {}
         self._backend_threads = backend_threads
         self._running: dict[str, _Running] = {}
-        self._per_queue: Counter[str] = Counter()
+        self._per_queue: Counter[str] = Counter()  # handler calls running, per queue
+        self._buffers: dict[str, _Buffer] = {}
         self._acks: list[tuple[Job, asyncio.Future[None]]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._io: ThreadPoolExecutor | None = None
@@ -365,110 +423,228 @@ class Worker:
                 await self._wait(self.poll_interval * 2 ** min(failures, 5), self._stop)
                 continue
             failures = 0
+            self._dispatch_buffers()
+            pause = min(self.poll_interval, self._next_buffer_due())
             if full:
                 await asyncio.sleep(0)  # let the new jobs start before taking more
             elif wanted == 0:
-                await self._wait(self.poll_interval, self._stop, self._slot_freed)
+                await self._wait(pause, self._stop, self._slot_freed)
             else:
-                await self._wait(self.poll_interval, self._stop)
+                await self._wait(pause, self._stop)
+            self._dispatch_buffers()
+
+    def _units(self, queue: str) -> int:
+        """Handler calls of `queue` running or being filled (a batch is one call)."""
+        return self._per_queue[queue] + (1 if self._buffered(queue) else 0)
+
+    def _buffered(self, queue: str) -> int:
+        """Jobs of `queue` reserved and waiting for their batch to fill."""
+        buffered = self._buffers.get(queue)
+        return len(buffered.jobs) if buffered is not None else 0
 
     async def _reserve_round(self) -> tuple[int, bool]:
-        """Reserve for every kind with a free slot; returns (slots asked for, whether some
-        request came back full, i.e. more jobs are probably ready)."""
+        """Reserve for every kind with a free slot; returns (jobs asked for, whether some
+        request came back full, i.e. more jobs are probably ready). A slot is one handler
+        call: one job, or one batch of a batched kind."""
         self._slot_freed.clear()
-        free = self.concurrency - len(self._running)
-        if free <= 0:
-            return 0, False
-        # Kinds with their own limit are asked alone; the others together, per lease length.
-        requests: list[tuple[list[str], int, float]] = []
+        free = self.concurrency - sum(self._units(q) for q in self.kinds)
+        # Kinds with their own limit or batches are asked alone; the others together, per lease.
+        requests: list[tuple[list[str], int, float, int]] = []
         shared: dict[float, list[str]] = {}
         for kind in self.kinds.values():
-            if kind.concurrency is None:
+            size = kind.task.batch if isinstance(kind, BatchKind) else 1
+            if size == 1 and kind.concurrency is None:
                 shared.setdefault(kind.lease, []).append(kind.queue)
-            else:
-                room = kind.concurrency - self._per_queue[kind.queue]
-                if room > 0:
-                    requests.append(([kind.queue], room, kind.lease))
-        requests += [(queues, free, lease) for lease, queues in shared.items()]
+                continue
+            limit = kind.concurrency or (BATCHES_IN_FLIGHT if size > 1 else self.concurrency)
+            room = limit - self._units(kind.queue)
+            buffered = self._buffered(kind.queue)
+            fill = size - buffered if buffered else 0
+            if room > 0 or fill > 0:
+                requests.append(([kind.queue], max(0, room) * size + fill, kind.lease, size))
+        requests += [(queues, free, lease, 1) for lease, queues in shared.items()]
         self._round += 1
         if requests:  # rotate so that no request always gets the free slots first
             shift = self._round % len(requests)
             requests = requests[shift:] + requests[:shift]
         wanted, full = 0, False
-        for queues, room, lease in requests:
-            n = min(room, free)
+        for queues, room, lease, size in requests:
+            buffered = self._buffered(queues[0]) if size > 1 else 0
+            fill = size - buffered if buffered else 0
+            n = min(room, max(0, free) * size + fill)
             if n <= 0:
-                break
+                continue
             wanted += n
             jobs = await self.call(self.backend.reserve, queues, n, lease, self.consumer)
             full = full or len(jobs) == n
-            free -= len(jobs)
-            for job in jobs:
-                self._start(job)
+            if size == 1:
+                free -= len(jobs)
+                for job in jobs:
+                    self._start([self._track(job)])
+            else:
+                free -= math.ceil(max(0, len(jobs) - fill) / size)
+                for job in jobs:
+                    self._buffer(self._track(job))
         return wanted, full
 
-    def _start(self, job: Job) -> None:
+    def _track(self, job: Job) -> _Running:
+        """Record a reserved job as this worker's, taking over from a stale delivery of it."""
         kind = self.kinds[job.queue]
         stale = self._running.get(job.id)
-        if stale is not None and stale.task is not None and not stale.finished:
+        if stale is not None and not stale.finished:
             # Its lease ran out before a renewal got through, and it came back to us.
-            stale.lease_lost = True
-            self._emit("lease_lost", stale.job, "the job was delivered again")
-            stale.task.cancel()
+            self._lose(stale, "the job was delivered again")
         running = _Running(job, kind, renew_at=time.monotonic() + kind.lease / 3)
         self._running[job.id] = running
-        self._per_queue[job.queue] += 1
         self.current[job.id] = (job.queue, time.time())
-        running.task = asyncio.create_task(self._execute(running), name=f"job-{job.id}")
+        return running
 
-    # -- running one job ------------------------------------------------------------------------
+    def _lose(self, running: _Running, why: str) -> None:
+        """The delivery is no longer ours: forget it (a batch goes on with its other jobs)."""
+        running.lease_lost = True
+        self._emit("lease_lost", running.job, why)
+        buffered = self._buffers.get(running.job.queue)
+        if running.task is None and buffered is not None and running in buffered.jobs:
+            buffered.jobs.remove(running)
+            self._forget(running)
+        elif running.task is not None and not isinstance(running.kind, BatchKind):
+            running.task.cancel()
 
-    async def _execute(self, running: _Running) -> None:
-        job, kind = running.job, running.kind
+    def _forget(self, running: _Running) -> None:
+        if self._running.get(running.job.id) is running:
+            del self._running[running.job.id]
+            self.current.pop(running.job.id, None)
+
+    def _buffer(self, running: _Running) -> None:
+        buffered = self._buffers.setdefault(running.job.queue, _Buffer())
+        if not buffered.jobs:
+            buffered.since = time.monotonic()
+        buffered.jobs.append(running)
+
+    def _dispatch_buffers(self) -> None:
+        """Start every full batch, and the partial ones that waited their batch_wait."""
+        now = time.monotonic()
+        for queue, buffered in self._buffers.items():
+            task = self.kinds[queue].task
+            while len(buffered.jobs) >= task.batch:
+                batch, buffered.jobs = buffered.jobs[: task.batch], buffered.jobs[task.batch :]
+                buffered.since = now
+                self._start(batch)
+            if buffered.jobs and now - buffered.since >= task.batch_wait:
+                batch, buffered.jobs = buffered.jobs, []
+                self._start(batch)
+
+    def _next_buffer_due(self) -> float:
+        """Seconds until the oldest partial batch has waited long enough (inf: none waits)."""
+        now = time.monotonic()
+        due = [
+            b.since + self.kinds[q].task.batch_wait - now
+            for q, b in self._buffers.items()
+            if b.jobs
+        ]
+        return max(0.0, min(due)) if due else math.inf
+
+    def _start(self, members: list[_Running]) -> None:
+        """Run one handler call for `members` (one job, or one batch of a batched kind)."""
+        kind = members[0].kind
+        self._per_queue[kind.queue] += 1
+        name = f"job-{members[0].job.id}" + (f"+{len(members) - 1}" if len(members) > 1 else "")
+        task = asyncio.create_task(self._execute(kind, members), name=name)
+        for running in members:
+            running.task = task
+
+    # -- running jobs ---------------------------------------------------------------------------
+
+    async def _execute(self, kind: Kind, members: list[_Running]) -> None:
+        """Run the handler on the members whose payloads read, then settle each on its own."""
+        task = kind.task
         try:
-            if job.attempts > kind.max_attempts:
-                # Only deliveries that never finished (the worker died) get this far.
-                running.finished = True
-                reason = (
-                    f"delivered {job.attempts} times without finishing "
-                    "(its workers died or lost the lease)"
-                )
-                await self._settle("dead", job, reason, self.backend.dead_letter, job, reason)
+            ready: list[tuple[_Running, Any]] = []
+            for running in members:
+                job = running.job
+                if job.attempts > task.max_attempts:
+                    # Only deliveries that never finished (the worker died) get this far.
+                    running.finished = True
+                    reason = (
+                        f"delivered {job.attempts} times without finishing "
+                        "(its workers died or lost the lease)"
+                    )
+                    await self._settle("dead", job, reason, self.backend.dead_letter, job, reason)
+                    continue
+                try:
+                    ready.append((running, task.decode(job.payload)))
+                except PayloadError as exc:
+                    # It will not read better next time: keep it, with why, for a person.
+                    running.finished = True
+                    reason = f"malformed payload for task {task.queue!r}: {exc}"
+                    await self._settle("dead", job, reason, self.backend.dead_letter, job, reason)
+            if not ready:
                 return
-            self._emit("started", job)
-            try:
-                await kind.handler(job, JobContext(self, job))
-            except Retry as exc:
+            for running, _ in ready:
+                self._emit("started", running.job)
+            outcomes = await self._call_handler(kind, ready)
+            for running, _ in ready:
                 running.finished = True
-                at = time.time() + exc.after
-                retry = self.backend.retry
-                reason = exc.reason
-                await self._settle(
-                    "postponed", job, reason, retry, job, at, reason, count_attempt=False
+            await asyncio.gather(
+                *(
+                    self._settle_outcome(running.job, task, outcome)
+                    for (running, _), outcome in zip(ready, outcomes, strict=True)
+                    if not running.lease_lost
                 )
-            except asyncio.CancelledError:
-                if running.lease_lost or running.stopped:
-                    return  # cancelled by this worker; the job is (or will be) elsewhere
-                raise
-            except Exception as exc:
-                running.finished = True
-                error = describe_error(exc)
-                if job.attempts >= kind.max_attempts:
-                    reason = f"failed {job.attempts} times; last error: {error}"
-                    await self._settle("dead", job, error, self.backend.dead_letter, job, reason)
-                else:
-                    delay = backoff_delay(job.attempts, kind.backoff_base, kind.backoff_cap)
-                    at = time.time() + delay
-                    await self._settle("retried", job, error, self.backend.retry, job, at, error)
-            else:
-                running.finished = True
-                await self._settle("acked", job, None, self._ack, job)
+            )
+        except asyncio.CancelledError:
+            if all(r.lease_lost or r.stopped or r.finished for r in members):
+                return  # cancelled by this worker; the jobs are (or will be) elsewhere
+            raise
         finally:
-            self._per_queue[job.queue] -= 1
-            if self._running.get(job.id) is running:
-                del self._running[job.id]
-                self.current.pop(job.id, None)
+            self._per_queue[kind.queue] -= 1
+            for running in members:
+                self._forget(running)
             self._slot_freed.set()
+
+    async def _call_handler(self, kind: Kind, ready: list[tuple[_Running, Any]]) -> list[Outcome]:
+        """The handler's outcome for each ready job (its exception fails them all)."""
+        ctx = JobContext(self, [running.job for running, _ in ready])
+        try:
+            if isinstance(kind, BatchKind):
+                outcomes = await kind.handler([payload for _, payload in ready], ctx)
+            else:
+                await kind.handler(ready[0][1], ctx)
+                outcomes = None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            return [exc] * len(ready)
+        if outcomes is None:
+            return [None] * len(ready)
+        if len(outcomes) != len(ready):
+            error = RuntimeError(
+                f"the batch handler of {kind.queue!r} returned {len(outcomes)} outcomes"
+                f" for {len(ready)} jobs"
+            )
+            return [error] * len(ready)
+        return list(outcomes)
+
+    async def _settle_outcome(self, job: Job, task: Task[Any], outcome: Outcome) -> None:
+        """Ack a done job, postpone one that raised Retry, retry or dead-letter a failed one."""
+        if outcome is None:
+            await self._settle("acked", job, None, self._ack, job)
+        elif isinstance(outcome, Retry):
+            at = time.time() + outcome.after
+            reason = outcome.reason
+            retry = self.backend.retry
+            await self._settle(
+                "postponed", job, reason, retry, job, at, reason, count_attempt=False
+            )
+        else:
+            error = describe_error(outcome)
+            if job.attempts >= task.max_attempts:
+                reason = f"failed {job.attempts} times; last error: {error}"
+                await self._settle("dead", job, error, self.backend.dead_letter, job, reason)
+            else:
+                delay = backoff_delay(job.attempts, task.backoff_base, task.backoff_cap)
+                at = time.time() + delay
+                await self._settle("retried", job, error, self.backend.retry, job, at, error)
 
     async def _settle(
         self, event: str, job: Job, error: str | None, fn: Callable[..., Any], *args: Any, **kw: Any
@@ -521,11 +697,8 @@ class Worker:
         try:
             job = await self.call(self.backend.extend_lease, running.job, running.kind.lease)
         except LeaseLost as exc:
-            if running.finished or running.task is None:
-                return
-            running.lease_lost = True
-            self._emit("lease_lost", running.job, str(exc))
-            running.task.cancel()
+            if not running.finished:
+                self._lose(running, str(exc))
         except Exception:
             log.exception("renewing the lease of job %s failed; trying again", running.job.id)
         else:
@@ -536,7 +709,7 @@ class Worker:
 
     async def _drain(self) -> None:
         """Give in-flight jobs the grace period, then cancel and hand back the rest."""
-        tasks = [r.task for r in self._running.values() if r.task is not None]
+        tasks = {r.task for r in self._running.values() if r.task is not None}
         if tasks:
             everything = asyncio.ensure_future(asyncio.wait(tasks))
             hurry = asyncio.ensure_future(self._hurry.wait())
@@ -550,7 +723,7 @@ class Worker:
             running.stopped = True
             if running.task is not None:
                 running.task.cancel()
-        rest = [r.task for r in self._running.values() if r.task is not None]
+        rest = {r.task for r in self._running.values() if r.task is not None}
         if rest:
             await asyncio.wait(rest)
         await asyncio.gather(*(self._hand_back(r.job) for r in late if not r.lease_lost))

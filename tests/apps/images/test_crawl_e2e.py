@@ -169,10 +169,11 @@ def test_ctrl_c_then_same_command_resumes_without_refetching(
         if engine is not None:
             try:
                 with engine.connect() as conn:
+                    # Distinct URLs, as asserted below: the list repeats some.
                     done = conn.execute(
-                        sa.select(sa.func.count())
-                        .select_from(crawl_run_items)
-                        .where(crawl_run_items.c.state != QUEUED)
+                        sa.select(sa.func.count(sa.distinct(crawl_run_items.c.target))).where(
+                            crawl_run_items.c.state != QUEUED
+                        )
                     ).scalar()
             except sa.exc.OperationalError:
                 continue  # tables not created yet

@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from sleuth.apps.images.cli import crawl_list
 from sleuth.apps.images.crawl import crawl_id_for
 from sleuth.apps.images.models import image_sources, images
-from sleuth.apps.images.pipeline import GRAYSCALE, INFLIGHT_EXT, MD5
+from sleuth.apps.images.pipeline import GRAYSCALE, INFLIGHT_EXT, MD5, Md5Job
+from sleuth.apps.images.records import Item
 from sleuth.crawl.models import crawl_run_items
 from sleuth.emulator.imagehost import create_imagehost_app
 from sleuth.emulator.server import EmulatorServer
@@ -44,14 +45,14 @@ def _crawl_then_redeliver(tmp_path: Path, base_url: str) -> None:
     # grayscale jobs it enqueued will run.
     key = f"{crawl_id}-1"
     services.blobs.put(key, INFLIGHT_EXT, b"late bytes", overwrite=True)
-    payload = {"crawl": crawl_id, "line": 1, "url": f"{base_url}/64/48"}
-    for queue in (MD5, GRAYSCALE):
-        services.queue.enqueue(queue, payload)
+    item = Item(crawl=crawl_id, line=1, url=f"{base_url}/64/48")
+    services.queue.send(MD5, Md5Job(item.crawl, item.line, item.url))
+    services.queue.send(GRAYSCALE, item)
 
     asyncio.run(
         run_worker(
             services,
-            until=lambda: services.queue.pending([MD5, GRAYSCALE]) == 0,
+            until=lambda: services.queue.pending([MD5.queue, GRAYSCALE.queue]) == 0,
             handle_signals=False,
         )
     )

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from sleuth.config import Settings
     from sleuth.jobs.schedule import Periodic
-    from sleuth.jobs.worker import JobKind
+    from sleuth.jobs.worker import Kind
     from sleuth.net.fetcher import Fetcher
     from sleuth.services import Services
 
@@ -37,7 +37,7 @@ class SampleSettings:
     api_token: str = ""  # shown masked by `sleuth config`
 
 
-def _job_kinds(services: Services, fetcher: Fetcher) -> Sequence[JobKind]:
+def _job_kinds(services: Services, fetcher: Fetcher) -> Sequence[Kind]:
     from tests.apps.sample.notes import note_kind
 
     return [note_kind(services)]
@@ -45,10 +45,11 @@ def _job_kinds(services: Services, fetcher: Fetcher) -> Sequence[JobKind]:
 
 def _periodic(settings: Settings) -> Sequence[Periodic]:
     from sleuth.jobs.schedule import Periodic
+    from tests.apps.sample.notes import NOTE, Note
 
     section: SampleSettings = settings.app(NAME)
-    payload = {"id": "greeting", "text": section.greeting}
-    return [Periodic("sample.greeting", NOTE_QUEUE, section.greeting_every, payload)]
+    greeting = Note("greeting", section.greeting)
+    return [Periodic("sample.greeting", NOTE, greeting, section.greeting_every)]
 
 
 def _blueprints() -> Sequence[Blueprint]:

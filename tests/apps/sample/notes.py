@@ -7,11 +7,12 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from sleuth.jobs.base import Job
+from sleuth.jobs.tasks import Task
 from sleuth.jobs.worker import JobContext, JobKind
 from sleuth.observe.counters import count_outcome
 from sleuth.runner import app_queues, run_worker
@@ -31,6 +32,17 @@ notes = sa.Table(
 )
 
 
+@dataclass(frozen=True)
+class Note:
+    """The payload of the sample app's one task."""
+
+    id: str
+    text: str
+
+
+NOTE = Task(NOTE_QUEUE, Note, max_attempts=3)
+
+
 def note_id(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -40,12 +52,10 @@ def acceptable(settings: SampleSettings, text: str) -> bool:
     return len(text) <= settings.max_length and words.isdisjoint(settings.blocked)
 
 
-def save_note(engine: Engine, settings: SampleSettings, payload: dict) -> str | None:
-    """Save the note of `payload` and count its outcome in the same transaction; None when
-    it was saved before (a job run twice counts once)."""
-    note, text = payload.get("id"), payload.get("text")
-    if not isinstance(note, str) or not isinstance(text, str):
-        raise ValueError(f"sample.note payload needs string id and text: {payload!r}")
+def save_note(engine: Engine, settings: SampleSettings, payload: Note) -> str | None:
+    """Save the note and count its outcome in the same transaction; None when it was saved
+    before (a job run twice counts once)."""
+    note, text = payload.id, payload.text
     with engine.begin() as conn:
         if not acceptable(settings, text):
             outcome = "rejected"
@@ -57,13 +67,13 @@ def save_note(engine: Engine, settings: SampleSettings, payload: dict) -> str | 
     return outcome
 
 
-def note_kind(services: Services) -> JobKind:
+def note_kind(services: Services) -> JobKind[Note]:
     settings: SampleSettings = services.settings.app(NAME)
 
-    async def handle(job: Job, ctx: JobContext) -> None:
-        await asyncio.to_thread(save_note, services.engine, settings, job.payload)
+    async def handle(note: Note, ctx: JobContext) -> None:
+        await asyncio.to_thread(save_note, services.engine, settings, note)
 
-    return JobKind(NOTE_QUEUE, handle, max_attempts=3)
+    return JobKind(NOTE, handle)
 
 
 def count_notes(engine: Engine) -> int:
@@ -76,9 +86,9 @@ def add_notes(services: Services, texts: Sequence[str]) -> tuple[int, int]:
     returns how many of them are stored and how many were rejected."""
     ids = []
     for text in texts:
-        payload = {"id": note_id(text), "text": text}
-        services.queue.enqueue(NOTE_QUEUE, payload, dedup_key=payload["id"])
-        ids.append(payload["id"])
+        note = Note(note_id(text), text)
+        services.queue.send(NOTE, note, dedup_key=note.id)
+        ids.append(note.id)
 
     def done() -> bool:
         return services.queue.pending([NOTE_QUEUE]) == 0

@@ -25,7 +25,7 @@ from sleuth.services import Services
 from sleuth.store.db import make_engine, migrate
 from sleuth.web.app import create_app
 from tests.apps.sample.app import NOTE_QUEUE
-from tests.apps.sample.notes import count_notes, note_id, notes, save_note
+from tests.apps.sample.notes import Note, count_notes, note_id, notes, save_note
 from tests.apps.sample.plugin import installed
 
 IMAGE_QUEUES = ["images.fetch", "images.md5", "images.grayscale", "images.store"]
@@ -64,12 +64,12 @@ def test_its_task_and_periodic_job_run_in_every_worker(sample_app: object, tmp_p
         assert NOTE_QUEUE in all_queues()
         assert app_queues("sample") == [NOTE_QUEUE, "sleuth.cleanup"]
         periodic = {p.name: p for p in periodic_jobs(services.settings)}
-        assert (periodic["sample.greeting"].queue, periodic["sample.greeting"].every) == (
+        assert (periodic["sample.greeting"].task.queue, periodic["sample.greeting"].every) == (
             NOTE_QUEUE,
             3600.0,
         )
         # The cleanup sweeps the in-flight blob kinds the apps declare (the sample has none).
-        assert periodic["cleanup"].payload["inflight_exts"] == ["orig"]
+        assert periodic["cleanup"].payload.inflight_exts == ("orig",)
         services.queue.enqueue(NOTE_QUEUE, {"id": "n1", "text": "a note"})
         services.queue.enqueue(NOTE_QUEUE, {"id": "n2", "text": "x" * 41})  # too long: refused
 
@@ -82,7 +82,7 @@ def test_its_task_and_periodic_job_run_in_every_worker(sample_app: object, tmp_p
         asyncio.run(run_worker(services, until=done, handle_signals=False))
         # A job run twice changes nothing and is not counted again.
         section = services.settings.app("sample")
-        assert save_note(services.engine, section, {"id": "n1", "text": "a note"}) is None
+        assert save_note(services.engine, section, Note("n1", "a note")) is None
         client = create_app(services).test_client()
         totals = client.get("/monitoring?format=json&app=sample").get_json()["totals"]
         assert totals == {"saved": 2, "rejected": 1, "total": 3}

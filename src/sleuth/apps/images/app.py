@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from flask import Blueprint
 
     from sleuth.crawl.runs import JobFor
-    from sleuth.jobs.worker import JobKind
+    from sleuth.jobs.worker import Kind
     from sleuth.net.fetcher import Fetcher
     from sleuth.services import Services
 
@@ -30,7 +30,7 @@ STAGE_QUEUES = (FETCH, MD5, GRAYSCALE, STORE)
 INFLIGHT_EXT = "orig"  # a downloaded original, kept until its image is stored
 
 
-def _job_kinds(services: Services, fetcher: Fetcher) -> list[JobKind]:
+def _job_kinds(services: Services, fetcher: Fetcher) -> list[Kind]:
     from sleuth.apps.images.pipeline import ImagesPipeline
 
     return ImagesPipeline(services, fetcher).kinds()

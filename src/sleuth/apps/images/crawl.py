@@ -55,7 +55,7 @@ def open_crawl(engine: Engine, crawl_id: str, source: str) -> None:
 def item_job(item: runs.RunItem) -> runs.ItemJob:
     """A line's `fetch` job: what a crawl queues and `retry-errors` queues again."""
     line = Item(crawl=item.run, line=int(item.key), url=item.target)
-    return runs.ItemJob(FETCH, line.payload(), f"fetch:{line.key}")
+    return runs.ItemJob(FETCH, line, f"fetch:{line.key}")
 
 
 def read_lines(stream: IO[str]) -> Iterator[tuple[int, str]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -21,18 +22,12 @@ from sleuth.store.upsert import insert_ignore
 
 @dataclass(frozen=True)
 class Item:
-    """One line of a crawled URL list: the unit of work and of outcome counting."""
+    """One line of a crawled URL list: the unit of work and of outcome counting, and the
+    payload of the pipeline's per-line tasks."""
 
     crawl: str
     line: int
     url: str
-
-    @classmethod
-    def from_payload(cls, payload: dict) -> Item:
-        return cls(crawl=payload["crawl"], line=int(payload["line"]), url=payload["url"])
-
-    def payload(self) -> dict:
-        return {"crawl": self.crawl, "line": self.line, "url": self.url}
 
     @property
     def key(self) -> str:
@@ -57,6 +52,13 @@ def is_resolved(engine: Engine, item: Item) -> bool:
     return runs.is_resolved(engine, item.crawl, str(item.line))
 
 
+def resolved_items(engine: Engine, items: Sequence[Item]) -> set[Item]:
+    """The items whose line has its outcome, in one query per crawl."""
+    with engine.connect() as conn:
+        done = runs.resolved_keys(conn, [runs.RunItem(i.crawl, str(i.line), i.url) for i in items])
+    return {item for item in items if (item.crawl, str(item.line)) in done}
+
+
 def record_error(
     engine: Engine, item: Item, reason: str, detail: str, http_status: int | None = None
 ) -> bool:
@@ -69,7 +71,21 @@ def store_image(engine: Engine, item: Item, image: ImageContent) -> str:
     """Insert the image once per MD5 and the URL as one of its sources; the line's outcome is
     `success` for the first time these bytes are seen, `duplicate` after. Run again whole
     when the database breaks a deadlock (MariaDB does, between workers storing one MD5)."""
-    return in_transaction(engine, lambda conn: _store(conn, item, image))
+    return store_images(engine, [(item, image)])[0]
+
+
+def store_images(engine: Engine, stored: Sequence[tuple[Item, ImageContent]]) -> list[str]:
+    """`store_image` for many lines in one transaction (in MD5 order, so that two workers
+    storing overlapping batches take row locks in the same order); their outcomes, in order."""
+    order = sorted(range(len(stored)), key=lambda i: (stored[i][1].md5, i))
+
+    def work(conn: Connection) -> list[str]:
+        outcomes = [""] * len(stored)
+        for i in order:
+            outcomes[i] = _store(conn, *stored[i])
+        return outcomes
+
+    return in_transaction(engine, work)
 
 
 def _store(conn: Connection, item: Item, image: ImageContent) -> str:
