@@ -1,0 +1,99 @@
+"""Before/after CPU time of the per-image kernel: this tree's `sleuth` against another one,
+interleaved in the same run, so a shared and busy machine slows both sides alike.
+
+    git archive main src | tar -x -C /tmp/before      # the "before" code, e.g. main
+    .venv/bin/python -m bench.kernel_ab --before /tmp/before/src --pairs 7
+
+Each measurement is a fresh process (`--child`) that runs MD5 + `process_image` over the
+corpus `--rounds` times on one BLAS thread and prints its CPU time per image
+(`time.process_time`, which a busy machine disturbs less than wall time) and a digest of every
+result; pairs alternate their order (ABBA) and the medians are compared. The two sides must
+give identical results, or the comparison is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from threadpoolctl import threadpool_limits
+
+from bench.corpus import build_corpus
+from sleuth.imaging.process import md5_hex, process_image
+
+MAX_PIXELS = 64_000_000
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def measure(rounds: int) -> tuple[float, str]:
+    """(CPU ms per image, digest of every result) of MD5 + `process_image` over the corpus."""
+    datas = [path.read_bytes() for path in build_corpus()]
+    results = hashlib.sha256()
+    with threadpool_limits(1):
+        process_image(datas[0], MAX_PIXELS)  # per-process checks and caches, not timed
+        start = time.process_time()
+        for _ in range(rounds):
+            for data in datas:
+                digest = md5_hex(data)
+                result = process_image(data, MAX_PIXELS)
+                results.update(f"{digest} {result.gray_digest} {result.phash}\n".encode())
+        took = time.process_time() - start
+    return 1000 * took / (rounds * len(datas)), results.hexdigest()
+
+
+def _child(src: Path, rounds: int) -> tuple[float, str]:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(src), str(ROOT)]))
+    command = [sys.executable, "-m", "bench.kernel_ab", "--child", "--rounds", str(rounds)]
+    out = subprocess.run(command, env=env, cwd=ROOT, check=True, capture_output=True, text=True)
+    ms, digest = out.stdout.split()
+    return float(ms), digest
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--before", type=Path, help="a src/ folder holding the other sleuth")
+    parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        ms, digest = measure(args.rounds)
+        print(f"{ms:.4f} {digest}")
+        return 0
+    if args.before is None or not (args.before / "sleuth" / "imaging").is_dir():
+        parser.error("--before must name a src/ folder that contains sleuth/imaging")
+    build_corpus()
+    sides = {"before": args.before.resolve(), "after": ROOT / "src"}
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    digests: dict[str, set[str]] = {name: set() for name in sides}
+    for pair in range(args.pairs):
+        order = list(sides) if pair % 2 == 0 else list(sides)[::-1]
+        for name in order:
+            ms, digest = _child(sides[name], args.rounds)
+            times[name].append(ms)
+            digests[name].add(digest)
+        print(f"pair {pair + 1}: " + ", ".join(f"{n} {times[n][-1]:.2f}" for n in sides))
+    if len(digests["before"] | digests["after"]) != 1:
+        print(f"results differ: {digests}", file=sys.stderr)
+        return 1
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    for name, values in times.items():
+        print(
+            f"{name:6} CPU ms/image: median {medians[name]:.2f}, "
+            f"min {min(values):.2f}, max {max(values):.2f}"
+        )
+    print(
+        f"after / before: {medians['after'] / medians['before']:.3f} (identical results: "
+        f"MD5, gray digest and pHash of every image)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
