@@ -3,11 +3,11 @@
 Pure functions of their arguments, importable by reference, so they run unchanged in a
 `ProcessPoolExecutor`; what they return is small apart from the packed gray bytes.
 
-Where one image's CPU goes (`bench/kernel.py`, corpus means): JPEG/PNG decode ~37%, zstd of
-the gray copy ~19%, the (R+G+B)/3 and BT.601 luma conversions ~13% and ~9%, the 32x32
-LANCZOS resize ~12%. Each is needed once; what is shared is shared: both conversions read the
-one decoded image, and for single-channel sources whose gray is Pillow's `convert("L")`
-(L, LA, 1) that same image and its one numpy copy are also the pHash input.
+Where one image's CPU goes (`bench/kernel.py`, corpus means, `bench/RESULTS.md`): decode
+~36%, the gray container (up filter + zstd) ~21%, pHash's 32x32 LANCZOS resize and DCT ~16%,
+the (R+G+B)/3 and BT.601 luma conversions ~12% and ~8%. Each is done once: both conversions
+read the one decoded image, and for single-channel sources whose gray is Pillow's own
+`convert("L")` (L, LA, 1) that image and its one numpy copy are also the pHash input.
 """
 
 from __future__ import annotations
