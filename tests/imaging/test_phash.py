@@ -125,6 +125,16 @@ def test_fast_resize_on_large_corpus_images() -> None:
     assert used >= 5
 
 
+def test_fast_resize_takes_the_callers_array() -> None:
+    img = samples.photo((1000, 700), seed=5).convert("L")
+    pixels = np.asarray(img)
+    assert np.array_equal(lanczos.resize_l_32(img, pixels), lanczos.resize_l_32(img))
+    with pytest.raises(ValueError, match="not those of"):
+        lanczos.resize_l_32(img, pixels.T)
+    with pytest.raises(ValueError, match="not those of"):
+        lanczos.resize_l_32(img, pixels.astype(np.uint16))
+
+
 def test_fast_resize_declines_small_or_non_l() -> None:
     assert lanczos.resize_l_32(Image.new("L", (500, 500))) is None  # below MIN_PIXELS
     assert lanczos.resize_l_32(Image.new("RGB", (1200, 1000))) is None

@@ -44,6 +44,28 @@ def test_corpus_results(name: str, data: bytes) -> None:
     assert result.gray_digest == hashlib.sha256(result.gray).hexdigest()
 
 
+@pytest.mark.parametrize("mode", ["L", "LA", "1", "RGB", "RGBA", "I;16"])
+@pytest.mark.parametrize("size", [(900, 600), (120, 90)], ids=["fast-resize", "pillow-resize"])
+def test_shared_pixels_give_imagehash_and_exact_gray(mode: str, size: tuple[int, int]) -> None:
+    """Single-channel sources reuse their gray pixels as the pHash input; every mode, on both
+    resize paths, still gives imagehash's bits and the exact gray."""
+    rgb = samples.photo(size, seed=3)
+    if mode == "I;16":
+        values = (np.asarray(rgb.convert("L")).astype(np.uint16) * 257) ^ 0x5A
+        img = Image.fromarray(values)  # uint16: mode I;16
+        expected = (values >> 8).astype(np.uint8)
+    else:
+        img = rgb.convert(mode)
+        colour = np.asarray(img.convert("RGB")).astype(np.int32)
+        expected = (colour.sum(axis=2) // 3).astype(np.uint8)
+    data = samples.encode(img, "PNG")
+    result = process_image(data, MAX)
+    decoded = Image.open(io.BytesIO(data))
+    assert result.mode == decoded.mode
+    assert phash_hex(result.phash) == str(imagehash.phash(decoded))
+    assert np.array_equal(unpack_gray(result.gray)[2], expected)
+
+
 def test_animated_and_deterministic() -> None:
     data = samples.animated_gif()
     first, second = process_image(data, MAX), process_image(data, MAX)

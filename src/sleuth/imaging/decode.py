@@ -37,12 +37,11 @@ RGB rules (`to_rgb`), chosen so that the spec's (R+G+B)/3 applies to "the pixel'
 from __future__ import annotations
 
 import io
-import struct
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageCms
+from PIL import Image, ImageCms, UnidentifiedImageError
 
 from sleuth.imaging.sniff import decodable_types, sniff_image_type
 
@@ -106,8 +105,7 @@ def _webp_truncated(data: bytes) -> bool:
     """WebP errors do not say 'truncated': compare the RIFF size with the bytes we have."""
     if len(data) < 12 or data[:4] != b"RIFF":
         return False
-    (riff_size,) = struct.unpack("<I", data[4:8])
-    return riff_size + 8 > len(data)
+    return int.from_bytes(data[4:8], "little") + 8 > len(data)
 
 
 def _classify(exc: BaseException, data: bytes, what: str) -> ImageError:
@@ -135,7 +133,7 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             img = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
-        except Image.UnidentifiedImageError:
+        except UnidentifiedImageError:
             kind = sniff_image_type(data)
             if kind is not None:
                 decodable = kind in decodable_types()

@@ -124,12 +124,14 @@ def vertical_first(width: int, height: int) -> bool:
 def _heavy_pass(pixels: np.ndarray, axis: _Axis) -> np.ndarray:
     """Filter each row of `pixels` (uint8, M x N) along N down to 32 values: (M, 32) uint8.
 
-    float32 BLAS products on row blocks (kept in cache) of pixel - 128, which halves the
-    error bound; then exact float64 sums wherever float32 could have rounded a sum across a
-    rounding boundary."""
+    float32 BLAS products on row blocks (kept in cache, one buffer reused) of pixel - 128,
+    which halves the error bound; then exact float64 sums wherever float32 could have rounded
+    a sum across a rounding boundary."""
     sums = np.empty((pixels.shape[0], OUT), np.float64)
+    buffer = np.empty((min(_BLOCK_ROWS, pixels.shape[0]), pixels.shape[1]), np.float32)
     for top in range(0, pixels.shape[0], _BLOCK_ROWS):
-        block = np.subtract(pixels[top : top + _BLOCK_ROWS], _CENTER, dtype=np.float32)
+        rows = pixels[top : top + _BLOCK_ROWS]
+        block = np.subtract(rows, _CENTER, out=buffer[: rows.shape[0]], dtype=np.float32)
         out = sums[top : top + _BLOCK_ROWS]
         for j, (start, k) in enumerate(zip(axis.starts, axis.coeffs32, strict=True)):
             out[:, j] = block[:, start : start + len(k)] @ k
@@ -182,13 +184,22 @@ def _agrees_with_pillow() -> bool:
     return True
 
 
-def resize_l_32(img: Image.Image) -> np.ndarray | None:
+def resize_l_32(img: Image.Image, pixels: np.ndarray | None = None) -> np.ndarray | None:
     """`np.asarray(img.resize((32, 32), Image.Resampling.LANCZOS))` for a mode-L image that is
     larger than 32 on both axes and has at least `MIN_PIXELS`; None otherwise (and None if the
-    installed Pillow resamples differently, so the caller falls back to Pillow)."""
+    installed Pillow resamples differently, so the caller falls back to Pillow).
+
+    `pixels`, when given, must be `np.asarray(img)`: a caller that already holds that array
+    saves copying the image out of Pillow again."""
     width, height = img.size
     if img.mode != "L" or width <= OUT or height <= OUT or width * height < MIN_PIXELS:
         return None
     if not _agrees_with_pillow():
         return None
-    return _resize(np.asarray(img))
+    if pixels is None:
+        pixels = np.asarray(img)
+    elif pixels.shape != (height, width) or pixels.dtype != np.uint8:
+        raise ValueError(
+            f"pixels {pixels.shape} {pixels.dtype} are not those of a {img.size} L image"
+        )
+    return _resize(pixels)

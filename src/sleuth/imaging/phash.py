@@ -72,13 +72,20 @@ def luma(img: Image.Image) -> Image.Image:
         return to_rgb(img).convert("L")
 
 
-def phash_from_image(img: Image.Image) -> int:
-    """The pHash of an already decoded (or lazily opened) Pillow image, as an unsigned int."""
-    gray = luma(img)
-    small = resize_l_32(gray)
+def phash_of_luma(gray: Image.Image, pixels: np.ndarray | None = None) -> int:
+    """The pHash of a mode-L image that is already imagehash's luma (`luma`'s result).
+
+    `pixels`, when given, must be `np.asarray(gray)`, which a caller holding it passes so
+    the pixels are not copied out of Pillow a second time."""
+    small = resize_l_32(gray, pixels)
     if small is None:
         small = np.asarray(gray.resize((IMG_SIZE, IMG_SIZE), Image.Resampling.LANCZOS))
     return hash_from_pixels(small)
+
+
+def phash_from_image(img: Image.Image) -> int:
+    """The pHash of an already decoded (or lazily opened) Pillow image, as an unsigned int."""
+    return phash_of_luma(luma(img))
 
 
 def phash_bytes(data: bytes, max_pixels: int) -> int:
