@@ -16,7 +16,8 @@ from click.testing import CliRunner, Result
 from sleuth.cli.introspect import seconds
 from sleuth.cli.main import cli
 from sleuth.services import Services
-from tests.observe.helpers import FAIL, GATES, SLOW, TIMED, running_worker, wait_for
+from tests.observe.helpers import FAIL, GATES, SLOW, TIMED, running_worker
+from tests.patience import wait_for
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from sleuth.emulator.imagehost import (
     parse_image_path,
     size_image_id,
 )
+from tests.patience import PATIENCE
 
 
 def _image(response: httpx.Response) -> Image.Image:
@@ -164,13 +165,14 @@ def test_slow_drips_a_few_bytes_per_second(client: httpx.Client) -> None:
     started = time.monotonic()
     received = 0
     with client.stream("GET", "/hostile/slow/60/40") as response:
-        declared = int(response.headers["content-length"])
         for chunk in response.iter_raw():
             received += len(chunk)
             if time.monotonic() - started > 1.0:
                 break
-    assert 0 < received < declared // 4
-    assert received < 200  # at 16 B/s, about 20 bytes in a second
+    elapsed = time.monotonic() - started
+    assert received > 0
+    # 4 bytes every quarter of a second (16 B/s) at most: a busy machine only sends fewer.
+    assert received <= 4 + 16 * elapsed
 
 
 def test_slow_rate_can_be_raised(client: httpx.Client) -> None:
@@ -309,7 +311,7 @@ def test_reset_closes_the_connection_mid_body(client: httpx.Client, imagehost_ur
     with pytest.raises((httpx.ReadError, httpx.RemoteProtocolError)):
         client.get("/hostile/reset")
     host, port = imagehost_url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=5) as sock:
+    with socket.create_connection((host, int(port)), timeout=PATIENCE) as sock:
         sock.sendall(b"GET /hostile/reset HTTP/1.1\r\nHost: x\r\n\r\n")
         received = b""
         with pytest.raises(ConnectionResetError):

@@ -7,18 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TypeVar
 
 from sqlalchemy import Engine
 
 from sleuth.jobs.base import Job, QueueBackend
 from sleuth.jobs.worker import JobContext, JobKind, Worker
 from sleuth.observe.registry import WorkerInfo, WorkerMonitor, list_workers
-
-T = TypeVar("T")
+from tests.patience import PATIENCE, wait_for
 
 SLOW, TIMED, FAIL, BLOCK = "test.slow", "test.timed", "test.fail", "test.block"
 GATES: dict[str, threading.Event] = {}
@@ -45,8 +42,9 @@ async def failing_handler(job: Job, ctx: JobContext) -> None:
 
 
 async def loop_blocking_handler(job: Job, ctx: JobContext) -> None:
-    """The mistake stacks must diagnose: blocking the event loop."""
-    time.sleep(job.payload["seconds"])
+    """The mistake stacks must diagnose: blocking the event loop, here until the test opens
+    the gate its payload names (so the loop stays blocked however slow the machine is)."""
+    GATES[job.payload["gate"]].wait(PATIENCE)
 
 
 def watched_kinds() -> list[JobKind]:
@@ -56,18 +54,6 @@ def watched_kinds() -> list[JobKind]:
         JobKind(FAIL, failing_handler, max_attempts=1, lease=30.0),
         JobKind(BLOCK, loop_blocking_handler, lease=30.0),
     ]
-
-
-def wait_for(probe: Callable[[], T], timeout: float = 10.0, interval: float = 0.02) -> T:
-    """Poll `probe` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s: {probe}")
-        time.sleep(interval)
 
 
 def worker_info(engine: Engine, consumer: str) -> WorkerInfo | None:
@@ -116,6 +102,6 @@ def running_worker(
         yield worker
     finally:
         worker.stop()
-        thread.join(30)
+        thread.join(PATIENCE)
     assert not thread.is_alive(), "the worker did not stop"
     assert not failure, failure

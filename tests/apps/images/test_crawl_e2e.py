@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +30,7 @@ from sleuth.emulator.urls import expected_outcomes, seed_shaped_urls
 from sleuth.imaging.encode import unpack_gray
 from sleuth.services import Services
 from sleuth.web.app import create_app
+from tests.patience import PATIENCE, wait_for
 
 
 class CountingApp:
@@ -160,28 +160,27 @@ def test_ctrl_c_then_same_command_resumes_without_refetching(
     crawl_id = crawl_id_for(str(urls_file))
 
     first = run_cli(["images", "crawl", str(urls_file)], data_dir)
-    engine = None
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        time.sleep(0.2)
-        if engine is None and (data_dir / "sleuth.db").exists():
-            engine = sa.create_engine(f"sqlite:///{data_dir / 'sleuth.db'}")
-        if engine is not None:
-            try:
-                with engine.connect() as conn:
-                    done = conn.execute(
-                        sa.select(sa.func.count())
-                        .select_from(crawl_run_items)
-                        .where(crawl_run_items.c.state != QUEUED)
-                    ).scalar()
-            except sa.exc.OperationalError:
-                continue  # tables not created yet
-            if done >= 30:
-                break
+    database = data_dir / "sleuth.db"
+    engine = sa.create_engine(f"sqlite:///{database}")
+
+    def done_items() -> int:
+        """Items the first run has finished; 0 until it created its database and tables."""
+        if not database.exists():  # connecting first would create an empty one
+            return 0
+        try:
+            with engine.connect() as conn:
+                return conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(crawl_run_items)
+                    .where(crawl_run_items.c.state != QUEUED)
+                ).scalar_one()
+        except sa.exc.OperationalError:
+            return 0  # tables not created yet
+
+    wait_for(lambda: done_items() >= 30, "30 items done by the first run", interval=0.2)
     first.send_signal(signal.SIGINT)  # what Ctrl-C sends
-    out, _ = first.communicate(timeout=60)
+    out, _ = first.communicate(timeout=PATIENCE)
     assert "run the same command again to resume" in out, out
-    assert engine is not None
     with engine.connect() as conn:
         done_urls = set(
             conn.execute(
@@ -193,7 +192,7 @@ def test_ctrl_c_then_same_command_resumes_without_refetching(
     hits_before = Counter(counter.hits)
 
     second = run_cli(["images", "crawl", str(urls_file)], data_dir)
-    out, _ = second.communicate(timeout=120)
+    out, _ = second.communicate(timeout=PATIENCE)
     assert second.returncode == 0, out
     expected = expected_outcomes(lines)
     summary = (
