@@ -19,7 +19,6 @@ from sleuth.emulator.imagehost import (
     ImageRequest,
     InvalidImageRequest,
     imagehost_blueprint,
-    imagehost_of,
     parse_image_path,
     size_image_id,
 )
@@ -321,18 +320,6 @@ def test_reset_closes_the_connection_mid_body(client: httpx.Client, imagehost_ur
     declared = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
     assert 0 < len(body) < declared
     assert client.get("/10/10").status_code == 200
-
-
-def test_prewarm_fills_the_cache() -> None:
-    app = create_imagehost_app(seed=2)
-    host = imagehost_of(app)
-    paths = ["http://h/30/20", "/id/5/40/40", "/30/20.jpg", "/error/100", "/9000000/1"]
-    assert host.prewarm(paths, workers=2) == 2
-    assert len(host.cache) == 2
-    with EmulatorServer(app) as url:
-        assert httpx.get(url + "/30/20").content == host.cache.get(parse_image_path("/30/20"))
-    with pytest.raises(ValueError, match="workers"):
-        host.prewarm([], workers=0)
 
 
 def test_bad_settings_are_refused() -> None:
