@@ -73,7 +73,7 @@ def test_same_url_same_bytes_and_etag_revalidation(client: httpx.Client) -> None
 def test_bytes_survive_a_server_restart_and_depend_on_the_seed() -> None:
     def fetch(seed: int) -> bytes:
         with EmulatorServer(create_imagehost_app(seed=seed)) as url:
-            return httpx.get(url + "/id/3/90/60").content
+            return httpx.get(url + "/id/3/90/60", timeout=PATIENCE).content
 
     assert fetch(0) == fetch(0)
     assert fetch(1) != fetch(0)
@@ -295,7 +295,7 @@ def test_huge_body_is_streamed_with_a_jpeg_header(client: httpx.Client) -> None:
 def test_huge_body_size_is_a_parameter() -> None:
     app = create_imagehost_app(huge_body_bytes=300_000)
     with EmulatorServer(app) as url:
-        response = httpx.get(url + "/hostile/huge-body")
+        response = httpx.get(url + "/hostile/huge-body", timeout=PATIENCE)
     assert len(response.content) == 300_000
 
 
@@ -334,7 +334,7 @@ def test_bad_settings_are_refused() -> None:
 def test_the_blueprint_works_under_a_prefix_beside_other_emulators() -> None:
     app = Flask(__name__)
     app.register_blueprint(imagehost_blueprint(ImageHost(seed=0)), url_prefix="/picsum")
-    with EmulatorServer(app) as url, httpx.Client(base_url=url) as http:
+    with EmulatorServer(app) as url, httpx.Client(base_url=url, timeout=PATIENCE) as http:
         assert http.get("/picsum/24/16").content == photo_jpeg(0, size_image_id(24, 16), 24, 16)
         redirected = http.get("/picsum/hostile/redirect/2", follow_redirects=True)
         assert [str(r.url.path) for r in redirected.history] == [

@@ -103,12 +103,12 @@ def test_port_zero_picks_a_free_port_and_stop_frees_it() -> None:
     url_a, url_b = first.start(), second.start()
     try:
         assert url_a != url_b
-        assert httpx.get(url_a + "/hello").text == "hello"
+        assert httpx.get(url_a + "/hello", timeout=PATIENCE).text == "hello"
     finally:
         first.stop()
         second.stop()
     with pytest.raises(httpx.ConnectError):
-        httpx.get(url_a + "/hello")
+        httpx.get(url_a + "/hello", timeout=PATIENCE)
 
 
 def test_one_connection_serves_many_requests(base_url: str) -> None:
@@ -144,7 +144,7 @@ def test_an_unread_request_body_is_drained_before_the_next_request(base_url: str
 
 
 def test_chunked_request_bodies_are_read(base_url: str) -> None:
-    response = httpx.post(base_url + "/echo", content=iter([b"ab", b"cd", b"ef"]))
+    response = httpx.post(base_url + "/echo", content=iter([b"ab", b"cd", b"ef"]), timeout=PATIENCE)
     assert response.content == b"abcdef"
 
 
@@ -228,8 +228,8 @@ def test_expect_100_continue(base_url: str) -> None:
 
 
 def test_an_app_error_is_a_500_and_the_server_goes_on(base_url: str) -> None:
-    assert httpx.get(base_url + "/boom").status_code == 500
-    assert httpx.get(base_url + "/hello").text == "hello"
+    assert httpx.get(base_url + "/boom", timeout=PATIENCE).status_code == 500
+    assert httpx.get(base_url + "/hello", timeout=PATIENCE).text == "hello"
 
 
 def test_many_concurrent_keep_alive_connections(base_url: str) -> None:
@@ -292,9 +292,9 @@ def test_stop_after_bind_only_and_stop_from_another_thread() -> None:
     url = server.bind()
     runner = threading.Thread(target=server.run)
     runner.start()
-    assert httpx.get(url + "/hello").text == "hello"
+    assert httpx.get(url + "/hello", timeout=PATIENCE).text == "hello"
     server.stop()
     runner.join(timeout=PATIENCE)
     assert not runner.is_alive()
     with pytest.raises(httpx.ConnectError):
-        httpx.get(url + "/hello")
+        httpx.get(url + "/hello", timeout=PATIENCE)

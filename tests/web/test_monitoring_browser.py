@@ -143,7 +143,7 @@ def test_bars_match_the_json_and_follow_new_counts(
     page.goto(f"{server}/monitoring", wait_until="load")
     page.wait_for_selector("#chart svg.histogram g.minute")
 
-    data = httpx.get(f"{server}/monitoring?format=json").json()
+    data = httpx.get(f"{server}/monitoring?format=json", timeout=PATIENCE).json()
     assert len(data["minutes"]) == 3
     drawn = page.evaluate(READ_BARS)
     _check_bars(drawn, data)
@@ -161,7 +161,7 @@ def test_bars_match_the_json_and_follow_new_counts(
         "() => document.querySelector('#totals dd[data-outcome=\"total\"]').textContent === '17'"
     )
     assert page.evaluate("() => window.notReloaded === true")
-    data = httpx.get(f"{server}/monitoring?format=json").json()
+    data = httpx.get(f"{server}/monitoring?format=json", timeout=PATIENCE).json()
     drawn = page.evaluate(READ_BARS)
     _check_bars(drawn, data)
     assert drawn["groups"][0]["duplicate"] == 3

@@ -107,7 +107,7 @@ def test_seed_shaped_list_end_to_end(tmp_path: Path, image_host: tuple[str, Coun
     with engine.connect() as conn:
         sources = conn.execute(sa.select(image_sources.c.md5, image_sources.c.url)).all()
     checked = 0
-    with httpx.Client() as http:
+    with httpx.Client(timeout=PATIENCE) as http:
         for md5, url in sources[:60]:
             original = http.get(url).content
             rgb = np.asarray(Image.open(io.BytesIO(original)).convert("RGB"), dtype=np.uint16)
