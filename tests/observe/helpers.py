@@ -52,7 +52,7 @@ def watched_kinds() -> list[JobKind]:
         JobKind(SLOW, slow_handler_at_the_gate, lease=30.0),
         JobKind(TIMED, timed_handler, lease=30.0),
         JobKind(FAIL, failing_handler, max_attempts=1, lease=30.0),
-        JobKind(BLOCK, loop_blocking_handler, lease=30.0),
+        JobKind(BLOCK, loop_blocking_handler, lease=2 * PATIENCE),  # a blocked loop renews no lease
     ]
 
 
