@@ -30,6 +30,7 @@ from sleuth.emulator.urls import expected_outcomes, seed_shaped_urls
 from sleuth.imaging.encode import unpack_gray
 from sleuth.services import Services
 from sleuth.web.app import create_app
+from tests.distributed.cluster import resolved_lines
 from tests.patience import PATIENCE, wait_for
 
 
@@ -161,26 +162,17 @@ def test_ctrl_c_then_same_command_resumes_without_refetching(
 
     first = run_cli(["images", "crawl", str(urls_file)], data_dir)
     database = data_dir / "sleuth.db"
-    engine = sa.create_engine(f"sqlite:///{database}")
-
-    def done_items() -> int:
-        """Items the first run has finished; 0 until it created its database and tables."""
-        if not database.exists():  # connecting first would create an empty one
-            return 0
-        try:
-            with engine.connect() as conn:
-                return conn.execute(
-                    sa.select(sa.func.count())
-                    .select_from(crawl_run_items)
-                    .where(crawl_run_items.c.state != QUEUED)
-                ).scalar_one()
-        except sa.exc.OperationalError:
-            return 0  # tables not created yet
-
-    wait_for(lambda: done_items() >= 30, "30 items done by the first run", interval=0.2)
+    url = f"sqlite:///{database}"
+    # connecting before the command created its database would create an empty one
+    wait_for(
+        lambda: database.exists() and resolved_lines(url) >= 30,
+        "30 items done by the first run",
+        interval=0.2,
+    )
     first.send_signal(signal.SIGINT)  # what Ctrl-C sends
     out, _ = first.communicate(timeout=PATIENCE)
     assert "run the same command again to resume" in out, out
+    engine = sa.create_engine(url)
     with engine.connect() as conn:
         done_urls = set(
             conn.execute(
