@@ -69,10 +69,14 @@ def running_worker(
     consumer: str,
     kinds: Sequence[JobKind] | None = None,
     *,
-    interval: float = 0.2,
+    interval: float = 2.0,
     poll: float = 0.05,
 ) -> Iterator[Worker]:
-    """Run a monitored worker (as `sleuth.runner.run_worker` does) until the block ends."""
+    """Run a monitored worker (as `sleuth.runner.run_worker` does) until the block ends.
+
+    It heartbeats every `interval` seconds; it counts as lost after `LOST_AFTER` intervals
+    without one, so the interval is long enough that a stalled machine never makes a "live"
+    worker look lost, and short enough that what a heartbeat shows arrives soon."""
     monitor = WorkerMonitor(engine, interval=interval, poll=poll, prune_after=3600.0)
     worker = Worker(
         backend,
