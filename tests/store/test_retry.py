@@ -47,7 +47,7 @@ def cross_update(engine: Engine, attempts: int) -> tuple[list[str], list[BaseExc
             runs.append(f"{first}{second}")
             conn.execute(sa.update(rows).where(rows.c.id == first).values(n=rows.c.n + 1))
             if runs.count(f"{first}{second}") == 1:
-                both_locked.wait(30)
+                both_locked.wait(PATIENCE)
             conn.execute(sa.update(rows).where(rows.c.id == second).values(n=rows.c.n + 1))
 
         try:

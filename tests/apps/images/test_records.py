@@ -107,7 +107,7 @@ def test_racing_workers_store_each_md5_once(engine: Engine) -> None:
 
     def store(item: Item) -> None:
         own = make_engine(url)
-        start.wait(30)
+        start.wait(PATIENCE)
         results.append(store_image(own, item, image()))
         own.dispose()
 
