@@ -54,8 +54,8 @@ from tests.distributed.cluster import (  # noqa: E402
     Snapshot,
     live_workers,
     snapshot,
-    wait_until,
 )
+from tests.patience import wait_for  # noqa: E402
 
 SAMPLE = 0.5  # seconds between CPU samples
 
@@ -179,7 +179,7 @@ def run_distributed(
             t0 = time.monotonic()
             for _ in range(workers):
                 cluster.add()
-            wait_until(lambda: len(live_workers(db_url)) >= workers, 120, "workers registered")
+            wait_for(lambda: len(live_workers(db_url)) >= workers, "workers registered")
             startup = time.monotonic() - t0
             roots = [m.process.pid for m in cluster.machines if m.process is not None]
             watch = CpuWatch(

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy as sa
 
+from tests.patience import PATIENCE
+
 POSTGRES_URL = os.environ.get(
     "SLEUTH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
@@ -39,7 +41,7 @@ def require(kind: str, url: str) -> None:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port
     try:
-        socket.create_connection((host, port), timeout=2).close()
+        socket.create_connection((host, port), timeout=PATIENCE).close()
     except OSError as exc:
         message = f"{kind} not reachable at {host}:{port} ({exc}); {HOW_TO[kind]}"
         if in_ci():

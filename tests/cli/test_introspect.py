@@ -16,7 +16,8 @@ from click.testing import CliRunner, Result
 from sleuth.cli.introspect import seconds
 from sleuth.cli.main import cli
 from sleuth.services import Services
-from tests.observe.helpers import FAIL, GATES, SLOW, TIMED, running_worker, wait_for
+from tests.observe.helpers import FAIL, GATES, SLOW, TIMED, running_worker
+from tests.patience import PATIENCE, wait_for
 
 
 @pytest.fixture
@@ -72,7 +73,7 @@ def test_workers_stacks_and_metrics_of_a_running_worker(
 
         out = Path("dumps/stacks.txt")
         out.parent.mkdir()
-        result = sleuth(runner, "stacks", "-o", str(out), "--timeout", "10")
+        result = sleuth(runner, "stacks", "-o", str(out), "--timeout", f"{PATIENCE:g}")
         assert f"stacks of 1 worker(s) written to {out}" in result.output
         text = out.read_text()
         assert text.startswith("sleuth stacks requested at ")
@@ -94,9 +95,12 @@ def test_workers_stacks_and_metrics_of_a_running_worker(
 
 
 def test_a_worker_that_does_not_answer_is_named(runner: CliRunner, services: Services) -> None:
-    """A live worker that does not answer in time (it polls for requests every 5 s) is named
-    in the output and in the file, and the command fails."""
-    with running_worker(services.engine, services.queue, "cli:gone", interval=5.0, poll=5.0):
+    """A live worker that does not answer in time (its first look for requests comes
+    `PATIENCE` seconds after it registered) is named in the output and in the file, and the
+    command fails."""
+    with running_worker(
+        services.engine, services.queue, "cli:gone", interval=PATIENCE, poll=PATIENCE
+    ):
         result = sleuth(runner, "stacks", "--timeout", "0.3", code=1)
     assert "no answer within 0.3 s from: cli:gone" in result.output
     text = Path("stacktrace.log").read_text()

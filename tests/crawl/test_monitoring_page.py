@@ -40,7 +40,5 @@ def test_failures_by_reason_are_listed_and_follow_new_failures(
 
     _fail(services, run, range(1), "http_status")
     _fail(services, run, range(1, 3), "not_image")
-    page.wait_for_function(
-        "() => document.querySelectorAll('#failures-by-reason tr').length === 2", timeout=60_000
-    )
+    page.wait_for_function("() => document.querySelectorAll('#failures-by-reason tr').length === 2")
     assert page.evaluate(READ_FAILURES) == [["not_image", "2"], ["http_status", "1"]]

@@ -5,30 +5,22 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from sleuth.apps.images.crawl import crawl_id_for
-from sleuth.crawl.models import QUEUED, crawl_run_items
+from sleuth.crawl.models import crawl_run_items
 from sleuth.emulator.imagehost import create_imagehost_app
 from sleuth.emulator.server import EmulatorServer
 from sleuth.emulator.urls import expected_outcomes
 from tests.apps.images.test_crawl_e2e import run_cli, write_list
 from tests.crawl.conftest import counted
+from tests.distributed.cluster import resolved_lines
+from tests.patience import PATIENCE, wait_for
 
 LINES = 150
-
-
-def resolved(engine: sa.Engine) -> int:
-    try:
-        with engine.connect() as conn:
-            query = sa.select(sa.func.count()).where(crawl_run_items.c.state != QUEUED)
-            return int(conn.execute(query).scalar_one())
-    except sa.exc.OperationalError:
-        return 0  # the tables are not created yet
 
 
 @pytest.mark.slow
@@ -41,19 +33,18 @@ def test_kill_9_then_the_same_command_resolves_and_counts_each_line_once(tmp_pat
         lines = write_list(urls, base_url)[:LINES]
         urls.write_text("\n".join(lines) + "\n", encoding="utf-8")
         first = run_cli(["images", "crawl", str(urls)], data_dir, env_extra=env)
-        engine = None
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and first.poll() is None:
-            time.sleep(0.2)
-            if engine is None and (data_dir / "sleuth.db").exists():
-                engine = sa.create_engine(f"sqlite:///{data_dir / 'sleuth.db'}")
-            if engine is not None and resolved(engine) >= 30:
-                break
+        database = data_dir / "sleuth.db"
+        url = f"sqlite:///{database}"
+
+        def ended_or_resolved_30() -> bool:
+            # connecting before the command created its database would create an empty one
+            return first.poll() is not None or (database.exists() and resolved_lines(url) >= 30)
+
+        wait_for(ended_or_resolved_30, "30 lines resolved by the first run", interval=0.2)
         assert first.poll() is None, "the first run ended before it could be killed"
         os.killpg(first.pid, signal.SIGKILL)  # the process and its workers, without a word
-        first.communicate(timeout=300)
-        assert engine is not None
-        assert 30 <= resolved(engine) < LINES
+        first.communicate(timeout=PATIENCE)
+        assert 30 <= resolved_lines(url) < LINES
 
         second = run_cli(["images", "crawl", str(urls)], data_dir, env_extra=env)
         out, _ = second.communicate(timeout=600)
@@ -61,6 +52,7 @@ def test_kill_9_then_the_same_command_resolves_and_counts_each_line_once(tmp_pat
     assert f"{LINES} of {LINES} lines in" in out, out
     assert f"Which lines and why: sleuth images errors --crawl {crawl_id_for(str(urls))}" in out
     expected = expected_outcomes(lines)
+    engine = sa.create_engine(url)
     assert counted(engine, "images") == {k: n for k, n in expected.items() if n}
     with engine.connect() as conn:
         states = dict(

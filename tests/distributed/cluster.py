@@ -23,10 +23,10 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO
 from urllib.parse import urlsplit
 
 import redis
@@ -45,8 +45,7 @@ from sleuth.jobs.worker import Worker
 from sleuth.observe.counters import outcome_counts
 from sleuth.observe.registry import live_consumers
 from sleuth.store.db import make_engine, migrate
-
-T = TypeVar("T")
+from tests.patience import PATIENCE, wait_for
 
 SLEUTH = [sys.executable, "-m", "sleuth.cli"]
 """The `sleuth` command of this interpreter's install."""
@@ -62,18 +61,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def wait_until(probe: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:
-    """Poll `probe` until it returns something truthy; raise TimeoutError naming `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {timeout:g} s")
-        time.sleep(interval)
 
 
 def gone(pid: int) -> bool:
@@ -215,13 +202,17 @@ def snapshot(database_url: str) -> Snapshot:
     )
 
 
-def resolved_lines(database_url: str) -> int:
-    """Lines of every crawl that have their outcome (0 while the tables do not exist yet)."""
+def resolved_lines(database_url: str, distinct_urls: bool = False) -> int:
+    """Lines of every crawl that have their outcome, or the distinct URLs among them (0 while
+    the tables do not exist yet)."""
     engine = sa.create_engine(database_url)
+    counted = (
+        sa.func.count(sa.distinct(crawl_run_items.c.target)) if distinct_urls else sa.func.count()
+    )
     try:
         with engine.connect() as conn:
             return conn.execute(
-                sa.select(sa.func.count())
+                sa.select(counted)
                 .select_from(crawl_run_items)
                 .where(crawl_run_items.c.state != QUEUED)
             ).scalar_one()
@@ -265,7 +256,7 @@ def migrate_when_released(database_url: str, start: threading.Barrier) -> None:
     """A machine starting: migrate the database at the same moment as the others."""
     engine = make_engine(database_url)
     try:
-        start.wait(60)
+        start.wait(PATIENCE)
         migrate(engine, migration_dirs())
     finally:
         engine.dispose()
@@ -353,7 +344,7 @@ class RedisServer:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
         )
-        client = redis.Redis(port=self.port, socket_connect_timeout=1)
+        client = redis.Redis(port=self.port, socket_connect_timeout=PATIENCE)
 
         def answers() -> bool:
             try:
@@ -362,7 +353,7 @@ class RedisServer:
                 return False
 
         try:
-            wait_until(answers, 30, f"redis-server on port {self.port}")
+            wait_for(answers, f"redis-server on port {self.port}")
         finally:
             client.close()
 
@@ -370,7 +361,7 @@ class RedisServer:
         """SIGTERM, as a service manager stops it: Redis flushes its AOF and exits."""
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(30)
+            self.process.wait(PATIENCE)
         self.process = None
 
     def restart(self, down_for: float = 1.0) -> None:
@@ -565,7 +556,7 @@ class Cluster:
         return [m for m in self.machines if m.alive()]
 
     def sleuth(
-        self, *args: str, timeout: float = 120, check: bool = True
+        self, *args: str, timeout: float = PATIENCE, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
         """Run a `sleuth` command on a machine of its own (a console, an operator's laptop)."""
         home = self.root / "console"
@@ -587,9 +578,7 @@ class Cluster:
         from the first job), then queue the list from the console with `crawl`."""
         for _ in range(machines):
             self.add()
-        wait_until(
-            lambda: len(live_workers(self.database_url)) >= machines, 60, "workers registered"
-        )
+        wait_for(lambda: len(live_workers(self.database_url)) >= machines, "workers registered")
         return self.crawl(list_file)
 
     @property

@@ -25,9 +25,9 @@ from tests.distributed.cluster import (
     gone,
     small_urls,
     snapshot,
-    wait_until,
     write_list,
 )
+from tests.patience import PATIENCE, wait_for
 from tests.servers import MYSQL_URL, require
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "deploy.md"
@@ -91,7 +91,7 @@ def redis_port() -> Iterator[int]:
     port = free_port()
     yield port
     client = ["redis-cli", "-p", str(port), "-a", REDIS_PASSWORD, "--no-auth-warning"]
-    subprocess.run([*client, "shutdown", "nosave"], capture_output=True, timeout=30)
+    subprocess.run([*client, "shutdown", "nosave"], capture_output=True, timeout=PATIENCE)
 
 
 def stop_leftovers(data_dir: Path) -> None:
@@ -128,7 +128,7 @@ def test_every_command_of_the_deploy_doc_works_on_loopback(
         output = run_script("\n".join(blocks(None)), tmp_path, site, timeout=300)
         # The stop block sent SIGTERM: every process is gone within the grace period.
         pids = [int((data_dir / name).read_text()) for name in PIDS]
-        wait_until(lambda: all(gone(pid) for pid in pids), GRACE + 20, "stopped by SIGTERM")
+        wait_for(lambda: all(gone(pid) for pid in pids), "stopped by SIGTERM", GRACE + PATIENCE)
     finally:
         stop_leftovers(data_dir)
 

@@ -23,9 +23,9 @@ from tests.distributed.cluster import (
     resolved_lines,
     small_urls,
     snapshot,
-    wait_until,
     write_list,
 )
+from tests.patience import PATIENCE, wait_for
 
 LEASE = "5"  # seconds: a killed machine's jobs are taken over this long after its death
 KILL_EVERY = 4.0  # seconds between two kills in the kill -9 test
@@ -70,7 +70,7 @@ def test_redis_restart_mid_crawl_loses_nothing(
     queue_url = redis_server.url
     cluster = make_cluster(postgres_url, queue_url, SLEUTH_WORKER_LEASE_SECONDS=LEASE)
     crawl = cluster.start_crawl(list_file, 2)
-    wait_until(lambda: resolved_lines(postgres_url) >= 150, 120, "a quarter of the list done")
+    wait_for(lambda: resolved_lines(postgres_url) >= 150, "a quarter of the list done")
     redis_server.restart(down_for=5.0)  # SIGTERM (AOF flushed), 5 s down, start from the AOF
     assert resolved_lines(postgres_url) < len(lines), "the restart came too late to matter"
 
@@ -95,7 +95,7 @@ def test_postgres_restart_mid_crawl_loses_nothing(
     queue_url, database_url = redis_server.url, postgres_server.url
     cluster = make_cluster(database_url, queue_url, SLEUTH_WORKER_LEASE_SECONDS=LEASE)
     crawl = cluster.start_crawl(list_file, 2)
-    wait_until(lambda: resolved_lines(database_url) >= 150, 120, "a quarter of the list done")
+    wait_for(lambda: resolved_lines(database_url) >= 150, "a quarter of the list done")
     # Every server process dies at once, as in a crash; 10 s later it starts and recovers
     # from its WAL. Longer than the jobs' own retries last: the workers must wait for it.
     postgres_server.restart(down_for=10.0, mode="immediate")
@@ -126,10 +126,10 @@ def test_sigterm_finishes_or_hands_back_in_flight_jobs_within_the_grace_period(
     cluster = make_cluster(postgres_url, queue_url, SLEUTH_WORKER_LEASE_SECONDS="600")
     crawl = cluster.start_crawl(list_file, 1)
     (machine,) = cluster.machines
-    wait_until(lambda: resolved_lines(postgres_url) >= 30, 60, "30 quick lines done")
+    wait_for(lambda: resolved_lines(postgres_url) >= 30, "30 quick lines done")
 
     machine.terminate()
-    assert machine.wait(GRACE + 20) == 0, machine.log_tail()
+    assert machine.wait(GRACE + PATIENCE) == 0, machine.log_tail()
     stats = queue_stats(queue_url)
     assert {name: s.in_flight for name, s in stats.items() if s.in_flight} == {}
     # The slow fetches could not finish within the grace period: they were handed back.

@@ -22,9 +22,9 @@ from tests.distributed.cluster import (
     resolved_lines,
     small_urls,
     snapshot,
-    wait_until,
     write_list,
 )
+from tests.patience import PATIENCE, wait_for
 from tests.servers import scratch_database
 
 STARTERS = 6  # machines migrating a fresh database at the same moment
@@ -104,7 +104,7 @@ def test_a_worker_serves_only_the_queues_it_is_given(
     assert refused.returncode == 2 and "unknown queue(s) ['images.nope']" in refused.stderr
 
     cluster.add(queues="images.fetch,images.md5,images.store")
-    wait_until(lambda: live_workers(postgres_url), 60, "the first worker registered")
+    wait_for(lambda: live_workers(postgres_url), "the first worker registered")
     crawl = cluster.crawl(list_file)
 
     def waiting_for_grayscale() -> bool:
@@ -115,7 +115,7 @@ def test_a_worker_serves_only_the_queues_it_is_given(
         return fetch.ready + fetch.in_flight == 0 and gray.ready == image_lines
 
     # Everything but grayscale is done: errors resolved, every image waits for its gray copy.
-    wait_until(waiting_for_grayscale, 90, "every fetched image waiting for grayscale")
+    wait_for(waiting_for_grayscale, "every fetched image waiting for grayscale")
     assert resolved_lines(postgres_url) == errors
     assert queue_stats(queue_url)["images.grayscale"].in_flight == 0
 
@@ -143,7 +143,7 @@ def test_machines_starting_together_on_a_fresh_database_all_start(database_url: 
     for process in starters:
         process.start()
     for process in starters:
-        process.join(120)
+        process.join(PATIENCE)
     assert [p.exitcode for p in starters] == [0] * STARTERS
     engine = sa.create_engine(database_url)
     try:

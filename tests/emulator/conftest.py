@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from sleuth.emulator import EmulatorServer, create_imagehost_app
+from tests.patience import PATIENCE
 
 
 @pytest.fixture(scope="session")
@@ -18,5 +19,5 @@ def imagehost_url() -> Iterator[str]:
 
 @pytest.fixture
 def client(imagehost_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=imagehost_url, timeout=10.0) as http:
+    with httpx.Client(base_url=imagehost_url, timeout=PATIENCE) as http:
         yield http

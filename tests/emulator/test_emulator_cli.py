@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from sleuth.emulator.cli import emulator
 from sleuth.emulator.urls import expected_outcomes, seed_shaped_urls
+from tests.patience import PATIENCE
 
 
 def test_urls_to_stdout_is_the_default_seed_list() -> None:
@@ -73,11 +74,11 @@ def test_serve_prints_its_url_serves_and_stops_on_ctrl_c(
             banner = process.stdout.readline()
             match = re.search(r"http://127\.0\.0\.1:\d+", banner)
             assert match, banner
-            response = httpx.get(match.group(0) + "/40/30", timeout=60)
+            response = httpx.get(match.group(0) + "/40/30", timeout=PATIENCE)
             assert (response.status_code, response.headers["content-type"]) == (200, "image/jpeg")
             process.send_signal(stop_signal)
             # A deadline for a hung process, not a speed requirement: it stops in well under 1 s.
-            assert process.wait(timeout=120) == 0
+            assert process.wait(timeout=PATIENCE) == 0
             assert "Stopped." in process.stdout.read()
         finally:
             if process.poll() is None:

@@ -19,10 +19,10 @@ from sleuth.emulator.imagehost import (
     ImageRequest,
     InvalidImageRequest,
     imagehost_blueprint,
-    imagehost_of,
     parse_image_path,
     size_image_id,
 )
+from tests.patience import PATIENCE
 
 
 def _image(response: httpx.Response) -> Image.Image:
@@ -73,7 +73,7 @@ def test_same_url_same_bytes_and_etag_revalidation(client: httpx.Client) -> None
 def test_bytes_survive_a_server_restart_and_depend_on_the_seed() -> None:
     def fetch(seed: int) -> bytes:
         with EmulatorServer(create_imagehost_app(seed=seed)) as url:
-            return httpx.get(url + "/id/3/90/60").content
+            return httpx.get(url + "/id/3/90/60", timeout=PATIENCE).content
 
     assert fetch(0) == fetch(0)
     assert fetch(1) != fetch(0)
@@ -164,13 +164,14 @@ def test_slow_drips_a_few_bytes_per_second(client: httpx.Client) -> None:
     started = time.monotonic()
     received = 0
     with client.stream("GET", "/hostile/slow/60/40") as response:
-        declared = int(response.headers["content-length"])
         for chunk in response.iter_raw():
             received += len(chunk)
             if time.monotonic() - started > 1.0:
                 break
-    assert 0 < received < declared // 4
-    assert received < 200  # at 16 B/s, about 20 bytes in a second
+    elapsed = time.monotonic() - started
+    assert received > 0
+    # 4 bytes every quarter of a second (16 B/s) at most: a busy machine only sends fewer.
+    assert received <= 4 + 16 * elapsed
 
 
 def test_slow_rate_can_be_raised(client: httpx.Client) -> None:
@@ -294,7 +295,7 @@ def test_huge_body_is_streamed_with_a_jpeg_header(client: httpx.Client) -> None:
 def test_huge_body_size_is_a_parameter() -> None:
     app = create_imagehost_app(huge_body_bytes=300_000)
     with EmulatorServer(app) as url:
-        response = httpx.get(url + "/hostile/huge-body")
+        response = httpx.get(url + "/hostile/huge-body", timeout=PATIENCE)
     assert len(response.content) == 300_000
 
 
@@ -309,7 +310,7 @@ def test_reset_closes_the_connection_mid_body(client: httpx.Client, imagehost_ur
     with pytest.raises((httpx.ReadError, httpx.RemoteProtocolError)):
         client.get("/hostile/reset")
     host, port = imagehost_url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=5) as sock:
+    with socket.create_connection((host, int(port)), timeout=PATIENCE) as sock:
         sock.sendall(b"GET /hostile/reset HTTP/1.1\r\nHost: x\r\n\r\n")
         received = b""
         with pytest.raises(ConnectionResetError):
@@ -319,18 +320,6 @@ def test_reset_closes_the_connection_mid_body(client: httpx.Client, imagehost_ur
     declared = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
     assert 0 < len(body) < declared
     assert client.get("/10/10").status_code == 200
-
-
-def test_prewarm_fills_the_cache() -> None:
-    app = create_imagehost_app(seed=2)
-    host = imagehost_of(app)
-    paths = ["http://h/30/20", "/id/5/40/40", "/30/20.jpg", "/error/100", "/9000000/1"]
-    assert host.prewarm(paths, workers=2) == 2
-    assert len(host.cache) == 2
-    with EmulatorServer(app) as url:
-        assert httpx.get(url + "/30/20").content == host.cache.get(parse_image_path("/30/20"))
-    with pytest.raises(ValueError, match="workers"):
-        host.prewarm([], workers=0)
 
 
 def test_bad_settings_are_refused() -> None:
@@ -345,7 +334,7 @@ def test_bad_settings_are_refused() -> None:
 def test_the_blueprint_works_under_a_prefix_beside_other_emulators() -> None:
     app = Flask(__name__)
     app.register_blueprint(imagehost_blueprint(ImageHost(seed=0)), url_prefix="/picsum")
-    with EmulatorServer(app) as url, httpx.Client(base_url=url) as http:
+    with EmulatorServer(app) as url, httpx.Client(base_url=url, timeout=PATIENCE) as http:
         assert http.get("/picsum/24/16").content == photo_jpeg(0, size_image_id(24, 16), 24, 16)
         redirected = http.get("/picsum/hostile/redirect/2", follow_redirects=True)
         assert [str(r.url.path) for r in redirected.history] == [

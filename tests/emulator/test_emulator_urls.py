@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from sleuth.emulator.urls import PHOTO_SIZES, expected_outcomes, seed_shaped_urls
+from tests.patience import PATIENCE
 
 BASE = "http://127.0.0.1:8000"
 
@@ -109,7 +110,7 @@ def test_a_real_crawl_of_the_seed_list_matches_the_expected_outcomes(imagehost_u
     lines = list(seed_shaped_urls(imagehost_url))
     seen: set[str] = set()
     outcomes = Counter[str]()
-    with httpx.Client(timeout=10.0) as http:
+    with httpx.Client(timeout=PATIENCE) as http:
         for url in lines:
             response = http.get(url)
             if response.status_code != 200:

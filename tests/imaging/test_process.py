@@ -18,6 +18,7 @@ from sleuth.imaging.encode import unpack_gray
 from sleuth.imaging.phash import phash_hex
 from sleuth.imaging.process import ProcessedImage, md5_hex, process_image
 from tests.imaging import samples
+from tests.patience import PATIENCE
 
 MAX = 64_000_000
 
@@ -84,8 +85,8 @@ def test_in_a_process_pool() -> None:
     good = samples.encode(samples.photo((320, 200)), "JPEG")
     bad = samples.html_page()
     with ProcessPoolExecutor(max_workers=2) as pool:
-        result = pool.submit(process_image, good, MAX).result(timeout=60)
-        failure = pool.submit(process_image, bad, MAX).exception(timeout=60)
+        result = pool.submit(process_image, good, MAX).result(timeout=PATIENCE)
+        failure = pool.submit(process_image, bad, MAX).exception(timeout=PATIENCE)
     assert isinstance(result, ProcessedImage)
     assert result == process_image(good, MAX)
     assert isinstance(failure, ImageError) and failure.reason == "not_image"

@@ -19,6 +19,7 @@ from sleuth.jobs import open_queue
 from sleuth.jobs.tasks import Task
 from sleuth.jobs.urls import parse_redis_url
 from sleuth.jobs.worker import JobContext, JobKind
+from tests.patience import PATIENCE
 
 T = TypeVar("T")
 
@@ -73,7 +74,7 @@ def drain(
     of them race for the rest however the machine schedules them."""
     backend = open_queue(url)
     taken: list[str] = []
-    start.wait(120)  # every process begins at once
+    start.wait(PATIENCE)  # every process begins at once
     while True:
         jobs = backend.reserve([queue], 25, 60.0, consumer)
         if not jobs:
@@ -81,7 +82,7 @@ def drain(
                 break
             continue
         if not taken:
-            took_first.wait(120)
+            took_first.wait(PATIENCE)
         taken += [job.id for job in jobs]
         for job in jobs:
             backend.ack(job)

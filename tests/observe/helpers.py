@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -19,8 +18,7 @@ from sleuth.jobs.base import QueueBackend
 from sleuth.jobs.tasks import Task
 from sleuth.jobs.worker import JobContext, JobKind, Worker
 from sleuth.observe.registry import WorkerInfo, WorkerMonitor, list_workers
-
-T = TypeVar("T")
+from tests.patience import PATIENCE, wait_for
 
 SLOW, TIMED, FAIL, BLOCK = "test.slow", "test.timed", "test.fail", "test.block"
 GATES: dict[str, threading.Event] = {}
@@ -62,9 +60,10 @@ async def failing_handler(payload: Failing, ctx: JobContext) -> None:
         raise ValueError(f"bad input {key}\nsecond line of the reason")
 
 
-async def loop_blocking_handler(payload: Seconds, ctx: JobContext) -> None:
-    """The mistake stacks must diagnose: blocking the event loop."""
-    time.sleep(payload.seconds)
+async def loop_blocking_handler(payload: Gate, ctx: JobContext) -> None:
+    """The mistake stacks must diagnose: blocking the event loop, here until the test opens
+    the gate its payload names (so the loop stays blocked however slow the machine is)."""
+    GATES[payload.gate].wait(PATIENCE)
 
 
 def watched_kinds() -> list[JobKind[Any]]:
@@ -72,20 +71,9 @@ def watched_kinds() -> list[JobKind[Any]]:
         JobKind(Task(SLOW, Gate, lease=30.0), slow_handler_at_the_gate),
         JobKind(Task(TIMED, Seconds, lease=30.0), timed_handler),
         JobKind(Task(FAIL, Failing, max_attempts=1, lease=30.0), failing_handler),
-        JobKind(Task(BLOCK, Seconds, lease=30.0), loop_blocking_handler),
+        # a blocked loop renews no lease: it outlasts the gate
+        JobKind(Task(BLOCK, Gate, lease=2 * PATIENCE), loop_blocking_handler),
     ]
-
-
-def wait_for(probe: Callable[[], T], timeout: float = 10.0, interval: float = 0.02) -> T:
-    """Poll `probe` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s: {probe}")
-        time.sleep(interval)
 
 
 def worker_info(engine: Engine, consumer: str) -> WorkerInfo | None:
@@ -101,10 +89,14 @@ def running_worker(
     consumer: str,
     kinds: Sequence[JobKind] | None = None,
     *,
-    interval: float = 0.2,
+    interval: float = 2.0,
     poll: float = 0.05,
 ) -> Iterator[Worker]:
-    """Run a monitored worker (as `sleuth.runner.run_worker` does) until the block ends."""
+    """Run a monitored worker (as `sleuth.runner.run_worker` does) until the block ends.
+
+    It heartbeats every `interval` seconds; it counts as lost after `LOST_AFTER` intervals
+    without one, so the interval is long enough that a stalled machine never makes a "live"
+    worker look lost, and short enough that what a heartbeat shows arrives soon."""
     monitor = WorkerMonitor(engine, interval=interval, poll=poll, prune_after=3600.0)
     worker = Worker(
         backend,
@@ -134,6 +126,6 @@ def running_worker(
         yield worker
     finally:
         worker.stop()
-        thread.join(30)
+        thread.join(PATIENCE)
     assert not thread.is_alive(), "the worker did not stop"
     assert not failure, failure

@@ -11,7 +11,8 @@ from openapi_schema_validator import OAS31Validator
 
 from sleuth.services import Services
 from sleuth.web.app import create_app
-from tests.observe.helpers import FAIL, GATES, SLOW, TIMED, running_worker, wait_for
+from tests.observe.helpers import FAIL, GATES, SLOW, TIMED, running_worker
+from tests.patience import wait_for
 
 PATHS = {
     "/api/engine/queues": "EngineQueues",

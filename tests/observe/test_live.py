@@ -24,9 +24,9 @@ from tests.observe.helpers import (
     SLOW,
     TIMED,
     running_worker,
-    wait_for,
     worker_info,
 )
+from tests.patience import PATIENCE, wait_for
 
 
 def test_registry_shows_the_running_job_and_stacks_show_its_handler(services: Services) -> None:
@@ -48,7 +48,7 @@ def test_registry_shows_the_running_job_and_stacks_show_its_handler(services: Se
         assert info.current[0].since <= time.time()
         assert not info.loop_blocked
 
-        report = collect_stacks(engine, ["live:1"], timeout=10)
+        report = collect_stacks(engine, ["live:1"], timeout=PATIENCE)
         assert report.missing == []
         dump = report.answers["live:1"]
         assert dump.startswith(f"=== worker live:1: pid {os.getpid()}")
@@ -97,17 +97,23 @@ def test_a_blocked_event_loop_is_reported_and_still_dumps_its_stack(
     services: Services,
 ) -> None:
     engine, queue = services.engine, services.queue
-    queue.enqueue(BLOCK, {"seconds": 2.5})
+    GATES["live-blocked"] = gate = threading.Event()
+    queue.enqueue(BLOCK, {"gate": "live-blocked"})
     with running_worker(engine, queue, "live:blocked"):
-        info = wait_for(lambda: (w := worker_info(engine, "live:blocked")) and w.loop_blocked and w)
-        assert info.loop_lag >= 1.0 and info.state == "live"
-        report = collect_stacks(engine, ["live:blocked"], timeout=5)
+        try:
+            info = wait_for(
+                lambda: (w := worker_info(engine, "live:blocked")) and w.loop_blocked and w
+            )
+            assert info.loop_lag >= 1.0 and info.state == "live"
+            report = collect_stacks(engine, ["live:blocked"], timeout=PATIENCE)
+        finally:
+            gate.set()
         dump = report.answers["live:blocked"]
         assert "its event loop has not run for" in dump
         stuck = dump[dump.index("Thread 'test-worker-live:blocked'") :].split("\n\n")[0]
         assert "runs the event loop" in stuck.splitlines()[0]
         assert "in loop_blocking_handler" in stuck
-        assert "time.sleep(payload.seconds)" in stuck
+        assert "GATES[payload.gate].wait(PATIENCE)" in stuck
         wait_for(lambda: (w := worker_info(engine, "live:blocked")) and not w.loop_blocked)
 
 

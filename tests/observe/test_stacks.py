@@ -9,6 +9,7 @@ import pytest
 
 from sleuth.observe import stacks
 from sleuth.observe.stacks import format_stacks
+from tests.patience import PATIENCE
 
 
 async def innermost_waiter(event: asyncio.Event) -> None:
@@ -65,7 +66,7 @@ def test_dump_from_another_thread_labels_the_loop_thread_and_skips_itself() -> N
 
     thread = threading.Thread(target=lambda: asyncio.run(main()), name="the-loop")
     thread.start()
-    thread.join(10)
+    thread.join(PATIENCE)
     (dump,) = result
     loop_section = _section(dump, "Thread 'the-loop'")
     assert "runs the event loop" in loop_section.splitlines()[0]

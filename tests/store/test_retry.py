@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from sleuth.store.db import make_engine
 from sleuth.store.retry import in_transaction
+from tests.patience import PATIENCE
 from tests.servers import scratch_database
 
 rows = sa.Table(
@@ -46,7 +47,7 @@ def cross_update(engine: Engine, attempts: int) -> tuple[list[str], list[BaseExc
             runs.append(f"{first}{second}")
             conn.execute(sa.update(rows).where(rows.c.id == first).values(n=rows.c.n + 1))
             if runs.count(f"{first}{second}") == 1:
-                both_locked.wait(30)
+                both_locked.wait(PATIENCE)
             conn.execute(sa.update(rows).where(rows.c.id == second).values(n=rows.c.n + 1))
 
         try:
@@ -58,7 +59,7 @@ def cross_update(engine: Engine, attempts: int) -> tuple[list[str], list[BaseExc
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(60)
+        thread.join(PATIENCE)
     return runs, errors
 
 

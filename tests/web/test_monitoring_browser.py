@@ -17,6 +17,7 @@ from werkzeug.serving import make_server
 from sleuth.observe.counters import count_outcome
 from sleuth.services import Services
 from sleuth.web.app import create_app
+from tests.patience import PATIENCE
 
 pytestmark = pytest.mark.browser
 
@@ -79,11 +80,12 @@ def server(services: Services) -> Iterator[str]:
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_port}"
     httpd.shutdown()
-    thread.join(10)
+    thread.join(PATIENCE)
 
 
 @pytest.fixture
 def chromium() -> Iterator[Any]:
+    """A Chromium browser context whose pages wait up to `PATIENCE` for anything."""
     if not CHROMIUM.exists():
         message = f"{CHROMIUM} is missing: apt-get install -y chromium"
         if os.environ.get("CI") == "true":
@@ -93,7 +95,9 @@ def chromium() -> Iterator[Any]:
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
+        context = browser.new_context(viewport={"width": 1200, "height": 700})
+        context.set_default_timeout(PATIENCE * 1000)  # milliseconds
+        yield context
         browser.close()
 
 
@@ -126,7 +130,7 @@ def test_bars_match_the_json_and_follow_new_counts(
     _count(services, "duplicate", T0 + 20, 2)
     _count(services, "success", T0 + 120, 6)  # T0 + 60 has no events: an empty bar
 
-    page = chromium.new_page(viewport={"width": 1200, "height": 700})
+    page = chromium.new_page()
     problems: list[str] = []
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(str(e)))
@@ -139,7 +143,7 @@ def test_bars_match_the_json_and_follow_new_counts(
     page.goto(f"{server}/monitoring", wait_until="load")
     page.wait_for_selector("#chart svg.histogram g.minute")
 
-    data = httpx.get(f"{server}/monitoring?format=json").json()
+    data = httpx.get(f"{server}/monitoring?format=json", timeout=PATIENCE).json()
     assert len(data["minutes"]) == 3
     drawn = page.evaluate(READ_BARS)
     _check_bars(drawn, data)
@@ -152,15 +156,12 @@ def test_bars_match_the_json_and_follow_new_counts(
     page.evaluate("() => { window.notReloaded = true; }")
     _count(services, "error", T0 + 180, 4)
     _count(services, "duplicate", T0 + 5, 1)
+    page.wait_for_function("() => document.querySelectorAll('#chart g.minute').length === 4")
     page.wait_for_function(
-        "() => document.querySelectorAll('#chart g.minute').length === 4", timeout=15_000
-    )
-    page.wait_for_function(
-        "() => document.querySelector('#totals dd[data-outcome=\"total\"]').textContent === '17'",
-        timeout=15_000,
+        "() => document.querySelector('#totals dd[data-outcome=\"total\"]').textContent === '17'"
     )
     assert page.evaluate("() => window.notReloaded === true")
-    data = httpx.get(f"{server}/monitoring?format=json").json()
+    data = httpx.get(f"{server}/monitoring?format=json", timeout=PATIENCE).json()
     drawn = page.evaluate(READ_BARS)
     _check_bars(drawn, data)
     assert drawn["groups"][0]["duplicate"] == 3
@@ -176,7 +177,7 @@ def test_another_app_is_drawn_with_its_declared_outcomes(
         for outcome, times in (("saved", 3), ("rejected", 2)):
             for _ in range(times):
                 count_outcome(conn, "sample", outcome, T0)
-    page = chromium.new_page(viewport={"width": 1200, "height": 700})
+    page = chromium.new_page()
     page.goto(f"{server}/monitoring?app=sample", wait_until="load")
     page.wait_for_selector("#chart svg.histogram g.minute")
     drawn = page.evaluate(

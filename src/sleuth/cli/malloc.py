@@ -16,7 +16,7 @@ ARENAS = 2
 _M_ARENA_MAX = -8  # mallopt's parameter number in glibc's malloc.h
 
 
-def limit_malloc_arenas(arenas: int = ARENAS) -> bool:
+def limit_malloc_arenas() -> bool:
     """Cap glibc's malloc arenas here and, through the environment, in child processes;
     True when this call set the cap. A MALLOC_ARENA_MAX the user set is left as it is; on
     other C libraries there is nothing to cap and nothing changes."""
@@ -26,7 +26,7 @@ def limit_malloc_arenas(arenas: int = ARENAS) -> bool:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # no mallopt: not glibc (musl has no arenas to cap)
         return False
-    if mallopt(_M_ARENA_MAX, arenas) != 1:
+    if mallopt(_M_ARENA_MAX, ARENAS) != 1:
         return False
-    os.environ["MALLOC_ARENA_MAX"] = str(arenas)  # read by glibc at the start of children
+    os.environ["MALLOC_ARENA_MAX"] = str(ARENAS)  # read by glibc at the start of children
     return True

@@ -23,21 +23,17 @@ per second, `?bps=` to change), `truncated/<w>/<h>` (half a JPEG), `html-as-jpeg
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import re
 import struct
 import zlib
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from http import HTTPStatus
 from typing import NamedTuple
-from urllib.parse import urlsplit
 
 import numpy as np
 from flask import Blueprint, Flask, Response, request, url_for
-from flask.sansio.blueprints import BlueprintSetupState
 from PIL import Image
 
 from sleuth.emulator.server import AbortConnection, stopping
@@ -164,26 +160,6 @@ class ImageHost:
     def etag(self, req: ImageRequest) -> str:
         """A strong ETag without hashing: the bytes are a pure function of these values."""
         return f'"{self.seed:x}-{req.image_id:x}-{req.width}x{req.height}-{self.quality}-{req.fmt}"'
-
-    def prewarm(self, paths: Iterable[str], workers: int = 1) -> int:
-        """Encode the photos of these paths (or URLs) ahead, so a benchmark measures the crawler.
-
-        Generating and encoding a 1024x768 photo takes ~20 ms of CPU, so a host serving fresh
-        photos manages ~50/s per core, while cached ones go out at 800+/s. `workers` threads
-        encode in parallel (numpy and Pillow release the GIL for most of the work). Returns
-        how many distinct photos were encoded; refused paths are skipped. Only what fits the
-        cache stays, so size `cache_bytes` for the list (~200 kB per 1024x768 photo).
-        """
-        if workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers}")
-        wanted: dict[ImageRequest, None] = {}
-        for path in paths:
-            with contextlib.suppress(InvalidImageRequest):
-                wanted[parse_image_path(urlsplit(path).path)] = None
-        with ThreadPoolExecutor(workers) as pool:
-            for _ in pool.map(self.image_bytes, wanted):
-                pass
-        return len(wanted)
 
     def asset(self, name: str) -> bytes:
         """One of the fixed hostile files, built once."""
@@ -366,10 +342,6 @@ def imagehost_blueprint(host: ImageHost) -> Blueprint:
     """The picsum-shaped routes and the hostile ones, serving `host`'s world."""
     bp = Blueprint("imagehost", __name__)
 
-    @bp.record_once
-    def _attach(state: BlueprintSetupState) -> None:
-        state.app.extensions["sleuth_imagehost"] = host
-
     @bp.errorhandler(InvalidImageRequest)
     def _refused(exc: InvalidImageRequest) -> Response:
         return error_response(exc.status, exc.message)
@@ -526,8 +498,3 @@ def create_imagehost_app(
         return error_response(405, "Method Not Allowed")
 
     return app
-
-
-def imagehost_of(app: Flask) -> ImageHost:
-    """The `ImageHost` behind an app made by `create_imagehost_app` (to prewarm or inspect it)."""
-    return app.extensions["sleuth_imagehost"]

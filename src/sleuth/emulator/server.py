@@ -35,6 +35,9 @@ STOPPING_KEY = "sleuth.emulator.stopping"
 KEEPALIVE_TIMEOUT = 75.0
 """Seconds an idle keep-alive connection is kept open (nginx's default)."""
 
+CLOSE_WAIT = 5.0
+"""Seconds a stopping server waits for its woken connection handlers to end."""
+
 _MAX_DRAIN = 1 << 20
 _MAX_LINE = 65536
 _MAX_HEADERS = 100
@@ -397,15 +400,16 @@ class EmulatorWSGIServer(ThreadedWSGIServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.exception("emulator connection from %s failed", client_address)
 
-    def close_connections(self, wait: float = 5.0) -> None:
-        """Wake every handler thread (idle keep-alive or streaming) and wait for them to end."""
+    def close_connections(self) -> None:
+        """Wake every handler thread (idle keep-alive or streaming) and wait for them to end,
+        up to `CLOSE_WAIT` seconds: a handler stuck in the app is left to its daemon thread."""
         self.stopping.set()
         with self._open_lock:
             sockets = list(self._open)
         for sock in sockets:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-        deadline = time.monotonic() + wait
+        deadline = time.monotonic() + CLOSE_WAIT
         while time.monotonic() < deadline:
             with self._open_lock:
                 if not self._open:

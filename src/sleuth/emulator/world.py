@@ -1,7 +1,7 @@
 """The generated world of the offline web: every object is a pure function of (seed, parameters).
 
 Tests and benchmarks are reproducible because nothing here reads a clock or global random state.
-For now the world holds photos: `photo(seed, image_id, width, height)` is a photo-like picture
+The world holds photos: `photo(seed, image_id, width, height)` is a photo-like picture
 (a 1/f-like cloudy background, a few hard-edged shapes, sensor-like noise) whose JPEG size and
 decode cost resemble a real photo's. The same (seed, image_id) gives the same scene at any size,
 as an image host serves one photo resized; only the fine noise depends on the size too.

@@ -181,8 +181,8 @@ def list_workers(
     return sorted(found, key=lambda w: (_STATE_ORDER[w.state], w.consumer))
 
 
-def live_consumers(conn: Connection, now: float | None = None) -> list[str]:
-    return [w.consumer for w in list_workers(conn, now, include_stopped=False) if w.state == "live"]
+def live_consumers(conn: Connection) -> list[str]:
+    return [w.consumer for w in list_workers(conn, include_stopped=False) if w.state == "live"]
 
 
 def prune_workers(conn: Connection, now: float, prune_after: float) -> int:

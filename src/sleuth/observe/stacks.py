@@ -56,9 +56,9 @@ stack_dumps = sa.Table(
 # -- taking a dump ----------------------------------------------------------------------------
 
 
-def _frame_lines(frame: FrameType, lineno: int | None = None) -> list[str]:
+def _frame_lines(frame: FrameType) -> list[str]:
     code = frame.f_code
-    line = lineno if lineno is not None else frame.f_lineno
+    line = frame.f_lineno
     out = [f'  File "{code.co_filename}", line {line}, in {code.co_name}\n']
     source = linecache.getline(code.co_filename, line or 0, frame.f_globals).strip()
     if source:
@@ -195,9 +195,7 @@ class StackReport:
     missing: list[str]  # asked, but no answer before the timeout
 
 
-def collect_stacks(
-    engine: Engine, consumers: Sequence[str], timeout: float, poll: float = 0.1
-) -> StackReport:
+def collect_stacks(engine: Engine, consumers: Sequence[str], timeout: float) -> StackReport:
     """Ask, then wait until each of `consumers` answered or `timeout` seconds passed; the
     request and its answers are removed from the database afterwards."""
     if not timeout > 0:
@@ -214,7 +212,7 @@ def collect_stacks(
                 got = answers(conn, request_id)
             if wanted <= set(got) or time.monotonic() >= deadline:
                 break
-            time.sleep(poll)
+            time.sleep(0.1)
     finally:
         with engine.begin() as conn:
             forget_request(conn, request_id)

@@ -29,9 +29,7 @@ class BlobStore:
             raise ValueError(f"invalid blob extension {ext!r}")
         return self.root / key[:2] / key[2:4] / f"{key}.{ext}"
 
-    def put(
-        self, key: str, ext: str, data: bytes, *, overwrite: bool = False, fsync: bool = False
-    ) -> Path:
+    def put(self, key: str, ext: str, data: bytes, *, overwrite: bool = False) -> Path:
         """Store `data` under `key`. A content-addressed blob that exists is left as it is;
         `overwrite=True` (for keys that do not name their content) swaps it atomically."""
         final = self.path(key, ext)
@@ -42,9 +40,6 @@ class BlobStore:
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
-                if fsync:
-                    fh.flush()
-                    os.fsync(fh.fileno())
             os.replace(tmp, final)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -57,8 +57,8 @@ def increment(
 ) -> None:
     """Atomically add `by` to `column` of the row with primary key `key`, creating it at `by`.
 
-    One statement, so concurrent writers never lose an increment (the seed lost the first
-    event of every minute creating the row and counting in two steps)."""
+    One statement, so concurrent writers never lose an increment (creating the row and
+    counting in two steps loses an event when two writers start the same row at once)."""
     stmt = _incrementing(conn.dialect.name, table, column)
     conn.execute(stmt, {**key, column: by, _BY: by})
 

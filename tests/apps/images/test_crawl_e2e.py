@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,19 +30,31 @@ from sleuth.emulator.urls import expected_outcomes, seed_shaped_urls
 from sleuth.imaging.encode import unpack_gray
 from sleuth.services import Services
 from sleuth.web.app import create_app
+from tests.distributed.cluster import resolved_lines
+from tests.patience import PATIENCE, wait_for
+
+HOLD = 10.0
 
 
 class CountingApp:
-    """WSGI middleware counting requests per path, to prove what was (not) fetched again."""
+    """WSGI middleware counting requests per path, to prove what was (not) fetched again.
+    With `hold_after` set, requests for more than that many distinct paths are answered
+    `HOLD` seconds late until `release` is set: a crawl cannot finish before the test has
+    interrupted it (late, not never: held fetches must not keep every worker slot)."""
 
     def __init__(self, app) -> None:  # type: ignore[no-untyped-def]
         self.app = app
         self.hits: Counter[str] = Counter()
         self.lock = threading.Lock()
+        self.hold_after: int | None = None
+        self.release = threading.Event()
 
     def __call__(self, environ, start_response):  # type: ignore[no-untyped-def]
         with self.lock:
             self.hits[environ["PATH_INFO"]] += 1
+            held = self.hold_after is not None and len(self.hits) > self.hold_after
+        if held:
+            self.release.wait(HOLD)
         return self.app(environ, start_response)
 
 
@@ -107,7 +118,7 @@ def test_seed_shaped_list_end_to_end(tmp_path: Path, image_host: tuple[str, Coun
     with engine.connect() as conn:
         sources = conn.execute(sa.select(image_sources.c.md5, image_sources.c.url)).all()
     checked = 0
-    with httpx.Client() as http:
+    with httpx.Client(timeout=PATIENCE) as http:
         for md5, url in sources[:60]:
             original = http.get(url).content
             rgb = np.asarray(Image.open(io.BytesIO(original)).convert("RGB"), dtype=np.uint16)
@@ -159,30 +170,21 @@ def test_ctrl_c_then_same_command_resumes_without_refetching(
     data_dir = tmp_path / "data"
     crawl_id = crawl_id_for(str(urls_file))
 
+    counter.hold_after = 40  # distinct images: the first run stops short of the end
     first = run_cli(["images", "crawl", str(urls_file)], data_dir)
-    engine = None
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        time.sleep(0.2)
-        if engine is None and (data_dir / "sleuth.db").exists():
-            engine = sa.create_engine(f"sqlite:///{data_dir / 'sleuth.db'}")
-        if engine is not None:
-            try:
-                with engine.connect() as conn:
-                    # Distinct URLs, as asserted below: the list repeats some.
-                    done = conn.execute(
-                        sa.select(sa.func.count(sa.distinct(crawl_run_items.c.target))).where(
-                            crawl_run_items.c.state != QUEUED
-                        )
-                    ).scalar()
-            except sa.exc.OperationalError:
-                continue  # tables not created yet
-            if done >= 30:
-                break
+    database = data_dir / "sleuth.db"
+    url = f"sqlite:///{database}"
+    # connecting before the command created its database would create an empty one
+    wait_for(
+        lambda: database.exists() and resolved_lines(url, distinct_urls=True) >= 30,
+        "30 distinct URLs done by the first run (the list repeats some)",
+        interval=0.2,
+    )
     first.send_signal(signal.SIGINT)  # what Ctrl-C sends
-    out, _ = first.communicate(timeout=60)
+    out, _ = first.communicate(timeout=PATIENCE)
+    counter.release.set()
     assert "run the same command again to resume" in out, out
-    assert engine is not None
+    engine = sa.create_engine(url)
     with engine.connect() as conn:
         done_urls = set(
             conn.execute(
@@ -194,7 +196,7 @@ def test_ctrl_c_then_same_command_resumes_without_refetching(
     hits_before = Counter(counter.hits)
 
     second = run_cli(["images", "crawl", str(urls_file)], data_dir)
-    out, _ = second.communicate(timeout=120)
+    out, _ = second.communicate(timeout=PATIENCE)
     assert second.returncode == 0, out
     expected = expected_outcomes(lines)
     summary = (

@@ -24,6 +24,7 @@ from sleuth.crawl.models import crawl_failures, crawl_run_items
 from sleuth.crawl.runs import open_run
 from sleuth.observe.counters import outcome_counts
 from sleuth.store.db import make_engine, migrate
+from tests.patience import PATIENCE
 
 CRAWL = "records"
 
@@ -106,7 +107,7 @@ def test_racing_workers_store_each_md5_once(engine: Engine) -> None:
 
     def store(item: Item) -> None:
         own = make_engine(url)
-        start.wait(30)
+        start.wait(PATIENCE)
         results.append(store_image(own, item, image()))
         own.dispose()
 
@@ -114,7 +115,7 @@ def test_racing_workers_store_each_md5_once(engine: Engine) -> None:
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(60)
+        thread.join(PATIENCE)
     assert sorted(results) == ["duplicate"] * 7 + ["success"]
     assert counts(engine) == {"success": 1, "duplicate": 7}
     with engine.connect() as conn:

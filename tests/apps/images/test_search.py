@@ -24,6 +24,7 @@ from sleuth.imaging.process import md5_hex
 from sleuth.services import Services
 from tests.apps.images.shelf import MAX_PIXELS, Shelf, copy_of, jpeg, picture
 from tests.apps.images.test_crawl_e2e import loopback_services
+from tests.patience import PATIENCE
 
 RADII = (0, 4, 8, 16, 32)
 
@@ -260,7 +261,7 @@ def test_a_crawled_image_is_found_from_a_resized_jpeg_copy(tmp_path: Path) -> No
         with urls_file.open(encoding="utf-8") as stream:
             final = crawl_list(services, crawl_id, stream)
         assert final.success == 5
-        original = httpx.get(urls[2]).content
+        original = httpx.get(urls[2], timeout=PATIENCE).content
     try:
         reposted = copy_of(Image.open(io.BytesIO(original)), 0.55, 40)
         assert md5_hex(reposted) != md5_hex(original)
