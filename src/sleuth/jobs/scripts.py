@@ -1,5 +1,6 @@
-"""The Redis Lua scripts of the queue layer, kept as `.lua` files in `jobs/lua/` (package data)
-so that they read, diff and lint as Lua; each is read from the package once per process."""
+"""The Redis Lua scripts, kept as `.lua` files in a package's `lua/` folder (package data: the
+queue layer's in `jobs/lua/`, the host clock's in `net/lua/`) so that they read, diff and lint
+as Lua; each is read from its package once per process."""
 
 from __future__ import annotations
 
@@ -8,6 +9,6 @@ from importlib import resources
 
 
 @functools.cache
-def lua(name: str) -> str:
-    """The text of `jobs/lua/<name>.lua`."""
-    return resources.files("sleuth.jobs").joinpath("lua", f"{name}.lua").read_text("utf-8")
+def lua(name: str, package: str = "sleuth.jobs") -> str:
+    """The text of `<package>/lua/<name>.lua`."""
+    return resources.files(package).joinpath("lua", f"{name}.lua").read_text("utf-8")

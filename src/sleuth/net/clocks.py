@@ -17,6 +17,7 @@ import redis
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
+from sleuth.jobs.scripts import lua
 from sleuth.store.schema import metadata
 from sleuth.store.upsert import insert_or_update
 
@@ -27,21 +28,6 @@ host_clocks = sa.Table(
     sa.Column("next_at", sa.Double, nullable=False, index=True),
 )
 
-# KEYS: the host's key. ARGV: delay µs. Returns the µs to wait before starting. The key keeps
-# the next allowed start (µs on the server's clock) and expires once it has passed, so hosts
-# that cooled down take no memory.
-_CLAIM = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local start = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'))
-local delay = tonumber(ARGV[1])
-if delay > 0 then
-  local next_at = start + delay
-  redis.call('SET', KEYS[1], string.format('%.0f', next_at),
-             'PX', math.floor((next_at - now) / 1000) + 1000)
-end
-return start - now
-"""
 
 
 def _check_delay(delay: float) -> None:
@@ -59,7 +45,7 @@ class RedisHostClock:
     connection when the queue is on Redis)."""
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:
-        self._claim = client.register_script(_CLAIM)
+        self._claim = client.register_script(lua("host_claim", "sleuth.net"))
         self.key_prefix = f"{prefix}:host:"
 
     def next_allowed(self, host: str, delay: float) -> float:
