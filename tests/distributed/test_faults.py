@@ -28,7 +28,7 @@ from tests.distributed.cluster import (
 from tests.patience import PATIENCE, wait_for
 
 LEASE = "5"  # seconds: a killed machine's jobs are taken over this long after its death
-KILL_EVERY = 4.0  # seconds between two kills in the kill -9 test
+KILL_EVERY = 2.0  # seconds between two kills in the kill -9 test (the batched crawl is quick)
 SLOW_BPS = 80  # bytes/s of the slow photos: ~21 s each, longer than the grace period
 
 

@@ -29,7 +29,6 @@ host_clocks = sa.Table(
 )
 
 
-
 def _check_delay(delay: float) -> None:
     if not math.isfinite(delay) or delay < 0:
         raise ValueError(f"delay must be a finite number of seconds >= 0, not {delay!r}")
