@@ -17,7 +17,7 @@ import redis
 import sqlalchemy as sa
 
 from tests.jobs.conftest import delete_prefix
-from tests.jobs.helpers import wait_for
+from tests.patience import wait_for
 from tests.servers import REDIS_URL, require, scratch_database
 
 PASSWORD = "pw-" + uuid.uuid4().hex  # unique: found only if some output leaks it

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from sleuth.jobs import open_queue
-from tests.jobs.helpers import wait_for
+from tests.patience import wait_for
 from tests.proctree import alive, command_line, descendants
 
 ROOT = Path(__file__).resolve().parents[2]

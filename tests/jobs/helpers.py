@@ -7,11 +7,9 @@ import json
 import os
 import sqlite3
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import redis
 
@@ -20,8 +18,6 @@ from sleuth.jobs.tasks import Task
 from sleuth.jobs.urls import parse_redis_url
 from sleuth.jobs.worker import JobContext, JobKind
 from tests.patience import PATIENCE
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -47,18 +43,6 @@ class Logged:
     log: str
     i: int = 0
     seconds: float = 0.0
-
-
-def wait_for(probe: Callable[[], T], timeout: float = 10.0, interval: float = 0.02) -> T:
-    """Poll `probe` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s: {probe}")
-        time.sleep(interval)
 
 
 def drain(

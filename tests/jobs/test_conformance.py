@@ -15,7 +15,8 @@ import pytest
 
 from sleuth.jobs import open_queue
 from sleuth.jobs.base import LeaseLost, QueueBackend
-from tests.jobs.helpers import drain, wait_for
+from tests.jobs.helpers import drain
+from tests.patience import wait_for
 
 
 def ids(jobs: list) -> list[str]:

@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 from sleuth.jobs.base import QueueBackend
-from tests.jobs.helpers import read_lines, wait_for
+from tests.jobs.helpers import read_lines
+from tests.patience import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 

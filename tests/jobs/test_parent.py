@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.jobs.helpers import wait_for
+from tests.patience import wait_for
 from tests.proctree import alive
 
 ROOT = Path(__file__).resolve().parents[2]

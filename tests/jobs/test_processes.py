@@ -13,7 +13,8 @@ import pytest
 
 from sleuth.jobs.base import QueueBackend
 from sleuth.jobs.processes import queue_worker_main, spawn_workers
-from tests.jobs.helpers import read_lines, record_kinds, wait_for
+from tests.jobs.helpers import read_lines, record_kinds
+from tests.patience import wait_for
 from tests.proctree import alive, descendants
 
 ROOT = Path(__file__).resolve().parents[2]

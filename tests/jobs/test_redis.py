@@ -26,7 +26,8 @@ from sleuth.jobs.tasks import Task
 from sleuth.jobs.urls import RedisTarget, parse_redis_url
 from sleuth.jobs.worker import JobContext, JobKind, Worker
 from tests.jobs.conftest import delete_prefix
-from tests.jobs.helpers import Num, wait_for
+from tests.jobs.helpers import Num
+from tests.patience import wait_for
 from tests.servers import REDIS_URL, in_ci, require
 
 

@@ -36,7 +36,7 @@ from sleuth.jobs.schedule import (
 from sleuth.jobs.tasks import Task
 from sleuth.store.db import make_engine, migrate
 from tests.jobs.conftest import delete_prefix, redis_queue
-from tests.jobs.helpers import wait_for
+from tests.patience import wait_for
 from tests.servers import REDIS_URL, require, scratch_database
 
 HOUR = 3600.0

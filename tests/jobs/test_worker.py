@@ -26,14 +26,8 @@ from sleuth.jobs.worker import (
     WorkerEvent,
     backoff_delay,
 )
-from tests.jobs.helpers import (
-    Num,
-    Sleep,
-    X,
-    cpu_work,
-    overwrite_payload,
-    wait_for,
-)
+from tests.jobs.helpers import Num, Sleep, X, cpu_work, overwrite_payload
+from tests.patience import wait_for
 
 
 def make_worker(
