@@ -15,7 +15,7 @@ from sleuth.crawl.models import crawl_run_items
 from sleuth.emulator.imagehost import create_imagehost_app
 from sleuth.emulator.server import EmulatorServer
 from sleuth.emulator.urls import expected_outcomes
-from tests.apps.images.test_crawl_e2e import run_cli, write_list
+from tests.apps.images.test_crawl_e2e import CountingApp, run_cli, write_list
 from tests.crawl.conftest import counted
 from tests.distributed.cluster import resolved_lines
 from tests.patience import PATIENCE, wait_for
@@ -29,7 +29,9 @@ def test_kill_9_then_the_same_command_resolves_and_counts_each_line_once(tmp_pat
     urls = tmp_path / "urls.txt"
     # A short lease, so the second run takes back the killed run's jobs soon.
     env = {"SLEUTH_WORKER_LEASE_SECONDS": "5"}
-    with EmulatorServer(create_imagehost_app(seed=0)) as base_url:
+    host = CountingApp(create_imagehost_app(seed=0))
+    host.hold_after = 40  # distinct images: the first run cannot end before it is killed
+    with EmulatorServer(host) as base_url:
         lines = write_list(urls, base_url)[:LINES]
         urls.write_text("\n".join(lines) + "\n", encoding="utf-8")
         first = run_cli(["images", "crawl", str(urls)], data_dir, env_extra=env)
@@ -45,6 +47,7 @@ def test_kill_9_then_the_same_command_resolves_and_counts_each_line_once(tmp_pat
         os.killpg(first.pid, signal.SIGKILL)  # the process and its workers, without a word
         first.communicate(timeout=PATIENCE)
         assert 30 <= resolved_lines(url) < LINES
+        host.release.set()
 
         second = run_cli(["images", "crawl", str(urls)], data_dir, env_extra=env)
         out, _ = second.communicate(timeout=600)
