@@ -28,7 +28,9 @@ from tests.distributed.cluster import (
 from tests.patience import PATIENCE, wait_for
 
 LEASE = "5"  # seconds: a killed machine's jobs are taken over this long after its death
-KILL_EVERY = 2.0  # seconds between two kills in the kill -9 test (the batched crawl is quick)
+KILL_EVERY = 4.0  # seconds between two kills in the kill -9 test
+# Lines of that crawl: enough for 10 kills or more now that the stages run in batches.
+KILL_LINES = 8000
 SLOW_BPS = 80  # bytes/s of the slow photos: ~21 s each, longer than the grace period
 
 
@@ -41,7 +43,7 @@ def test_kill_9_machines_again_and_again_loses_and_repeats_nothing(
     postgres_url: str,
     make_cluster: Callable[..., Cluster],
 ) -> None:
-    lines = small_urls(image_host, 5000)
+    lines = small_urls(image_host, KILL_LINES)
     list_file = write_list(tmp_path / "urls.txt", lines)
     queue_url = redis_server.url
     cluster = make_cluster(postgres_url, queue_url, SLEUTH_WORKER_LEASE_SECONDS=LEASE)
@@ -55,7 +57,7 @@ def test_kill_9_machines_again_and_again_loses_and_repeats_nothing(
     assert found.problems() == []
     assert found == expected_snapshot(lines)
     assert jobs_left(queue_url) == {}
-    assert "5000 of 5000 lines in" in cluster.crawl_output()
+    assert f"{KILL_LINES} of {KILL_LINES} lines in" in cluster.crawl_output()
 
 
 def test_redis_restart_mid_crawl_loses_nothing(
