@@ -237,11 +237,50 @@ def test_job_whose_workers_keep_dying_goes_dead_unrun(backend: QueueBackend) -> 
     for _ in range(2):  # two deliveries whose worker "died": the leases just run out
         wait_for(lambda: backend.reserve(["q"], 1, 0.1, "doomed"))
     time.sleep(0.15)
-    worker = make_worker(backend, [JobKind(Task("q", X, max_attempts=2), handler)])
+    task = Task("q", X, max_attempts=2, max_deliveries=2)
+    worker = make_worker(backend, [JobKind(task, handler)])
     run(worker)
     assert ran == []
     [dead] = backend.dead_letters()
     assert dead.attempts == 3 and "without finishing" in dead.reason
+
+
+def test_deaths_around_a_job_count_against_a_higher_cap_than_its_failures(
+    backend: QueueBackend,
+) -> None:
+    """Workers killed under a job (an operator's kill -9, a crash) are seldom its fault: a
+    job whose worker died more often than its max attempts still runs."""
+    ran: list[Job] = []
+
+    async def handler(payload: X, ctx: JobContext) -> None:
+        ran.append(ctx.job)
+
+    backend.enqueue("q", {"x": 1})
+    for _ in range(3):
+        wait_for(lambda: backend.reserve(["q"], 1, 0.1, "doomed"))
+    time.sleep(0.15)
+    task = Task("q", X, max_attempts=2)
+    assert task.delivery_cap == 20
+    run(make_worker(backend, [JobKind(task, handler)]))
+    assert [job.attempts for job in ran] == [4]
+    assert backend.dead_letters() == []
+
+
+def test_a_batch_job_delivered_before_runs_alone(backend: QueueBackend) -> None:
+    """Jobs whose worker died run one per call next time, so that if one of them is what
+    killed it, it takes no batch mates with it again; fresh jobs still fill batches."""
+    sizes: list[tuple[int, ...]] = []
+
+    async def handler(payloads: list[Num], ctx: JobContext) -> None:
+        sizes.append(tuple(sorted(p.i for p in payloads)))
+
+    backend.send_many(Task("b", Num), [(Num(i), None) for i in range(3)])
+    wait_for(lambda: len(backend.reserve(["b"], 3, 0.1, "doomed")) == 3)
+    time.sleep(0.15)
+    backend.send_many(Task("b", Num), [(Num(i), None) for i in range(10, 14)])
+    task = Task("b", Num, batch=4, batch_wait=0.2)
+    run(make_worker(backend, [BatchKind(task, handler)]))
+    assert sorted(sizes) == [(0,), (1,), (2,), (10, 11, 12, 13)]
 
 
 def test_malformed_payloads_go_to_the_dead_letters_unrun(backend: QueueBackend) -> None:

@@ -34,7 +34,7 @@ class Job:
     included: every delivery does, except those after a `retry(..., count_attempt=False)`
     (a handler's deliberate postponement, or a stopping worker handing the job back). A
     delivery whose worker died (the lease ran out) counts, so a job that kills its worker
-    cannot be retried for ever."""
+    cannot be retried for ever (`Task.max_deliveries`)."""
 
     id: str
     queue: str

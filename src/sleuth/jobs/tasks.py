@@ -34,6 +34,10 @@ class Task(Generic[P]):
 
     `lease`: seconds a delivery is held before another worker may take it (renewed every
     lease/3 while the handler runs). `max_attempts`: failed deliveries before the dead letters.
+    `max_deliveries`: deliveries that never finished (their worker died or lost the lease)
+    before the dead letters; None: 4 × max_attempts, at least 20. Workers killed around a job
+    are seldom its fault (an operator, a crash, a batch mate), so that cap is higher; a job
+    that kills every worker it runs on still ends in the dead letters.
     `priority`: the priority its jobs are sent with (higher first). A failed job is retried
     after `backoff_delay(attempt, backoff_base, backoff_cap)` seconds. `concurrency`: at most
     this many handler calls at once in one worker (None: only the worker's own limit).
@@ -46,6 +50,7 @@ class Task(Generic[P]):
     payload: type[P]
     lease: float = 60.0
     max_attempts: int = 5
+    max_deliveries: int | None = None
     priority: int = 0
     backoff_base: float = 1.0
     backoff_cap: float = 300.0
@@ -53,12 +58,21 @@ class Task(Generic[P]):
     batch: int = 1
     batch_wait: float = 0.0
 
+    @property
+    def delivery_cap(self) -> int:
+        """Deliveries a job gets before it is dead-lettered unrun (see `max_deliveries`)."""
+        if self.max_deliveries is not None:
+            return self.max_deliveries
+        return max(4 * self.max_attempts, 20)
+
     def __post_init__(self) -> None:
         if not isinstance(self.queue, str) or not self.queue:
             raise ValueError("a Task needs a queue name")
         check_payload_type(self.payload)
         if self.max_attempts < 1:
             raise ValueError(f"task {self.queue!r}: max_attempts must be >= 1")
+        if self.max_deliveries is not None and self.max_deliveries < self.max_attempts:
+            raise ValueError(f"task {self.queue!r}: max_deliveries must be >= max_attempts")
         if not math.isfinite(self.lease) or self.lease <= 0:
             raise ValueError(f"task {self.queue!r}: lease must be a positive number")
         if not isinstance(self.priority, int) or isinstance(self.priority, bool):

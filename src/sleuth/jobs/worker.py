@@ -516,6 +516,12 @@ class Worker:
             self.current.pop(running.job.id, None)
 
     def _buffer(self, running: _Running) -> None:
+        """Hold a batched kind's job until its batch fills. A job delivered before (its
+        worker died, or it failed) runs alone: if it is what kills workers, it takes no
+        batch mates with it again."""
+        if running.job.attempts > 1:
+            self._start([running])
+            return
         buffered = self._buffers.setdefault(running.job.queue, _Buffer())
         if not buffered.jobs:
             buffered.since = time.monotonic()
@@ -562,7 +568,7 @@ class Worker:
             ready: list[tuple[_Running, Any]] = []
             for running in members:
                 job = running.job
-                if job.attempts > task.max_attempts:
+                if job.attempts > task.delivery_cap:
                     # Only deliveries that never finished (the worker died) get this far.
                     running.finished = True
                     reason = (
