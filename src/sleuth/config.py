@@ -80,6 +80,29 @@ class WebSettings:
     trusted_proxies: str = ""
 
 
+@dataclass(frozen=True)
+class SourcesSettings:
+    """Where each connector in `sleuth.sources` sends its requests: the real sites by default,
+    the offline web when `sleuth emulator env` says so. A user still gives the real URLs
+    (an artwork page, a profile); only the requests go here. `{server}` in `mastodon_url` is
+    the account's home server; `{name}` in `carrd_url` is the site's name. X needs an
+    app-only bearer token: without one its connector is off, and says so."""
+
+    x_api_url: str = "https://api.x.com"
+    x_bearer_token: str = ""
+    mastodon_url: str = "https://{server}"
+    bluesky_appview_url: str = "https://public.api.bsky.app"
+    bluesky_pds_url: str = "https://bsky.social"
+    danbooru_url: str = "https://danbooru.donmai.us"
+    derpibooru_url: str = "https://derpibooru.org"
+    furbooru_url: str = "https://furbooru.org"
+    deviantart_url: str = "https://www.deviantart.com"
+    deviantart_oembed_url: str = "https://backend.deviantart.com/oembed"
+    pixiv_url: str = "https://www.pixiv.net"
+    linktree_url: str = "https://linktr.ee"
+    carrd_url: str = "https://{name}.carrd.co"
+
+
 def _app_sections() -> dict[str, Any]:
     """The default settings section of every installed app that declares one, by app name."""
     try:
@@ -108,6 +131,7 @@ class Settings:
     imaging: ImagingSettings = field(default_factory=ImagingSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    sources: SourcesSettings = field(default_factory=SourcesSettings)
     apps: dict[str, Any] = field(default_factory=_app_sections, hash=False)
 
     def app(self, name: str) -> Any:

@@ -159,3 +159,17 @@ def test_config_dump_shows_app_sections_with_secrets_masked(sample_app: object) 
         "api_token": "***",
     }
     assert "apps" not in data and "s3cret" not in str(data)
+
+
+def test_source_urls_and_the_x_token_from_environment_token_masked() -> None:
+    s = load_settings(
+        environ={
+            "SLEUTH_SOURCES_X_BEARER_TOKEN": "AAAA-secret",
+            "SLEUTH_SOURCES_MASTODON_URL": "http://127.0.0.1:8000/mastodon/{server}",
+        }
+    )
+    assert s.sources.mastodon_url == "http://127.0.0.1:8000/mastodon/{server}"
+    assert s.sources.x_api_url == "https://api.x.com"
+    dumped = as_dict(s)
+    assert dumped["sources"]["x_bearer_token"] == "***"
+    assert "AAAA-secret" not in repr(dumped)
