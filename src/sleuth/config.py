@@ -69,12 +69,14 @@ class WorkerSettings:
 
 @dataclass(frozen=True)
 class WebSettings:
-    """`sleuth serve`: where it listens, its gunicorn worker processes and their threads, and
+    """`sleuth serve`: where it listens, its server (`auto`: gunicorn where it can run, else
+    waitress; or either by name), its web worker processes (gunicorn) and their threads, and
     the reverse proxies whose `X-Forwarded-For` is believed (comma-separated addresses or
     networks; empty: none)."""
 
     host: str = "127.0.0.1"
     port: int = 5000
+    server: str = "auto"
     workers: int = 2
     threads: int = 8
     trusted_proxies: str = ""

@@ -217,6 +217,7 @@ def test_bad_web_settings_are_refused_with_the_reason(tmp_path: Path) -> None:
     for name, value, reason in [
         ("SLEUTH_WEB_TRUSTED_PROXIES", "10.0.0.1, not-an-address", "not-an-address"),
         ("SLEUTH_WEB_WORKERS", "0", "web.workers must be >= 1"),
+        ("SLEUTH_WEB_SERVER", "nginx", "web.server must be one of auto, gunicorn, waitress"),
     ]:
         done = subprocess.run(
             [sys.executable, "-m", "sleuth.cli", "serve", "--no-workers"],

@@ -52,3 +52,23 @@ def test_a_bad_proxy_entry_is_refused_with_its_reason() -> None:
         "10.1.0.0/16",
         "::1/128",
     ]
+
+
+@pytest.mark.parametrize(
+    ("peer", "proto", "scheme"),
+    [
+        ("10.0.0.5", "https", "https"),  # the trusted proxy terminated TLS
+        ("10.0.0.6", "https", "http"),  # anyone else's claim is ignored
+        ("10.0.0.5", "gopher", "http"),  # not a scheme of ours
+    ],
+)
+def test_the_scheme_comes_from_a_trusted_proxy_only(peer: str, proto: str, scheme: str) -> None:
+    seen: dict[str, Any] = {}
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        seen.update(environ)
+        return []
+
+    environ = {"REMOTE_ADDR": peer, "HTTP_X_FORWARDED_PROTO": proto, "wsgi.url_scheme": "http"}
+    TrustedProxies(app, parse_proxies("10.0.0.5"))(environ, lambda *a: None)
+    assert seen["wsgi.url_scheme"] == scheme

@@ -9,7 +9,6 @@ from contextlib import ExitStack, suppress
 from pathlib import Path
 
 import click
-from werkzeug.serving import make_server
 
 from sleuth.app import DemoRun, installed_apps
 from sleuth.cli.context import Context, pass_context
@@ -56,20 +55,21 @@ def demo(ctx: Context, port: int | None, count: int | None, no_serve: bool) -> N
         net=dataclasses.replace(base.net, allow_private=True),
     )
     from sleuth.web.app import create_app
+    from sleuth.web.threaded_server import listen, serve_in_thread, stop
 
     with ExitStack() as cleanup:
         services = Services(settings)
         cleanup.callback(services.close)
         web_port = port if port is not None else settings.web.port
+        pages = create_app(services).wsgi_app
         try:
-            web = make_server(settings.web.host, web_port, create_app(services), threaded=True)
+            web = listen(pages, settings.web.host, web_port, settings.web.threads)
         except OSError as exc:
             raise click.ClickException(
                 f"cannot listen on port {web_port}: {exc}; use --port"
             ) from None
-        cleanup.callback(web.shutdown)
-        web_url = f"http://{settings.web.host}:{web.server_port}"
-        threading.Thread(target=web.serve_forever, daemon=True, name="sleuth-web").start()
+        cleanup.callback(stop, web, 1.0)
+        web_url = serve_in_thread(web).rstrip("/")
         click.echo(f"watch it live             {web_url}/monitoring")
         for app in installed_apps():
             if app.demo is not None:

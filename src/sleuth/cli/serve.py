@@ -90,11 +90,13 @@ def serve(
     access_log: str | None,
     no_workers: bool,
 ) -> None:
-    """Serve the web pages and JSON API on gunicorn, with a worker process running the jobs.
+    """Serve the web pages and JSON API, with a worker process running the jobs.
 
+    On gunicorn (web.workers processes of web.threads threads), or on waitress (one process
+    of web.threads threads) where gunicorn cannot run or when web.server = "waitress".
     SIGTERM or SIGINT stops everything (running jobs finish or go back to the queue); SIGHUP
     reloads the settings and restarts the web and worker processes."""
-    from sleuth.web.server import WebServer
+    from sleuth.web.serving import chosen_server
 
     config_file: Path | None = click.get_current_context().find_root().params.get("config_file")
 
@@ -102,8 +104,12 @@ def serve(
         return _with_options(load_settings(config_file), host, port, web_workers, threads)
 
     settings = _with_options(ctx.settings, host, port, web_workers, threads)
+    if chosen_server(settings) == "waitress":
+        from sleuth.web.threaded_server import ThreadedServer as Server
+    else:
+        from sleuth.web.server import WebServer as Server
     try:
-        server = WebServer(
+        server = Server(
             settings,
             reload_settings,
             run_workers=not no_workers,

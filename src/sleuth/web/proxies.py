@@ -3,7 +3,8 @@
 Anyone can send the header, so it says nothing unless the peer that sent it is one of the
 proxies the operator named (`web.trusted_proxies`). The chain is read from the right: each hop
 added by a trusted proxy is believed, and the first address that is not a trusted proxy is the
-client. `X-Forwarded-Proto` is left to the WSGI server, configured with the same list."""
+client. `X-Forwarded-Proto` from a trusted proxy sets the URL scheme (gunicorn also reads it,
+configured with the same list; waitress is told to leave both headers to this middleware)."""
 
 from __future__ import annotations
 
@@ -68,4 +69,7 @@ class TrustedProxies:
         header = environ.get("HTTP_X_FORWARDED_FOR", "")
         if self.proxies and header:
             environ["REMOTE_ADDR"] = self.client(peer, header)
+        proto = environ.get("HTTP_X_FORWARDED_PROTO", "").rsplit(",", 1)[-1].strip().lower()
+        if proto in ("http", "https") and self.trusted(peer):
+            environ["wsgi.url_scheme"] = proto
         return self.app(environ, start_response)

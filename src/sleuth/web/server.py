@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -27,30 +26,13 @@ from gunicorn.arbiter import Arbiter
 
 from sleuth.config import ConfigError, Settings
 from sleuth.jobs.parent import exit_with_parent
-from sleuth.jobs.processes import WorkerProcesses, forget_inherited_workers, spawn_workers
-from sleuth.runner import worker_process_main
+from sleuth.jobs.processes import forget_inherited_workers
 from sleuth.services import Services
 from sleuth.web.app import create_app
 from sleuth.web.proxies import TrustedProxies, parse_proxies
+from sleuth.web.serving import GRACE, JobWorkers, check_web_settings, shown_url
 
 log = logging.getLogger(__name__)
-
-GRACE = 10  # seconds web workers get to finish their requests on a graceful stop
-# A job worker that dies is started again after a pause that doubles, up to this many
-# seconds, while its successors keep dying within that time (a database that is down).
-MAX_RESTART_PAUSE = 60.0
-
-
-def check_web_settings(settings: Settings) -> None:
-    """Refuse, with the reason, web settings gunicorn could not run with."""
-    web = settings.web
-    if web.workers < 1:
-        raise ValueError(f"web.workers must be >= 1, not {web.workers}")
-    if web.threads < 1:
-        raise ValueError(f"web.threads must be >= 1, not {web.threads}")
-    if not 0 <= web.port <= 65535:
-        raise ValueError(f"web.port must be 0 to 65535, not {web.port}")
-    parse_proxies(web.trusted_proxies)
 
 
 def _bind(host: str, port: int) -> str:
@@ -62,7 +44,7 @@ class _Arbiter(Arbiter):  # type: ignore[misc]
 
     def manage_workers(self) -> None:
         super().manage_workers()
-        self.app.keep_job_worker()
+        self.app.job_workers.keep()
 
 
 class WebServer(BaseApplication):  # type: ignore[misc]
@@ -82,12 +64,9 @@ class WebServer(BaseApplication):  # type: ignore[misc]
         check_web_settings(settings)
         self.settings = settings
         self.reload_settings = reload_settings
-        self.run_workers = run_workers
         self.announce = announce
         self.access_log = access_log
-        self.workers: WorkerProcesses | None = None
-        self._started_at = 0.0
-        self._pause = 1.0
+        self.job_workers = JobWorkers(settings, enabled=run_workers)
         super().__init__()
 
     # -- gunicorn's interface ------------------------------------------------------------------
@@ -138,44 +117,18 @@ class WebServer(BaseApplication):  # type: ignore[misc]
             print(f"\nError: {exc}\n", file=sys.stderr)
             sys.exit(1)
 
-    def keep_job_worker(self) -> None:
-        """Start the job worker again if it died (not stopped by us), after a pause."""
-        if self.workers is None or self.workers.alive():
-            return
-        lived = time.monotonic() - self._started_at
-        if lived < self._pause:
-            return
-        pids = ", ".join(map(str, self.workers.pids))
-        log.error("the job worker (pid %s) ended on its own; starting another", pids)
-        self._pause = min(MAX_RESTART_PAUSE, self._pause * 2) if lived < MAX_RESTART_PAUSE else 1.0
-        self._start_workers()
-
     # -- hooks ---------------------------------------------------------------------------------
-
-    def _start_workers(self) -> None:
-        if self.run_workers:
-            self._started_at = time.monotonic()
-            self.workers = spawn_workers(
-                1, worker_process_main, (self.settings,), name="worker", grace=10.0
-            )
-
-    def _stop_workers(self) -> None:
-        if self.workers is not None:
-            self.workers.stop()
-            self.workers = None
 
     def _when_ready(self, server: Any) -> None:
         host, port = server.LISTENERS[0].sock.getsockname()[:2]
-        shown = f"[{host}]" if ":" in host else host
-        self._start_workers()
-        self.announce(f"http://{shown}:{port}/")
+        self.job_workers.start()
+        self.announce(shown_url(host, port))
 
     def _on_reload(self, server: Any) -> None:
-        self._stop_workers()
-        self._start_workers()
+        self.job_workers.restart(self.settings)
 
     def _on_exit(self, server: Any) -> None:
-        self._stop_workers()
+        self.job_workers.stop()
 
     def _post_fork(self, server: Any, worker: Any) -> None:
         forget_inherited_workers()
