@@ -35,6 +35,10 @@ ROUTES = {
     "/api/engine/metrics",
     "/api/engine/dead-letters",
     "/metrics",
+    "/aotf/query",
+    "/aotf/search",
+    "/aotf/stats",
+    "/aotf/config",
 }
 
 

@@ -1,0 +1,1 @@
+"""The finder app: from an artwork page to the posts of the artist that contain it."""
