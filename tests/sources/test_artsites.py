@@ -13,6 +13,7 @@ from sleuth.emulator.artsites import (
     DELETED_IMAGE_OFFSET,
     HIDDEN_POST_OFFSET,
     MERGED_IMAGE_OFFSET,
+    PIXIV_USER_BASE,
 )
 from sleuth.emulator.artworld import Artwork
 from sleuth.net.errors import FetchError
@@ -204,6 +205,11 @@ async def test_pixiv_pages_user_links_and_the_referer_downloads_need(art_web: Ar
             await fetcher.get(first.image_urls[0], expect="image")
         image = await fetcher.get(first.image_urls[0], expect="image", headers=first.image_headers)
         assert await client.user_links("1") == ([], [])
+        banned = PIXIV_USER_BASE + len(art_web.world.artists)
+        assert await client.user_links(str(banned)) == ([], [])  # 403: suspended
+        with pytest.raises(FetchError) as suspended:
+            await fetcher.get(f"{art_web.sources.pixiv_url}/ajax/user/{banned}")
+        assert suspended.value.status == 403
     assert first.image_urls[0].endswith(f"/{illust}_p0.png")
     assert first.image_urls[1].endswith(f"/{illust}_p0_master1200.jpg")
     assert second.image_urls[0].endswith(f"/{illust}_p1.png")

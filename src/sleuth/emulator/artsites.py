@@ -19,14 +19,13 @@ import json
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from functools import lru_cache
 from html import escape
 
 from flask import Blueprint, Response, abort, request, url_for
 from PIL import Image
 
 from sleuth.emulator.artworld import Account, Artist, Artwork, ArtWorld
-from sleuth.emulator.world import photo
+from sleuth.emulator.world import ByteLRU, photo
 
 HIDDEN_POST_OFFSET = 5_000_000
 """Danbooru post `page + this` is the artwork again, uploaded with a restricted tag: no file."""
@@ -36,7 +35,11 @@ DELETED_IMAGE_OFFSET = 6_000_000
 """Philomena image `page + this` was deleted, into nothing."""
 PIXIV_USER_BASE = 20_000_000
 """An artist's Pixiv user id is this plus the artist's index."""
+BANNED_PIXIV_USERS = 10
+"""The Pixiv user ids just after the artists' are suspended: their profile answers 403."""
 PIXIV_REFERER = "https://www.pixiv.net/"
+PICTURE_CACHE_BYTES = 64 * 1024 * 1024
+"""The encoded pictures kept, so that each size of an artwork is drawn once."""
 
 _DANBOORU_BOXES = {"180x180": 180, "360x360": 360, "720x720": 720}
 _DANBOORU_SAMPLE_WIDTH = 850
@@ -115,7 +118,7 @@ class ArtSites:
             for artwork in world.artworks.values()
             for site, page in artwork.pages.items()
         }
-        self.picture = lru_cache(maxsize=64)(self._picture)
+        self.cache = ByteLRU(PICTURE_CACHE_BYTES)
 
     def artwork(self, site: str, page: int | str) -> Artwork | None:
         return self.by_page.get((site, str(page)))
@@ -126,14 +129,18 @@ class ArtSites:
     def artist_named(self, name: str) -> Artist | None:
         return next((a for a in self.world.artists if a.name == name.lower()), None)
 
-    def _picture(self, artwork_id: int, box: tuple[int, int] | None, fmt: str) -> bytes:
-        """The artwork (its original when `box` is None, else fitted in the box)."""
-        artwork = self.world.artworks[artwork_id]
-        picture = self.world.artwork_image(artwork)
-        if box is not None:
-            size = _fit(artwork.width, artwork.height, *box)
-            picture = picture.resize(size, Image.Resampling.LANCZOS)
-        return _encoded(picture, fmt)
+    def picture(self, artwork_id: int, box: tuple[int, int] | None, fmt: str) -> bytes:
+        """The artwork (its original when `box` is None, else fitted in the box), encoded."""
+
+        def make() -> bytes:
+            artwork = self.world.artworks[artwork_id]
+            picture = self.world.artwork_image(artwork)
+            if box is not None:
+                size = _fit(artwork.width, artwork.height, *box)
+                picture = picture.resize(size, Image.Resampling.LANCZOS)
+            return _encoded(picture, fmt)
+
+        return self.cache.get_or_make(("artwork", artwork_id, box, fmt), make)
 
     def original_url(self, artwork: Artwork, endpoint: str, **values: object) -> str:
         """The original file's URL: the hostile image host's for a quirky artwork."""
@@ -577,6 +584,8 @@ def pixiv_blueprint(sites: ArtSites) -> Blueprint:
     @bp.get("/ajax/user/<int:user>")
     def user(user: int) -> Response:
         index = user - PIXIV_USER_BASE
+        if len(sites.world.artists) <= index < len(sites.world.artists) + BANNED_PIXIV_USERS:
+            return error("このユーザーは凍結されています", 403)  # suspended accounts
         if not 0 <= index < len(sites.world.artists):
             return error("ユーザーが見つかりません", 404)
         artist = sites.world.artists[index]
