@@ -260,3 +260,13 @@ async def test_an_unreachable_site_is_unavailable_and_retryable(art_web: ArtWeb)
         with pytest.raises(ArtSiteError) as info:
             await client.page("u", "1")
     assert info.value.reason == "unavailable" and info.value.retryable
+
+
+async def test_a_document_of_the_wrong_shape_is_a_bad_response(art_web: ArtWeb) -> None:
+    # A base whose every "post" is the artists search's answer: a JSON list, not a post.
+    wrong = f"{art_web.sources.danbooru_url}/artists.json?"
+    async with art_web.fetcher() as fetcher:
+        with pytest.raises(ArtSiteError) as info:
+            await danbooru.Danbooru(fetcher, wrong).page("u", "1")
+    assert info.value.reason == "bad_response"
+    assert "is list, not dict" in info.value.detail
