@@ -283,11 +283,13 @@ def danbooru_blueprint(sites: ArtSites) -> Blueprint:
 
     @bp.get("/posts/<int:post_id>.json")
     def post(post_id: int) -> Response:
-        hidden = post_id >= HIDDEN_POST_OFFSET
-        artwork = sites.artwork("danbooru", post_id - HIDDEN_POST_OFFSET if hidden else post_id)
-        if artwork is None:
-            return not_found()
-        return _json(post_json(artwork, post_id, hidden))
+        artwork = sites.artwork("danbooru", post_id)
+        if artwork is not None:
+            return _json(post_json(artwork, post_id, hidden=False))
+        artwork = sites.artwork("danbooru", post_id - HIDDEN_POST_OFFSET)
+        if artwork is not None:
+            return _json(post_json(artwork, post_id, hidden=True))
+        return not_found()
 
     @bp.get("/artists.json")
     def artists() -> Response:

@@ -82,7 +82,12 @@ def _split(url: str) -> SplitResult:
 
 
 class LinkFinder:
-    """Finds an artwork's accounts through the sites at the base URLs of `sources`."""
+    """Finds an artwork's accounts through the sites at the base URLs of `sources`.
+
+    `exists` is asked about every account found, concurrently; an exception it raises (a
+    network down) goes to the caller unchanged, as the request's processing error. A
+    `block_list` entry is a name (blocked on every network) or an `AccountRef` as `str` writes
+    it (`x:@name`, `mastodon:@name@server`)."""
 
     def __init__(
         self,
