@@ -1,8 +1,9 @@
 """The offline web: local servers that imitate real sources, for tests, benchmarks and demos.
 
 `server` runs any emulator WSGI app over loopback; `world` generates everything from a seed;
-`imagehost` is the picsum.photos-shaped image host; `urls` writes seed-shaped URL lists and
-the outcomes a crawl of them must report.
+`imagehost` is the picsum.photos-shaped image host; `artworld` the artists' world and its
+ground truth, served by `artsites` (Danbooru, Philomena, DeviantArt, Pixiv, link hubs);
+`urls` writes seed-shaped URL lists and the outcomes a crawl of them must report.
 """
 
 from sleuth.emulator.imagehost import create_imagehost_app

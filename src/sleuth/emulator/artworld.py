@@ -290,6 +290,24 @@ class ArtWorld:
                         return post
         return None
 
+    def page_url(self, artwork: Artwork, site: str) -> str:
+        """The artwork's page on `site` as its real address, the URL a user pastes."""
+        page = artwork.pages[site]
+        if site == "danbooru":
+            return f"https://danbooru.donmai.us/posts/{page}"
+        if site in ("derpibooru", "furbooru"):
+            return f"https://{site}.org/images/{page}"
+        if site == "deviantart":
+            name = self.artists[artwork.artist].name
+            return f"https://www.deviantart.com/{name}/art/Artwork-{artwork.id}-{page}"
+        return f"https://www.pixiv.net/artworks/{page}"
+
+    def original_quirk(self, artwork: Artwork) -> str | None:
+        """Why the boorus' and Pixiv's original file of a few artworks cannot be used, so that a
+        downloader must fall back on a smaller copy: "oversized" (a body over any sane cap),
+        "bomb" (a decompression bomb), None for the others."""
+        return {3: "oversized", 7: "bomb"}.get(artwork.id % 10)
+
     # -- posts --------------------------------------------------------------------------------
 
     def _make_posts(self, account: Account) -> list[Post]:
@@ -417,6 +435,7 @@ class ArtWorld:
                 "artist": self.artists[artwork.artist].name,
                 "created_at": artwork.created_at.isoformat(),
                 "pages": artwork.pages,
+                "page_urls": {site: self.page_url(artwork, site) for site in artwork.pages},
                 "accounts": [
                     {"network": a.network, "account": a.acct, "account_id": a.id}
                     for a in self.artists[artwork.artist].accounts

@@ -36,6 +36,8 @@ import numpy as np
 from flask import Blueprint, Flask, Response, request, url_for
 from PIL import Image
 
+from sleuth.emulator.artsites import artsites_blueprint
+from sleuth.emulator.artworld import ArtWorld
 from sleuth.emulator.server import AbortConnection, stopping
 from sleuth.emulator.world import JPEG_QUALITY, ByteLRU, photo, photo_jpeg
 
@@ -477,6 +479,7 @@ def create_imagehost_app(
     cache_bytes: int = DEFAULT_CACHE_BYTES,
     huge_body_bytes: int = DEFAULT_HUGE_BODY_BYTES,
     slow_bytes_per_second: int = DEFAULT_SLOW_BYTES_PER_SECOND,
+    art: ArtWorld | None = None,
 ) -> Flask:
     """A Flask app serving the image host of world `seed` at the root, as picsum.photos does."""
     host = ImageHost(
@@ -488,6 +491,7 @@ def create_imagehost_app(
     )
     app = Flask(__name__)
     app.register_blueprint(imagehost_blueprint(host))
+    app.register_blueprint(artsites_blueprint(art or ArtWorld(seed)))
 
     @app.errorhandler(404)
     def _not_found(_: Exception) -> Response:

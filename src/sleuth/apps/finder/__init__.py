@@ -1,1 +1,1 @@
-"""The finder app: from an artwork page to the posts of the artist that contain it."""
+"""The finder: from an artwork's page to the posts of its artist that contain it."""

@@ -1,0 +1,192 @@
+"""The link finder: an artwork's page URL → its images, its date, and the artist's accounts.
+
+The page's site (Danbooru, Derpibooru, Furbooru, DeviantArt, Pixiv) gives the image URLs and
+the links its artist left; those links are read as accounts, or, when they are link hubs
+(Linktree, carrd), followed: the site's links are depth 1, a hub's links one deeper, and no hub
+is read beyond `max_depth` (AOTF's MAX_DEPTH, 2) or twice. The accounts found, lower-cased and
+de-duplicated, lose the names no artist has (AOTF's) and a configurable block list; each one
+left is checked by the injected `exists` (the social connectors).
+
+Failures are AOTF's error codes (`LinkFinderError.code`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from urllib.parse import SplitResult, urlsplit
+
+from sleuth.config import SourcesSettings
+from sleuth.net.fetcher import Fetcher
+from sleuth.sources import danbooru, deviantart, philomena, pixiv
+from sleuth.sources.artpage import ArtPage, ArtSiteError
+from sleuth.sources.linkhubs import HubRef, LinkHubs, hub_of
+from sleuth.sources.profiles import AccountRef, links_in_text, parse_profile_url, unique
+
+log = logging.getLogger(__name__)
+
+MAX_DEPTH = 2
+EXCLUDED_NAMES = frozenset({"deviantart", "twitter", "derpibooru", "patreon"})
+"""Accounts of the sites themselves, linked from every page footer: never an artist (AOTF)."""
+
+CODES = frozenset(
+    {
+        "UNSUPPORTED_WEBSITE",  # not a site the finder reads
+        "NOT_AN_ARTWORK_PAGE",  # a page of such a site, but no artwork (or none shown)
+        "NO_TWITTER_ACCOUNT_FOUND",  # no account named anywhere
+        "NO_VALID_TWITTER_ACCOUNT_FOUND",  # accounts named, none of them exists
+        "PROCESSING_ERROR",  # the site could not be read (see `retryable`)
+    }
+)
+
+Exists = Callable[[AccountRef], Awaitable[bool]]
+
+
+class LinkFinderError(Exception):
+    """Why an artwork URL gave no accounts: `code` is one of `CODES`, `detail` for people."""
+
+    def __init__(self, code: str, detail: str, *, retryable: bool = False) -> None:
+        if code not in CODES:
+            raise ValueError(f"unknown link finder code {code!r}")
+        super().__init__(code, detail)
+        self.code = code
+        self.detail = detail
+        self.retryable = retryable
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class LinkFinderResult:
+    """An artwork and its artist's accounts that exist, in the order they were found."""
+
+    url: str
+    site: str
+    image_urls: tuple[str, ...]  # largest first
+    created_at: datetime | None
+    artists: tuple[str, ...]  # the artist names the site gives
+    accounts: tuple[AccountRef, ...]
+    image_headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def _split(url: str) -> SplitResult:
+    text = url.strip()
+    try:
+        return urlsplit(text if "://" in text else "https://" + text)
+    except ValueError:
+        raise LinkFinderError("UNSUPPORTED_WEBSITE", f"{url[:256]!r} is not a URL") from None
+
+
+class LinkFinder:
+    """Finds an artwork's accounts through the sites at the base URLs of `sources`.
+
+    `exists` is asked about every account found, concurrently; an exception it raises (a
+    network down) goes to the caller unchanged, as the request's processing error. A
+    `block_list` entry is a name (blocked on every network) or an `AccountRef` as `str` writes
+    it (`x:@name`, `mastodon:@name@server`)."""
+
+    def __init__(
+        self,
+        fetcher: Fetcher,
+        sources: SourcesSettings,
+        exists: Exists,
+        *,
+        block_list: Iterable[str] = (),
+        max_depth: int = MAX_DEPTH,
+    ) -> None:
+        self.exists = exists
+        self.blocked = frozenset(b.strip().lower().lstrip("@") for b in block_list)
+        self.max_depth = max_depth
+        self.hubs = LinkHubs(fetcher, sources)
+        self.danbooru = danbooru.Danbooru(fetcher, sources.danbooru_url)
+        self.philomena = {
+            "derpibooru": philomena.Philomena(fetcher, "derpibooru", sources.derpibooru_url),
+            "furbooru": philomena.Philomena(fetcher, "furbooru", sources.furbooru_url),
+        }
+        self.deviantart = deviantart.DeviantArt(
+            fetcher, sources.deviantart_url, sources.deviantart_oembed_url
+        )
+        self.pixiv = pixiv.Pixiv(fetcher, sources.pixiv_url)
+
+    async def find(self, url: str) -> LinkFinderResult:
+        page = await self.page(url)
+        found = [r for r in await self.accounts(page) if not self.is_blocked(r)]
+        if not found:
+            raise LinkFinderError("NO_TWITTER_ACCOUNT_FOUND", f"{page.site} names no account")
+        checks = await asyncio.gather(*(self.exists(ref) for ref in found))
+        valid = tuple(ref for ref, ok in zip(found, checks, strict=True) if ok)
+        if not valid:
+            names = ", ".join(str(r) for r in found)
+            raise LinkFinderError("NO_VALID_TWITTER_ACCOUNT_FOUND", f"none of {names} exists")
+        return LinkFinderResult(
+            page.url,
+            page.site,
+            page.image_urls,
+            page.created_at,
+            page.artists,
+            valid,
+            page.image_headers,
+        )
+
+    async def page(self, url: str) -> ArtPage:
+        """The artwork page at `url`, read from its site."""
+        parts = _split(url)
+        host = (parts.hostname or "").lower()
+        bare = host.removeprefix("www.")
+        try:
+            if host in danbooru.HOSTS:
+                post = danbooru.post_id(parts)
+                if post is not None:
+                    return await self.danbooru.page(url, post)
+            elif site := next((s for s, h in philomena.HOSTS.items() if bare in h), None):
+                image = philomena.image_id(parts)
+                if image is not None:
+                    return await self.philomena[site].page(url, image)
+            elif deviantart.claims(host):
+                work = deviantart.deviation(parts)
+                if work is not None:
+                    return await self.deviantart.page(url, work)
+            elif host in pixiv.HOSTS:
+                ref = pixiv.illust_ref(parts)
+                if ref is not None:
+                    return await self.pixiv.page(url, ref)
+            else:
+                raise LinkFinderError("UNSUPPORTED_WEBSITE", f"{host or url[:256]!r} is not read")
+        except ArtSiteError as exc:
+            if exc.reason in ("not_found", "hidden", "no_such_image"):
+                raise LinkFinderError("NOT_AN_ARTWORK_PAGE", str(exc)) from None
+            raise LinkFinderError("PROCESSING_ERROR", str(exc), retryable=exc.retryable) from None
+        raise LinkFinderError("NOT_AN_ARTWORK_PAGE", f"{url[:256]} is no artwork's page")
+
+    async def accounts(self, page: ArtPage) -> list[AccountRef]:
+        """Every account the page's links name, directly or through hubs (breadth first)."""
+        todo = [(link, 1) for link in page.links]
+        todo += [(link, 1) for text in page.texts for link in links_in_text(text)]
+        seen: set[HubRef] = set()
+        refs: list[AccountRef] = []
+        while todo:
+            link, depth = todo.pop(0)
+            ref = parse_profile_url(link)
+            if ref is not None:
+                refs.append(ref)
+                continue
+            hub = hub_of(link)
+            if hub is None or hub in seen or depth >= self.max_depth:
+                continue
+            seen.add(hub)
+            try:
+                found = await self.hubs.links(hub)
+            except ArtSiteError as exc:
+                log.info("link hub %s/%s skipped: %s", hub.kind, hub.name, exc)
+                continue
+            todo += [(next_link, depth + 1) for next_link in found]
+        return unique(refs)
+
+    def is_blocked(self, ref: AccountRef) -> bool:
+        """A site's own account, or one on the block list (by name, or as `str(ref)`)."""
+        name = ref.username
+        return name in EXCLUDED_NAMES or name in self.blocked or str(ref) in self.blocked

@@ -1,0 +1,94 @@
+"""Danbooru: a post's image files and date (`posts/{id}.json`), and its artists' profile URLs
+(`artists.json?search[name]=...` with `urls`, dead ones skipped).
+
+A post hidden from anonymous callers (banned, restricted tags) has no `file_url`,
+`large_file_url` or variants: it is `hidden`, not an image to search for.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import SplitResult
+
+from sleuth.net.fetcher import Fetcher
+from sleuth.sources.artpage import ArtPage, ArtSiteError, get_document, need, parse_time
+
+SITE = "danbooru"
+HOSTS = frozenset({"danbooru.donmai.us", "safebooru.donmai.us", "betabooru.donmai.us"})
+_POST_PATH = re.compile(r"^/posts/([0-9]{1,12})(?:\.json)?/?$")
+# Variants worth downloading, beside file_url and large_file_url; previews are too small.
+_VARIANTS = ("original", "sample", "720x720")
+
+
+def post_id(url: SplitResult) -> str | None:
+    """The post id of a Danbooru post URL, None for another page of the site."""
+    match = _POST_PATH.match(url.path)
+    return match.group(1) if match else None
+
+
+class Danbooru:
+    """Reads posts and artists from the Danbooru at `base_url`."""
+
+    def __init__(self, fetcher: Fetcher, base_url: str) -> None:
+        self.fetcher = fetcher
+        self.base = base_url.rstrip("/")
+
+    async def page(self, url: str, post: str) -> ArtPage:
+        data = await get_document(
+            self.fetcher, f"{self.base}/posts/{post}.json", what=f"Danbooru post {post}"
+        )
+        need(data, dict, f"Danbooru post {post}")
+        if "id" not in data:
+            raise ArtSiteError("bad_response", f"Danbooru post {post} has no id")
+        images = _image_urls(data)
+        if not images:
+            raise ArtSiteError("hidden", f"Danbooru post {post} shows no file to anonymous callers")
+        artists = tuple(str(data.get("tag_string_artist") or "").split())
+        links: list[str] = []
+        for artist in artists:
+            links += await self.artist_urls(artist)
+        source = data.get("source")
+        return ArtPage(
+            site=SITE,
+            url=url,
+            image_urls=images,
+            created_at=parse_time(data.get("created_at")),
+            artists=artists,
+            links=(*links, *([source] if isinstance(source, str) and source else [])),
+        )
+
+    async def artist_urls(self, name: str) -> list[str]:
+        """The active profile URLs of the artist tagged `name`."""
+        found = await get_document(
+            self.fetcher,
+            f"{self.base}/artists.json",
+            what=f"Danbooru artist {name}",
+            params={
+                "search[name]": name,
+                "only": "id,name,other_names,group_name,is_banned,is_deleted,urls",
+            },
+        )
+        out = []
+        for artist in need(found, list, f"Danbooru artists named {name}"):
+            if not isinstance(artist, dict) or artist.get("is_deleted"):
+                continue
+            for entry in artist.get("urls") or []:
+                if isinstance(entry, dict) and entry.get("is_active") and entry.get("url"):
+                    out.append(str(entry["url"]))
+        return out
+
+
+def _image_urls(post: dict[str, Any]) -> tuple[str, ...]:
+    """file_url (the original), large_file_url (its sample), then the variants largest first."""
+    urls = [post.get("file_url"), post.get("large_file_url")]
+    asset = post.get("media_asset")
+    variants = asset.get("variants") if isinstance(asset, dict) else None
+    sized = [
+        v
+        for v in variants or []
+        if isinstance(v, dict) and v.get("type") in _VARIANTS and isinstance(v.get("url"), str)
+    ]
+    sized.sort(key=lambda v: -(int(v.get("width") or 0) * int(v.get("height") or 0)))
+    urls += [v["url"] for v in sized]
+    return tuple(dict.fromkeys(u for u in urls if isinstance(u, str) and u))
