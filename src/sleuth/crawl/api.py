@@ -73,7 +73,7 @@ def _text_arg(name: str, longest: int) -> str | None:
 
 def _cursor_arg() -> int:
     text = request.args.get("cursor")
-    if text is None or text == "":
+    if text is None:
         return 0
     if not _CURSOR.match(text):
         raise ApiError(400, "invalid_parameter", f"cursor must be a `next` value, not {text!r}")
