@@ -1,0 +1,1 @@
+"""Connectors to the social networks artists post on: X, Mastodon and Bluesky."""
