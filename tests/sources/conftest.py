@@ -143,3 +143,8 @@ def same_shape(ours: Any, real: Any, keys: list[str] | None = None, path: str = 
     ):
         return [f"{path}: {type(ours).__name__} instead of {type(real).__name__}"]
     return problems
+
+
+LONG = 1e9
+"""A rate-limit window (s) that no test run crosses: windows start at its multiples since the
+epoch, the next in 2033, so a budget test never sees its count reset under it."""

@@ -16,7 +16,7 @@ from sleuth.emulator.ratelimits import Limit
 from sleuth.net.fetcher import Fetcher
 from sleuth.sources import mastodon
 from sleuth.sources.social import SourceError
-from tests.sources.conftest import cassette, same_shape
+from tests.sources.conftest import LONG, cassette, same_shape
 
 pytestmark = pytest.mark.anyio
 
@@ -148,7 +148,7 @@ async def test_closed_instance_and_rate_limit(fetcher: Fetcher, world: ArtWorld)
     app = Flask(__name__)
     app.register_blueprint(
         mastodon_blueprint(
-            MastodonEmulator(world, limit=Limit(3, 300.0), closed_servers=["art.example"])
+            MastodonEmulator(world, limit=Limit(3, LONG), closed_servers=["art.example"])
         )
     )
     with EmulatorServer(app) as url:

@@ -90,6 +90,8 @@ class BlueskyEmulator:
             "handle": account.username,
             "displayName": account.display_name,
             "avatar": f"{base}/img/avatar/plain/{account.id}/bafkreiavatar@jpeg",
+            "associated": {"chat": {"allowIncoming": "following"}},
+            "viewer": {"muted": False, "blockedBy": False},
             "labels": [],
             "createdAt": _time(account.created_at),
         }
@@ -144,17 +146,60 @@ class BlueskyEmulator:
             ],
         }
         if sequence % 5 == 1:
-            quoted = f"at://{did}/app.bsky.feed.post/{post.id[:-1]}2"
             return {
                 "$type": "app.bsky.embed.recordWithMedia#view",
                 "media": images,
-                "record": {
-                    "record": {
-                        "$type": "app.bsky.embed.record#viewNotFound",
-                        "uri": quoted,
-                        "notFound": True,
-                    }
-                },
+                "record": {"record": self.quoted_view(post, base)},
+            }
+        return images
+
+    def quoted_uri(self, post: Post) -> str:
+        return f"at://{post.account.id}/app.bsky.feed.post/{post.id[:-1]}2"
+
+    def quoted_view(self, post: Post, base: str) -> dict[str, Any]:
+        """The author's own earlier post that a recordWithMedia post quotes (text only)."""
+        return {
+            "$type": "app.bsky.embed.record#viewRecord",
+            "uri": self.quoted_uri(post),
+            "cid": "bafyreiquoted" + post.id,
+            "author": self.basic(post.account, base),
+            "value": {
+                "$type": "app.bsky.feed.post",
+                "createdAt": _time(post.created_at),
+                "langs": ["en"],
+                "text": "an earlier post",
+            },
+            "labels": [],
+            "likeCount": 0,
+            "replyCount": 0,
+            "repostCount": 0,
+            "indexedAt": _time(post.created_at),
+            "embeds": [],
+        }
+
+    def record_embed(self, post: Post, sequence: int) -> dict[str, Any]:
+        """The post record's own embed: blobs by CID, beside a quoted record's strong ref."""
+        images = {
+            "$type": "app.bsky.embed.images",
+            "images": [
+                {
+                    "alt": "",
+                    "image": {
+                        "$type": "blob",
+                        "ref": {"$link": cid_of(i)},
+                        "mimeType": _MIMES[i.transform.fmt if i.artwork is not None else "jpeg"],
+                        "size": 1000,
+                    },
+                }
+                for i in post.images
+            ],
+        }
+        if sequence % 5 == 1 and sequence % 7 != 3:
+            ref = {"cid": "bafyreiquoted" + post.id, "uri": self.quoted_uri(post)}
+            return {
+                "$type": "app.bsky.embed.recordWithMedia",
+                "media": images,
+                "record": {"$type": "app.bsky.embed.record", "record": ref},
             }
         return images
 
@@ -164,23 +209,7 @@ class BlueskyEmulator:
             "createdAt": _time(post.created_at),
             "text": post.text,
             "langs": ["en"],
-            "embed": {
-                "$type": "app.bsky.embed.images",
-                "images": [
-                    {
-                        "alt": "",
-                        "image": {
-                            "$type": "blob",
-                            "ref": {"$link": cid_of(i)},
-                            "mimeType": _MIMES[
-                                i.transform.fmt if i.artwork is not None else "jpeg"
-                            ],
-                            "size": 1000,
-                        },
-                    }
-                    for i in post.images
-                ],
-            },
+            "embed": self.record_embed(post, sequence),
         }
         if post.reply_to:
             parent = f"at://{post.account.id}/app.bsky.feed.post/{post.reply_to}"

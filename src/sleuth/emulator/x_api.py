@@ -342,7 +342,7 @@ def x_blueprint(emulator: XEmulator) -> Blueprint:
         if not ids or bad or len(ids) > 100:
             value = request.args.get("ids", "")
             return invalid("ids", value, f"The `ids` query parameter value [{value}] is not valid")
-        data, errors, media = [], [], []
+        data, errors, media, users = [], [], [], {}
         for ident in ids:
             post = emulator.world.post("x", ident)
             if post is None or post.deleted:
@@ -352,11 +352,18 @@ def x_blueprint(emulator: XEmulator) -> Blueprint:
             else:
                 data.append(emulator.tweet(post))
                 media += emulator.media(post, base())
+                users[post.account.id] = emulator.user(post.account, base())
         body: dict[str, Any] = {}
         if data:
             body["data"] = data
-        if media and "attachments.media_keys" in request.args.get("expansions", ""):
-            body["includes"] = {"media": media}
+        expansions = request.args.get("expansions", "").split(",")
+        includes: dict[str, Any] = {}
+        if media and "attachments.media_keys" in expansions:
+            includes["media"] = media
+        if users and "author_id" in expansions:
+            includes["users"] = list(users.values())
+        if includes:
+            body["includes"] = includes
         if errors:
             body["errors"] = errors
         return _json(body)

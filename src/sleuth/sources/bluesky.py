@@ -29,6 +29,7 @@ from sleuth.sources.social import (
     error_document,
     get_json,
     need,
+    obj,
     parse_time,
     text_field,
     unique,
@@ -139,11 +140,11 @@ def parse_post(data: Any, settings: SourcesSettings | None = None) -> Post:
     if not uri.startswith("at://") or uri.count("/") < 4:
         raise SourceError("bad_response", f"Bluesky post: bad uri {uri!r}")
     rkey = uri.rsplit("/", 1)[1]
-    record = view.get("record") if isinstance(view.get("record"), dict) else {}
+    record = obj(view, "record")
     views = [v for v in _view_images(view.get("embed")) if _image_url(settings, v)]
     images = []
     for position, item in enumerate(views, start=1):
-        ratio = item.get("aspectRatio") if isinstance(item.get("aspectRatio"), dict) else {}
+        ratio = obj(item, "aspectRatio")
         images.append(
             Image(
                 url=str(_image_url(settings, item)),

@@ -29,7 +29,9 @@ from sleuth.sources.social import (
     get_json,
     hrefs_in_html,
     need,
+    obj,
     parse_time,
+    seq,
     text_field,
     unique,
 )
@@ -81,7 +83,7 @@ def parse_account(data: Any, server: str) -> Account:
     username = text_field(data, "username", "Mastodon account")
     acct = str(data.get("acct") or username)
     home = acct.split("@", 1)[1] if "@" in acct else server
-    fields = data.get("fields") if isinstance(data.get("fields"), list) else []
+    fields = seq(data, "fields")
     links = [u for f in fields if isinstance(f, dict) for u in hrefs_in_html(f.get("value"))]
     links += hrefs_in_html(data.get("note"))
     return Account(
@@ -122,8 +124,8 @@ def parse_status(data: Any) -> Post:
     images = [m for m in images if m.get("type") == "image" and _media_url(m)]
     shown = []
     for position, media in enumerate(images, start=1):
-        meta = media.get("meta") if isinstance(media.get("meta"), dict) else {}
-        original = meta.get("original") if isinstance(meta.get("original"), dict) else {}
+        meta = obj(media, "meta")
+        original = obj(meta, "original")
         shown.append(
             Image(
                 url=str(_media_url(media)),

@@ -176,6 +176,18 @@ def as_int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def obj(data: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """The object at `data[key]`, or `{}` when absent or not an object (optional parts)."""
+    value = data.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def seq(data: Mapping[str, Any], key: str) -> list[Any]:
+    """The list at `data[key]`, or `[]` when absent or not a list (optional parts)."""
+    value = data.get(key)
+    return value if isinstance(value, list) else []
+
+
 def need(data: Any, kind: type, what: str) -> Any:
     """`data` if it is a `kind`, else a `bad_response` naming what was expected."""
     if not isinstance(data, kind):

@@ -29,13 +29,16 @@ from sleuth.sources.social import (
     error_document,
     get_json,
     need,
+    obj,
     parse_time,
+    seq,
     text_field,
     unique,
 )
 
 NETWORK = "x"
-TIMELINE_WINDOW = 3200  # X serves no older posts of a user timeline
+TIMELINE_WINDOW = 3200  # X serves no older posts of a user timeline...
+TIMELINE_WINDOW_NO_REPLIES = 800  # ...and only 800 when asked to exclude replies
 TIMELINE_LIMIT = 100
 FOLLOWS_LIMIT = 1000
 LOOKUP_IDS = 100
@@ -114,15 +117,15 @@ def parse_user(data: Any) -> Account:
     (the `url` field itself is only a t.co link)."""
     data = need(data, dict, "X user")
     username = text_field(data, "username", "X user")
-    entities = data.get("entities") if isinstance(data.get("entities"), dict) else {}
+    entities = obj(data, "entities")
     links: list[str] = []
     for part in ("url", "description"):
-        block = entities.get(part) if isinstance(entities.get(part), dict) else {}
-        urls = block.get("urls") if isinstance(block.get("urls"), list) else []
+        block = obj(entities, part)
+        urls = seq(block, "urls")
         links += [
             str(u.get("expanded_url") or u.get("url") or "") for u in urls if isinstance(u, dict)
         ]
-    metrics = data.get("public_metrics") if isinstance(data.get("public_metrics"), dict) else {}
+    metrics = obj(data, "public_metrics")
     return Account(
         network=NETWORK,
         id=text_field(data, "id", "X user"),
@@ -144,27 +147,20 @@ def parse_tweets(body: Any, username: str | None = None) -> list[Post]:
     """The tweets of a timeline or lookup answer with their photos, joined on `media_key`
     with `includes.media` (de-duplicated across the page, in no order)."""
     body = need(body, dict, "X tweets")
-    includes = body.get("includes") if isinstance(body.get("includes"), dict) else {}
-    media_list = includes.get("media") if isinstance(includes.get("media"), list) else []
+    includes = obj(body, "includes")
+    media_list = seq(includes, "media")
     media = {m.get("media_key"): m for m in media_list if isinstance(m, dict)}
-    users = includes.get("users") if isinstance(includes.get("users"), list) else []
+    users = seq(includes, "users")
     names = {u.get("id"): u.get("username") for u in users if isinstance(u, dict)}
     posts = []
     for tweet in need(body.get("data", []), list, "X tweets"):
         tweet = need(tweet, dict, "X tweet")
         ident = text_field(tweet, "id", "X tweet")
-        attachments = tweet.get("attachments") if isinstance(tweet.get("attachments"), dict) else {}
-        keys = (
-            attachments.get("media_keys") if isinstance(attachments.get("media_keys"), list) else []
-        )
+        attachments = obj(tweet, "attachments")
+        keys = seq(attachments, "media_keys")
         photos = [media[k] for k in keys if k in media and media[k].get("type") == "photo"]
         photos = [p for p in photos if isinstance(p.get("url"), str)]
-        refs = (
-            tweet.get("referenced_tweets")
-            if isinstance(tweet.get("referenced_tweets"), list)
-            else []
-        )
-        kinds = {r.get("type") for r in refs if isinstance(r, dict)}
+        kinds = {r.get("type") for r in seq(tweet, "referenced_tweets") if isinstance(r, dict)}
         author = str(tweet.get("author_id") or "")
         name = username or names.get(author) or "i"
         posts.append(
@@ -217,10 +213,13 @@ async def timeline(
     *,
     pagination_token: str | None = None,
     since_id: str | None = None,
+    exclude_replies: bool = True,
     limit: int = TIMELINE_LIMIT,
 ) -> Page[Post]:
-    """One page of the user's own tweets (no retweets, no replies), newest first, with their
-    photos; the next cursor is `meta.next_token`. A protected user is `private`."""
+    """One page of the user's own tweets (no retweets; no replies unless `exclude_replies` is
+    False), newest first, with their photos; the next cursor is `meta.next_token`. X reads
+    only the newest 800 posts when replies are excluded, 3,200 otherwise: a deep scan keeps
+    replies (flagged `is_reply`) to reach further back. A protected user is `private`."""
     what = f"X timeline of {account.username}"
     body = await _get(
         fetcher,
@@ -229,7 +228,7 @@ async def timeline(
         what,
         {
             "max_results": limit,
-            "exclude": "retweets,replies",
+            "exclude": "retweets,replies" if exclude_replies else "retweets",
             "expansions": "attachments.media_keys",
             "media.fields": MEDIA_FIELDS,
             "tweet.fields": TWEET_FIELDS,
@@ -238,7 +237,7 @@ async def timeline(
         },
     )
     body = need(body, dict, what)
-    meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
+    meta = obj(body, "meta")
     if "data" not in body and body.get("errors"):
         raise problem_error(body["errors"][0])
     token = meta.get("next_token")
@@ -297,7 +296,7 @@ async def _follows(
     body = need(body, dict, what)
     if "data" not in body and body.get("errors"):
         raise problem_error(body["errors"][0])
-    meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
+    meta = obj(body, "meta")
     token = meta.get("next_token")
     token = token if isinstance(token, str) and token else None
     if token is not None and token == pagination_token:
