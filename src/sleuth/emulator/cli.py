@@ -57,15 +57,20 @@ def emulator() -> None:
     "--seed", default=0, show_default=True, type=click.IntRange(min=0), help="World seed."
 )
 @click.option("--log-requests", is_flag=True, help="Log every request.")
-def serve(host: str, port: int, seed: int, log_requests: bool) -> None:
-    """Serve the image host (picsum.photos paths) until Ctrl-C."""
+@click.option(
+    "--no-rate-limits",
+    is_flag=True,
+    help="Turn the social APIs' real rate limits off (benchmarks).",
+)
+def serve(host: str, port: int, seed: int, log_requests: bool, no_rate_limits: bool) -> None:
+    """Serve the image host (picsum.photos paths) and the emulated APIs until Ctrl-C."""
 
     def ready(url: str) -> None:
         click.echo(f"Serving the offline web (seed {seed}) at {url} - Ctrl-C to stop")
 
     try:
         serve_forever(
-            create_imagehost_app(seed),
+            create_imagehost_app(seed, rate_limits=not no_rate_limits),
             host,
             port,
             on_ready=ready,
