@@ -13,7 +13,7 @@ from sleuth.config import SourcesSettings
 from sleuth.emulator import EmulatorServer
 from sleuth.emulator.artworld import Account, ArtWorld
 from sleuth.emulator.ratelimits import Limit
-from sleuth.emulator.x_api import LIMITS, XEmulator, x_blueprint
+from sleuth.emulator.x_api import EMULATOR_TOKEN, LIMITS, XEmulator, x_blueprint
 from sleuth.net.fetcher import Fetcher
 from sleuth.sources import x
 from sleuth.sources.social import SourceError
@@ -101,9 +101,7 @@ async def test_timeline_pages_own_photos_only(
 async def test_the_3200_post_window(fetcher: Fetcher) -> None:
     world = ArtWorld(0, artists=1, posts_per_account=5, big_account_posts=3300)
     with EmulatorServer(x_app(XEmulator(world, limits=None))) as url:
-        settings = SourcesSettings(
-            x_api_url=url + "/x", x_bearer_token="sleuth-emulator-x-bearer-token"
-        )
+        settings = SourcesSettings(x_api_url=url + "/x", x_bearer_token=EMULATOR_TOKEN)
         truth = next(a for a in world.accounts if a.network == "x")
         account = await x.user(fetcher, settings, truth.username)
         posts = [p for p in world.posts(truth) if not p.deleted]  # gone from X: not counted
@@ -175,9 +173,7 @@ async def test_followers_and_a_tier_without_them(
 async def test_rate_limit_headers_and_429(fetcher: Fetcher, world: ArtWorld) -> None:
     limits = dict(LIMITS, **{"users/by/username": Limit(2, LONG)})
     with EmulatorServer(x_app(XEmulator(world, limits=limits))) as url:
-        settings = SourcesSettings(
-            x_api_url=url + "/x", x_bearer_token="sleuth-emulator-x-bearer-token"
-        )
+        settings = SourcesSettings(x_api_url=url + "/x", x_bearer_token=EMULATOR_TOKEN)
         async with httpx.AsyncClient() as http:
             answer = await http.get(
                 f"{url}/x/2/users/by/username/artist000",
@@ -266,3 +262,14 @@ def test_emulated_answers_have_the_recorded_shape(world: ArtWorld) -> None:
     from sleuth.emulator.x_api import UNAUTHORIZED
 
     assert real_401 == UNAUTHORIZED
+
+
+async def test_the_monthly_post_cap_is_not_a_rate_limit(fetcher: Fetcher, world: ArtWorld) -> None:
+    with EmulatorServer(x_app(XEmulator(world, post_cap=10))) as url:
+        settings = SourcesSettings(x_api_url=url + "/x", x_bearer_token=EMULATOR_TOKEN)
+        account = await x.user(fetcher, settings, x_account(world).username)
+        await x.timeline(fetcher, settings, account, limit=10)
+        with pytest.raises(SourceError) as info:
+            await x.timeline(fetcher, settings, account, limit=10)
+    assert info.value.reason == "forbidden" and "usage cap" in info.value.message
+    assert info.value.retry_after is None  # waiting for the window's reset would not help

@@ -2,14 +2,17 @@
 users by username, user timelines with media expansions, tweet lookup, followers/following,
 with X's answers: missing or protected resources as HTTP 200 with an `errors` array, problem
 bodies for 400/401/403/429, `x-rate-limit-*` headers with an epoch reset (per endpoint, the
-2026 per-app table), the 3,200-post timeline window (800 with `exclude=replies`), and photos
-under `/x/pbs/media/<id>.<ext>` as pbs.twimg.com serves them (a deleted one 404s).
+2026 per-app table) and, when `post_cap` is set, the monthly post cap's 429 `UsageCapExceeded`
+(sent while the window still has requests left), the 3,200-post timeline window (800 with
+`exclude=replies`), and photos under `/x/pbs/media/<id>.<ext>` as pbs.twimg.com serves them
+(a deleted one 404s).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,6 +45,15 @@ TOO_MANY = {
     "type": "about:blank",
     "status": 429,
     "detail": "Too Many Requests",
+}
+USAGE_CAPPED = {
+    "account_id": 1,
+    "product_name": "pay-per-use",
+    "title": "UsageCapExceeded",
+    "period": "Monthly",
+    "scope": "Product",
+    "detail": "Usage cap exceeded: Monthly product cap",
+    "type": PROBLEMS + "usage-capped",
 }
 NOT_ENROLLED = {
     "client_id": "27512824",
@@ -134,12 +146,24 @@ class XEmulator:
         token: str = EMULATOR_TOKEN,
         limits: dict[str, Limit] | None = LIMITS,
         followers_allowed: bool = True,
+        post_cap: int | None = None,
     ) -> None:
         self.world = world
+        self.post_cap = post_cap
+        self.posts_read = 0
+        self._cap_lock = threading.Lock()
         self.token = token
         self.limits = limits
         self.followers_allowed = followers_allowed
         self.limiter = Limiter()
+
+    def read_posts(self, count: int) -> bool:
+        """Count `count` posts returned against the monthly cap; False once it is spent."""
+        with self._cap_lock:
+            if self.post_cap is not None and self.posts_read >= self.post_cap:
+                return False
+            self.posts_read += count
+            return True
 
     def by_id(self, ident: str) -> Account | None:
         for account in self.world.accounts:
@@ -317,6 +341,8 @@ def x_blueprint(emulator: XEmulator) -> Blueprint:
                 return invalid("pagination_token", token, f"Invalid pagination token [{token}]")
             start = offset
         page = listed[start : start + size]
+        if not emulator.read_posts(len(page)):
+            return _json(USAGE_CAPPED, 429)  # while x-rate-limit-remaining is still > 0
         if not page:
             return _json({"meta": {"result_count": 0}})
         meta: dict[str, Any] = {
@@ -342,6 +368,8 @@ def x_blueprint(emulator: XEmulator) -> Blueprint:
         if not ids or bad or len(ids) > 100:
             value = request.args.get("ids", "")
             return invalid("ids", value, f"The `ids` query parameter value [{value}] is not valid")
+        if not emulator.read_posts(len(ids)):
+            return _json(USAGE_CAPPED, 429)
         data, errors, media, users = [], [], [], {}
         for ident in ids:
             post = emulator.world.post("x", ident)
