@@ -3,6 +3,7 @@ answers (Mastodon.py's cassettes) read by its parsers and compared with the emul
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import httpx
@@ -13,10 +14,11 @@ from sleuth.emulator import EmulatorServer
 from sleuth.emulator.artworld import Account, ArtWorld
 from sleuth.emulator.mastodon import MastodonEmulator, mastodon_blueprint
 from sleuth.emulator.ratelimits import Limit
+from sleuth.net.errors import FetchError
 from sleuth.net.fetcher import Fetcher
 from sleuth.sources import mastodon
 from sleuth.sources.social import SourceError
-from tests.sources.conftest import LONG, cassette, same_shape
+from tests.sources.conftest import LONG, REAL, cassette, same_shape
 
 pytestmark = pytest.mark.anyio
 
@@ -229,3 +231,38 @@ def test_settings_route_each_server(sources: SourcesSettings) -> None:
     assert mastodon.base_url(sources, "art.example").endswith("/mastodon/art.example")
     real = replace(sources, mastodon_url="https://{server}")
     assert mastodon.base_url(real, "mastodon.social") == "https://mastodon.social"
+
+
+def test_every_recorded_account_and_status_parses() -> None:
+    names = sorted(p.name for p in (REAL / "mastodon").glob("*.yaml"))
+    accounts = statuses = 0
+    for name in names:
+        for item in cassette(f"mastodon/{name}"):
+            if item["status"] != 200:
+                continue
+            for body in item["body"] if isinstance(item["body"], list) else [item["body"]]:
+                if isinstance(body, dict) and "username" in body:
+                    assert mastodon.parse_account(body, "localhost:3000").id == body["id"]
+                    accounts += 1
+                elif isinstance(body, dict) and "media_attachments" in body:
+                    post = mastodon.parse_status(body)
+                    assert post.id == body["id"] and post.is_repost == (body["reblog"] is not None)
+                    statuses += 1
+    assert accounts >= 10 and statuses >= 10
+
+
+def test_recorded_errors_are_read_by_the_connector() -> None:
+    cases = {
+        "test_status_missing.yaml": "not_found",
+        "test_timeline_link_fails.yaml": "not_found",
+        "test_account_lookup.yaml": "not_found",
+        "test_home_tl_anonymous_throws.yaml": "unauthorized",
+    }
+    for name, reason in cases.items():
+        item = next(i for i in cassette(f"mastodon/{name}") if i["status"] >= 400)
+        exc = FetchError(
+            "http_status", "recorded", item["status"], body=json.dumps(item["body"]).encode()
+        )
+        error = mastodon.classify_error(exc)
+        assert error is not None and error.reason == reason
+        assert error.message == item["body"]["error"]

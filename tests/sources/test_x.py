@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import httpx
@@ -14,6 +15,7 @@ from sleuth.emulator import EmulatorServer
 from sleuth.emulator.artworld import Account, ArtWorld
 from sleuth.emulator.ratelimits import Limit
 from sleuth.emulator.x_api import EMULATOR_TOKEN, LIMITS, XEmulator, x_blueprint
+from sleuth.net.errors import FetchError
 from sleuth.net.fetcher import Fetcher
 from sleuth.sources import x
 from sleuth.sources.social import SourceError
@@ -228,8 +230,13 @@ def test_recorded_partial_errors() -> None:
     empty = recorded("x/academictwitter/users_mentions_empty_result.json")["body"]
     assert x.parse_tweets(empty) == []
     unauthorized = recorded("x/academictwitter/search_all_401_unauthorized.json")
-    assert unauthorized["body"]["title"] == "Unauthorized"
     assert "x-rate-limit-limit" not in unauthorized["headers"]
+    body = json.dumps(unauthorized["body"]).encode()
+    error = x.classify_error(FetchError("http_status", "recorded", 401, body=body))
+    assert error is not None and error.reason == "unauthorized"
+    invalid = recorded("x/academictwitter/users_lookup_400_invalid_request.json")
+    exc = FetchError("http_status", "recorded", 400, body=json.dumps(invalid["body"]).encode())
+    assert x.classify_error(exc) is None  # the generic reading: bad_input
 
 
 def test_emulated_answers_have_the_recorded_shape(world: ArtWorld) -> None:
@@ -273,3 +280,61 @@ async def test_the_monthly_post_cap_is_not_a_rate_limit(fetcher: Fetcher, world:
             await x.timeline(fetcher, settings, account, limit=10)
     assert info.value.reason == "forbidden" and "usage cap" in info.value.message
     assert info.value.retry_after is None  # waiting for the window's reset would not help
+
+
+async def test_an_invalid_id_is_bad_input(fetcher: Fetcher, sources: SourcesSettings) -> None:
+    with pytest.raises(SourceError) as info:
+        await x.tweets(fetcher, sources, ["NA"])
+    assert (info.value.reason, info.value.status) == ("bad_input", 400)
+
+
+def test_recorded_followers_and_lookup_pages_parse(world: ArtWorld) -> None:
+    page = cassette("x/tweepy/test_client_get_users_followers.yaml")[0]
+    accounts = [x.parse_user(u) for u in page["body"]["data"]]
+    assert len(accounts) == page["body"]["meta"]["result_count"] == 100
+    tweets = cassette("x/tweepy/test_client_get_tweets.yaml")[0]["body"]
+    assert [p.id for p in x.parse_tweets(tweets)] == [t["id"] for t in tweets["data"]]
+    partial = recorded("x/academictwitter/users_by_usernames_partial_not_found.json")["body"]
+    assert [x.parse_user(u).username for u in partial["data"]]
+    assert x.problem_error(partial["errors"][0]).reason == "not_found"
+
+
+def test_emulated_errors_have_the_recorded_shape(world: ArtWorld) -> None:
+    from sleuth.emulator.x_api import not_found
+
+    partial = recorded("x/academictwitter/users_by_usernames_partial_not_found.json")["body"]
+    ours = not_found("user", "usernames", "adljfhjsd", "usernames")
+    assert ours == partial["errors"][0] | {"detail": ours["detail"]}
+    assert ours["detail"] == partial["errors"][0]["detail"]
+    unknown = recorded("x/academictwitter/users_tweets_unknown_user_200_errors_only.json")["body"]
+    ident = unknown["errors"][0]["value"]
+    assert not_found("user", "id", ident, "id") == unknown["errors"][0]
+
+
+async def test_emulated_invalid_request_matches_the_recording(sources: SourcesSettings) -> None:
+    real = recorded("x/academictwitter/users_lookup_400_invalid_request.json")
+    async with httpx.AsyncClient() as http:
+        answer = await http.get(
+            f"{sources.x_api_url}/2/tweets",
+            params={"ids": "NA,NA,NA"},
+            headers={"Authorization": f"Bearer {sources.x_bearer_token}"},
+        )
+    assert answer.status_code == real["status"] == 400
+    assert answer.headers["content-type"] == real["headers"]["content-type"]
+    assert same_shape(answer.json(), real["body"]) == []
+    assert set(answer.json()) == set(real["body"])
+
+
+async def test_emulated_followers_page_matches_the_recording(
+    sources: SourcesSettings, world: ArtWorld
+) -> None:
+    real = cassette("x/tweepy/test_client_get_users_followers.yaml")[0]["body"]
+    truth = x_account(world)
+    async with httpx.AsyncClient() as http:
+        answer = await http.get(
+            f"{sources.x_api_url}/2/users/{truth.id}/followers",
+            params={"max_results": 1},
+            headers={"Authorization": f"Bearer {sources.x_bearer_token}"},
+        )
+    body = answer.json()
+    assert same_shape(body, real) == [] and set(body["meta"]) == set(real["meta"])

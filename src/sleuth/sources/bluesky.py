@@ -57,7 +57,7 @@ def parse_actor(text: str) -> str:
     return actor
 
 
-def _classify(exc: FetchError) -> SourceError | None:
+def classify_error(exc: FetchError) -> SourceError | None:
     document = error_document(exc)
     name = str(document.get("error") or "")
     message = str(document.get("message") or name or exc.detail)
@@ -190,7 +190,7 @@ async def get_profile(fetcher: Fetcher, settings: SourcesSettings, actor: str) -
         f"Bluesky profile of {name}",
         params={"actor": name},
         profile=PROFILE,
-        classify=_classify,
+        classify=classify_error,
     )
     return parse_profile(result.data)
 
@@ -209,7 +209,7 @@ async def get_profiles(
             f"{_xrpc(settings, 'app.bsky.actor.getProfiles')}?{query}",
             f"Bluesky profiles ({len(batch)})",
             profile=PROFILE,
-            classify=_classify,
+            classify=classify_error,
         )
         data = need(result.data, dict, "Bluesky profiles")
         found += [parse_profile(p) for p in need(data.get("profiles"), list, "Bluesky profiles")]
@@ -236,7 +236,7 @@ async def author_feed(
             "cursor": cursor,
         },
         profile=PROFILE,
-        classify=_classify,
+        classify=classify_error,
     )
     data = need(result.data, dict, "Bluesky feed")
     feed = need(data.get("feed"), list, "Bluesky feed")
@@ -259,7 +259,7 @@ async def _graph(
         what,
         params={"actor": account.id, "limit": limit, "cursor": cursor},
         profile=PROFILE,
-        classify=_classify,
+        classify=classify_error,
     )
     data = need(result.data, dict, f"Bluesky {key}")
     seen: dict[str, Account] = {}

@@ -64,7 +64,7 @@ def base_url(settings: SourcesSettings, server: str) -> str:
     return settings.mastodon_url.format(server=server).rstrip("/")
 
 
-def _classify(exc: FetchError) -> SourceError | None:
+def classify_error(exc: FetchError) -> SourceError | None:
     if exc.status == 401:
         message = str(error_document(exc).get("error") or "401 Unauthorized")
         if message == ANONYMOUS_REFUSED:
@@ -166,7 +166,7 @@ async def lookup(fetcher: Fetcher, settings: SourcesSettings, handle: str) -> Ac
         f"Mastodon lookup of {username}@{server}",
         params={"acct": username},
         profile=PROFILE,
-        classify=_classify,
+        classify=classify_error,
     )
     return parse_account(result.data, server)
 
@@ -203,7 +203,7 @@ async def statuses(
         f"Mastodon statuses of {account.acct}",
         params=params,
         profile=PROFILE,
-        classify=_classify,
+        classify=classify_error,
     )
     items = need(result.data, list, "Mastodon statuses")
     posts = [parse_status(item) for item in items]
@@ -230,7 +230,7 @@ async def _follows(
         f"Mastodon {kind} of {account.acct}",
         params=params,
         profile=PROFILE,
-        classify=_classify,
+        classify=classify_error,
     )
     items = need(result.data, list, f"Mastodon {kind}")
     seen: dict[str, Account] = {}

@@ -71,7 +71,7 @@ def _profile(settings: SourcesSettings) -> SourceProfile:
     return SourceProfile("x", bearer_token=settings.x_bearer_token)
 
 
-def _classify(exc: FetchError) -> SourceError | None:
+def classify_error(exc: FetchError) -> SourceError | None:
     problem = error_document(exc)
     detail = str(problem.get("detail") or problem.get("title") or exc.detail)
     kind = str(problem.get("type") or "")
@@ -191,7 +191,7 @@ async def _get(
 ) -> Any:
     profile = _profile(settings)
     result = await get_json(
-        fetcher, _api(settings, path), what, params=params, profile=profile, classify=_classify
+        fetcher, _api(settings, path), what, params=params, profile=profile, classify=classify_error
     )
     return result.data
 
