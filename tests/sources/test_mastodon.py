@@ -150,7 +150,9 @@ async def test_closed_instance_and_rate_limit(fetcher: Fetcher, world: ArtWorld)
     app = Flask(__name__)
     app.register_blueprint(
         mastodon_blueprint(
-            MastodonEmulator(world, limit=Limit(3, LONG), closed_servers=["art.example"])
+            MastodonEmulator(
+                world, limits=(Limit(3, LONG), Limit(300, LONG)), closed_servers=["art.example"]
+            )
         )
     )
     with EmulatorServer(app) as url:
@@ -266,3 +268,21 @@ def test_recorded_errors_are_read_by_the_connector() -> None:
         error = mastodon.classify_error(exc)
         assert error is not None and error.reason == reason
         assert error.message == item["body"]["error"]
+
+
+def test_paged_requests_have_their_own_stricter_budget(world: ArtWorld) -> None:
+    from flask import Flask
+
+    app = Flask(__name__)
+    app.register_blueprint(
+        mastodon_blueprint(MastodonEmulator(world, limits=(Limit(10, LONG), Limit(2, LONG))))
+    )
+    truth = artist_account(world)
+    with EmulatorServer(app) as url, httpx.Client(base_url=url) as http:
+        path = f"/mastodon/{truth.server}/api/v1/accounts/{truth.id}/statuses"
+        first = http.get(path, params={"max_id": "99999999999999999999"})
+        assert first.headers["X-RateLimit-Limit"] == "2"  # the closest limit is the paging one
+        assert http.get(path, params={"max_id": "99999999999999999999"}).status_code == 200
+        assert http.get(path, params={"max_id": "99999999999999999999"}).status_code == 429
+        plain = http.get(path)  # an unpaged request still has budget left
+        assert plain.status_code == 200 and plain.headers["X-RateLimit-Limit"] == "10"

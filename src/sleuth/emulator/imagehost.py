@@ -39,11 +39,12 @@ from PIL import Image
 from sleuth.emulator.artworld import ArtWorld
 from sleuth.emulator.bluesky import LIMIT as BLUESKY_LIMIT
 from sleuth.emulator.bluesky import BlueskyEmulator, bluesky_blueprints
-from sleuth.emulator.mastodon import LIMIT as MASTODON_LIMIT
+from sleuth.emulator.mastodon import LIMITS as MASTODON_LIMITS
 from sleuth.emulator.mastodon import MastodonEmulator, mastodon_blueprint
 from sleuth.emulator.server import AbortConnection, stopping
 from sleuth.emulator.world import JPEG_QUALITY, ByteLRU, photo, photo_jpeg
-from sleuth.emulator.x_api import LIMITS, XEmulator, x_blueprint
+from sleuth.emulator.x_api import LIMITS as X_LIMITS
+from sleuth.emulator.x_api import XEmulator, x_blueprint
 
 MAX_SIZE = 5000
 """picsum's limit on width and height."""
@@ -499,9 +500,9 @@ def create_imagehost_app(
     )
     app = Flask(__name__)
     app.register_blueprint(imagehost_blueprint(host))
-    app.register_blueprint(x_blueprint(XEmulator(world, limits=LIMITS if rate_limits else None)))
+    app.register_blueprint(x_blueprint(XEmulator(world, limits=X_LIMITS if rate_limits else None)))
     app.register_blueprint(
-        mastodon_blueprint(MastodonEmulator(world, limit=MASTODON_LIMIT if rate_limits else None))
+        mastodon_blueprint(MastodonEmulator(world, limits=MASTODON_LIMITS if rate_limits else None))
     )
     for blueprint in bluesky_blueprints(
         BlueskyEmulator(world, limit=BLUESKY_LIMIT if rate_limits else None)

@@ -1,6 +1,7 @@
 """Two emulated Mastodon instances (`MASTODON_SERVERS`) under `/mastodon/<server>`, serving the
 ArtWorld's Mastodon accounts with the real REST API's paths, entities, `Link` pagination,
-`X-RateLimit-*` headers (ISO-8601 reset) and errors.
+`X-RateLimit-*` headers (ISO-8601 reset; 300 requests / 5 min per address, and 300 / 15 min
+for anonymous paged requests) and errors.
 
 An account lives on one server; the other knows it as a remote account (its own id, `acct`
 `user@home`) with only its newest statuses, whose media point at the viewer's `media_proxy`
@@ -26,6 +27,9 @@ from sleuth.emulator.ratelimits import Limit, Limiter
 
 PREFIX = "/mastodon"
 LIMIT = Limit(300, 300.0)  # 300 requests / 5 min per IP, every endpoint
+PAGING_LIMIT = Limit(300, 900.0)  # and 300 / 15 min for anonymous paged requests
+LIMITS = (LIMIT, PAGING_LIMIT)
+PAGING_PARAMS = ("max_id", "min_id", "since_id", "page")
 REMOTE_STATUSES = 5  # how many of a remote account's statuses the other server has seen
 REMOTE_ID_PREFIX = "7"
 ANONYMOUS_REFUSED = "This API requires an authenticated user"
@@ -58,11 +62,11 @@ class MastodonEmulator:
         self,
         world: ArtWorld,
         *,
-        limit: Limit | None = LIMIT,
+        limits: tuple[Limit, Limit] | None = LIMITS,
         closed_servers: Iterable[str] = (),
     ) -> None:
         self.world = world
-        self.limit = limit
+        self.limits = limits
         self.closed = frozenset(closed_servers)
         self.limiter = Limiter()
 
@@ -300,11 +304,18 @@ def mastodon_blueprint(emulator: MastodonEmulator) -> Blueprint:
             return None  # media files are not rate limited by the API
         if server in emulator.closed and "Authorization" not in request.headers:
             return _error(401, ANONYMOUS_REFUSED)
-        if emulator.limit is None:
+        if emulator.limits is None:
             return None
-        decision = emulator.limiter.take(server, request.remote_addr or "", emulator.limit)
-        request.environ["sleuth.ratelimit"] = decision
-        if not decision.allowed:
+        client = request.remote_addr or ""
+        everything, paging = emulator.limits
+        decisions = [emulator.limiter.take(server, client, everything)]
+        paged = any(name in request.args for name in PAGING_PARAMS)
+        if paged and "Authorization" not in request.headers:
+            decisions.append(emulator.limiter.take(server + " paging", client, paging))
+        # When limits overlap, the headers describe the closest one, as Mastodon's do.
+        closest = min(decisions, key=lambda d: (d.allowed, d.remaining))
+        request.environ["sleuth.ratelimit"] = closest
+        if not closest.allowed:
             return _error(429, "Too many requests")
         return None
 
