@@ -153,6 +153,10 @@ class Artist:
     link_hub: str | None = None  # "linktree" or "carrd": their links live on a hub page
 
 
+_Follows = dict[tuple[str, str], list[Account]]
+"""Accounts by (network, id) of the account they follow or are followed by."""
+
+
 def snowflake(moment: datetime, sequence: int, network: str) -> str:
     """A post id that sorts by time as the network's do (X: ms since its epoch << 22;
     Mastodon: ms since 1970 << 16)."""
@@ -198,6 +202,7 @@ class ArtWorld:
         self.artworks: dict[int, Artwork] = {}
         self._posts: dict[tuple[str, str], list[Post]] = {}
         self._media: dict[str, tuple[Post, PostImage]] | None = None
+        self._follows: tuple[_Follows, _Follows] | None = None
         self._build(artists, artworks_per_artist)
 
     def _rng(self, *parts: object) -> random.Random:
@@ -322,19 +327,27 @@ class ArtWorld:
     def followers(self, account: Account) -> list[Account]:
         """The accounts that follow `account`, newest follow first: a fixed pseudo-random half
         of the other accounts on its network (the graph crawler's ground truth)."""
-        rng = self._rng("followers", account.network, account.id)
-        others = [a for a in self.accounts if a.network == account.network and a != account]
-        chosen = [a for a in others if rng.random() < 0.5]
-        rng.shuffle(chosen)
-        return chosen
+        return self._follow_graph()[0].get((account.network, account.id), [])
 
     def following(self, account: Account) -> list[Account]:
-        """The accounts `account` follows: those that list it among their followers' targets."""
-        return [
-            a
-            for a in self.accounts
-            if a.network == account.network and a != account and account in self.followers(a)
-        ]
+        """The accounts `account` follows: those that count it among their followers."""
+        return self._follow_graph()[1].get((account.network, account.id), [])
+
+    def _follow_graph(self) -> tuple[_Follows, _Follows]:
+        """Followers and follows of every account, drawn once."""
+        if self._follows is None:
+            followers: _Follows = {}
+            following: _Follows = {}
+            for account in self.accounts:
+                rng = self._rng("followers", account.network, account.id)
+                others = [a for a in self.accounts if a.network == account.network and a != account]
+                chosen = [a for a in others if rng.random() < 0.5]
+                rng.shuffle(chosen)
+                followers[(account.network, account.id)] = chosen
+                for follower in chosen:
+                    following.setdefault((follower.network, follower.id), []).append(account)
+            self._follows = (followers, following)
+        return self._follows
 
     def hides_collections(self, account: Account) -> bool:
         """Whether the owner hides their followers and follows (Mastodon's `hide_collections`)."""
