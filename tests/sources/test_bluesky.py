@@ -221,3 +221,23 @@ def test_emulated_answers_have_the_recorded_shape(world: ArtWorld) -> None:
     assert same_shape(view, real_post, keys) == []
     assert view["embed"]["$type"] == real_post["embed"]["$type"]
     assert same_shape(view["embed"]["media"], real_post["embed"]["media"]) == []
+
+
+async def test_emulated_follows_page_matches_the_recording(
+    sources: SourcesSettings, world: ArtWorld
+) -> None:
+    real = load("get_follows.json")
+    truth = next(
+        a for a in world.accounts if a.network == "bluesky" and len(world.following(a)) > 1
+    )
+    async with httpx.AsyncClient() as http:
+        answer = await http.get(
+            f"{sources.bluesky_appview_url}/xrpc/app.bsky.graph.getFollows",
+            params={"actor": truth.id, "limit": 1},
+        )
+    body = answer.json()
+    # the recording is a last page (no cursor); this one has more to come
+    assert set(real) == {"subject", "follows"} and set(body) == {"subject", "follows", "cursor"}
+    assert same_shape(body["subject"], real["subject"], keys=["did", "handle"]) == []
+    keys = ["did", "handle", "displayName", "avatar", "labels", "createdAt", "indexedAt"]
+    assert same_shape(body["follows"][0], real["follows"][0], keys) == []

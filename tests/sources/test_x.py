@@ -338,3 +338,22 @@ async def test_emulated_followers_page_matches_the_recording(
         )
     body = answer.json()
     assert same_shape(body, real) == [] and set(body["meta"]) == set(real["meta"])
+
+
+async def test_emulated_timeline_page_matches_the_recording(
+    sources: SourcesSettings, world: ArtWorld
+) -> None:
+    real = cassette("x/tweepy/test_client_get_users_tweets.yaml")[0]
+    truth = x_account(world)
+    async with httpx.AsyncClient() as http:
+        answer = await http.get(
+            f"{sources.x_api_url}/2/users/{truth.id}/tweets",
+            headers={"Authorization": f"Bearer {sources.x_bearer_token}"},
+        )
+    body = answer.json()
+    assert set(body) == set(real["body"]) and set(body["meta"]) == set(real["body"]["meta"])
+    assert same_shape(body["data"], real["body"]["data"]) == []
+    assert answer.headers["content-type"] == real["headers"]["content-type"]
+    assert {"x-rate-limit-limit", "x-rate-limit-remaining", "x-rate-limit-reset"} <= set(
+        real["headers"]
+    )
