@@ -20,12 +20,12 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from sleuth.emulator.artworld import Account, ArtWorld, Post, PostImage
+from sleuth.emulator.postmedia import MIME_TYPES, PostMedia, image_format
 from sleuth.emulator.ratelimits import Limit, Limiter
 
 PREFIX = "/bsky"
 PDS_PREFIX = "/bsky-pds"
 LIMIT = Limit(3000, 300.0)  # the PDS/entryway figure; the AppView publishes none
-_MIMES = {"jpeg": "image/jpeg", "webp": "image/webp", "png": "image/png"}
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -79,6 +79,7 @@ class BlueskyEmulator:
         self.limit = limit
         self.stuck_cursor = stuck_cursor
         self.limiter = Limiter()
+        self.files = PostMedia(world)
 
     def actor(self, name: str) -> Account | None:
         account = self.world.account("bluesky", name)
@@ -187,7 +188,7 @@ class BlueskyEmulator:
                     "image": {
                         "$type": "blob",
                         "ref": {"$link": cid_of(i)},
-                        "mimeType": _MIMES[i.transform.fmt if i.artwork is not None else "jpeg"],
+                        "mimeType": MIME_TYPES[image_format(i)],
                         "size": 1000,
                     },
                 }
@@ -389,23 +390,19 @@ def bluesky_blueprints(emulator: BlueskyEmulator) -> list[Blueprint]:
             return None
         return found[1]
 
-    def image_response(image: PostImage) -> Response:
-        kind = image.transform.fmt if image.artwork is not None else "jpeg"
-        return Response(emulator.world.post_image_bytes(image), 200, content_type=_MIMES[kind])
-
     @appview.get("/img/<kind>/plain/<did>/<name>")
     def cdn(kind: str, did: str, name: str) -> Response:
         del kind  # one rendition
         image = image_for(did, name.split("@", 1)[0])
         if image is None:
             return Response("Not Found", 404, content_type="text/plain")
-        return image_response(image)
+        return emulator.files.response(image)
 
     @pds.get("/xrpc/com.atproto.sync.getBlob")
     def get_blob() -> Response:
         image = image_for(request.args.get("did", ""), request.args.get("cid", ""))
         if image is None:
             return xrpc_error(400, "BlobNotFound", "Blob not found")
-        return image_response(image)
+        return emulator.files.response(image)
 
     return [appview, pds]

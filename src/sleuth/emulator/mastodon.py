@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, request
 
 from sleuth.emulator.artworld import MASTODON_SERVERS, Account, ArtWorld, Post, PostImage
+from sleuth.emulator.postmedia import EXTENSIONS, PostMedia, image_format
 from sleuth.emulator.ratelimits import Limit, Limiter
 
 PREFIX = "/mastodon"
@@ -33,8 +34,6 @@ PAGING_PARAMS = ("max_id", "min_id", "since_id", "page")
 REMOTE_STATUSES = 5  # how many of a remote account's statuses the other server has seen
 REMOTE_ID_PREFIX = "7"
 ANONYMOUS_REFUSED = "This API requires an authenticated user"
-_EXTENSIONS = {"jpeg": "jpg", "webp": "webp", "png": "png"}
-_MIMES = {"jpg": "image/jpeg", "webp": "image/webp", "png": "image/png"}
 
 
 def _iso(moment: datetime) -> str:
@@ -69,6 +68,7 @@ class MastodonEmulator:
         self.limits = limits
         self.closed = frozenset(closed_servers)
         self.limiter = Limiter()
+        self.files = PostMedia(world)
 
     # -- who is where ---------------------------------------------------------------------
 
@@ -159,7 +159,7 @@ class MastodonEmulator:
         }
 
     def media_entity(self, post: Post, image: PostImage, server: str, base: str) -> dict[str, Any]:
-        ext = _EXTENSIONS[image.transform.fmt if image.artwork is not None else "jpeg"]
+        ext = EXTENSIONS[image_format(image)]
         home = post.account.server
         original = f"{base}/{home}/system/media_attachments/files/{image.media_id}/original.{ext}"
         small = f"{base}/{home}/system/media_attachments/files/{image.media_id}/small.{ext}"
@@ -188,8 +188,12 @@ class MastodonEmulator:
             "blurhash": "UBL_:rOpGG-oBUNG,qRj2so|=eE1w^n4S5NH",
         }
 
-    def status_entity(self, post: Post, server: str, base: str) -> dict[str, Any]:
-        account = self.account_entity(post.account, server, base)
+    def status_entity(
+        self, post: Post, server: str, base: str, account: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """A Status; `account` is its author's entity when the caller has it already (a
+        page of one account's statuses renders it once)."""
+        account = account or self.account_entity(post.account, server, base)
         media = [self.media_entity(post, image, server, base) for image in post.images]
         ident = self.view_id_of_post(post, server)
         status: dict[str, Any] = {
@@ -353,7 +357,8 @@ def mastodon_blueprint(emulator: MastodonEmulator) -> Blueprint:
         ids = [int(emulator.view_id_of_post(p, server)) for p in posts]
         start, stop = _id_window(ids, limit)
         page = posts[start:stop]
-        body = [emulator.status_entity(p, server, base()) for p in page]
+        author = emulator.account_entity(found, server, base())
+        body = [emulator.status_entity(p, server, base(), author) for p in page]
         extra = {
             k: v
             for k, v in request.args.items()
@@ -417,9 +422,7 @@ def mastodon_blueprint(emulator: MastodonEmulator) -> Blueprint:
             return _error(404, "Not Found")
         if image.gone:
             return _error(404, "Not Found")
-        data = emulator.world.post_image_bytes(image)
-        ext = _EXTENSIONS[image.transform.fmt if image.artwork is not None else "jpeg"]
-        return Response(data, 200, content_type=_MIMES[ext])
+        return emulator.files.response(image)
 
     @bp.get("/system/media_attachments/files/<media_id>/<size>.<ext>")
     def media(server: str, media_id: str, size: str, ext: str) -> Response:

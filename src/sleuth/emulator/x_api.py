@@ -19,6 +19,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from sleuth.emulator.artworld import Account, ArtWorld, Post
+from sleuth.emulator.postmedia import EXTENSIONS, PostMedia, image_format
 from sleuth.emulator.ratelimits import Limit, Limiter
 
 PREFIX = "/x"
@@ -74,7 +75,6 @@ _BUCKETS = {
     "following": "users/:id/following",
 }
 """Each view's rate-limit bucket, named as `LIMITS` is."""
-_EXTENSIONS = {"jpeg": "jpg", "webp": "jpg", "png": "png"}
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -156,6 +156,7 @@ class XEmulator:
         self.limits = limits
         self.followers_allowed = followers_allowed
         self.limiter = Limiter()
+        self.files = PostMedia(world)
 
     def read_posts(self, count: int) -> bool:
         """Count `count` posts returned against the monthly cap; False once it is spent."""
@@ -252,7 +253,7 @@ class XEmulator:
     def media(self, post: Post, base: str) -> list[dict[str, Any]]:
         out = []
         for i, image in enumerate(post.images):
-            ext = _EXTENSIONS[image.transform.fmt if image.artwork is not None else "jpeg"]
+            ext = EXTENSIONS[image_format(image)]
             out.append(
                 {
                     "media_key": self.media_key(post, i),
@@ -438,8 +439,6 @@ def x_blueprint(emulator: XEmulator) -> Blueprint:
         found = emulator.world.media(media_id)
         if found is None or found[0].account.network != "x" or found[1].gone:
             return Response("Not Found", 404, content_type="text/plain")
-        data = emulator.world.post_image_bytes(found[1])
-        kind = found[1].transform.fmt if found[1].artwork is not None else "jpeg"
-        return Response(data, 200, content_type=f"image/{kind}")
+        return emulator.files.response(found[1])
 
     return bp
