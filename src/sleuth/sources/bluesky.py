@@ -58,6 +58,8 @@ def parse_actor(text: str) -> str:
 
 
 def classify_error(exc: FetchError) -> SourceError | None:
+    """The AppView's reading of a failed call from its XRPC error name: an unknown actor comes
+    as 400 "Profile not found", blocks as `BlockedActor`. None: the generic reading applies."""
     document = error_document(exc)
     name = str(document.get("error") or "")
     message = str(document.get("message") or name or exc.detail)

@@ -65,6 +65,8 @@ def base_url(settings: SourcesSettings, server: str) -> str:
 
 
 def classify_error(exc: FetchError) -> SourceError | None:
+    """Mastodon's reading of a failed call, keeping its `error` text (an instance closed to
+    anonymous calls says so). None: the generic reading applies."""
     if exc.status == 401:
         message = str(error_document(exc).get("error") or "401 Unauthorized")
         if message == ANONYMOUS_REFUSED:

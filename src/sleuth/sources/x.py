@@ -72,6 +72,8 @@ def _profile(settings: SourcesSettings) -> SourceProfile:
 
 
 def classify_error(exc: FetchError) -> SourceError | None:
+    """X's reading of a failed call, from its problem body: a usage cap is no window to wait
+    for; 401/403/429 keep X's `detail`. None: the generic reading applies."""
     problem = error_document(exc)
     detail = str(problem.get("detail") or problem.get("title") or exc.detail)
     kind = str(problem.get("type") or "")
