@@ -286,3 +286,14 @@ def test_paged_requests_have_their_own_stricter_budget(world: ArtWorld) -> None:
         assert http.get(path, params={"max_id": "99999999999999999999"}).status_code == 429
         plain = http.get(path)  # an unpaged request still has budget left
         assert plain.status_code == 200 and plain.headers["X-RateLimit-Limit"] == "10"
+
+
+async def test_account_by_id_on_its_server(
+    fetcher: Fetcher, sources: SourcesSettings, world: ArtWorld
+) -> None:
+    truth = artist_account(world)
+    found = await mastodon.account(fetcher, sources, truth.server, truth.id)
+    assert found.acct == truth.acct
+    with pytest.raises(SourceError) as info:
+        await mastodon.account(fetcher, sources, truth.server, "1")
+    assert info.value.reason == "not_found"

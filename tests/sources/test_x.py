@@ -357,3 +357,14 @@ async def test_emulated_timeline_page_matches_the_recording(
     assert {"x-rate-limit-limit", "x-rate-limit-remaining", "x-rate-limit-reset"} <= set(
         real["headers"]
     )
+
+
+async def test_user_by_id(fetcher: Fetcher, sources: SourcesSettings, world: ArtWorld) -> None:
+    truth = x_account(world)
+    assert (await x.user_by_id(fetcher, sources, truth.id)).username == truth.username
+    with pytest.raises(SourceError) as info:
+        await x.user_by_id(fetcher, sources, "1")
+    assert info.value.reason == "not_found"
+    with pytest.raises(SourceError) as bad:
+        await x.user_by_id(fetcher, sources, "artist000")
+    assert bad.value.reason == "bad_input"

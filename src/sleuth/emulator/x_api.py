@@ -29,6 +29,7 @@ LIMITS = {
     "users/:id/tweets": Limit(10_000, 900.0),
     "tweets": Limit(3_500, 900.0),
     "users/by/username": Limit(300, 900.0),
+    "users/:id": Limit(300, 900.0),
     "users/:id/followers": Limit(300, 900.0),
     "users/:id/following": Limit(300, 900.0),
 }
@@ -69,6 +70,7 @@ NOT_ENROLLED = {
 }
 _BUCKETS = {
     "user_by_username": "users/by/username",
+    "user_by_id": "users/:id",
     "timeline": "users/:id/tweets",
     "lookup": "tweets",
     "followers": "users/:id/followers",
@@ -302,6 +304,15 @@ def x_blueprint(emulator: XEmulator) -> Blueprint:
         account = emulator.world.account("x", username)
         if account is None or account.network != "x":
             return _json({"errors": [not_found("user", "username", username, "username")]})
+        return _json({"data": emulator.user(account, base())})
+
+    @bp.get("/2/users/<ident>")
+    def user_by_id(ident: str) -> Response:
+        if not ident.isdigit() or len(ident) > 19:
+            return invalid("id", ident, f"The `id` query parameter value [{ident}] is not valid")
+        account = emulator.by_id(ident)
+        if account is None:
+            return _json({"errors": [not_found("user", "id", ident, "id")]})
         return _json({"data": emulator.user(account, base())})
 
     def max_results(default: int, low: int, high: int) -> int | Response:

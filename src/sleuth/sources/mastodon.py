@@ -173,6 +173,22 @@ async def lookup(fetcher: Fetcher, settings: SourcesSettings, handle: str) -> Ac
     return parse_account(result.data, server)
 
 
+async def account(
+    fetcher: Fetcher, settings: SourcesSettings, server: str, account_id: str
+) -> Account:
+    """The account with this id on `server` (ids are per server: pass its home server's)."""
+    if not account_id.isdigit():
+        raise SourceError("bad_input", f"not a Mastodon account id: {account_id!r}")
+    result = await get_json(
+        fetcher,
+        f"{base_url(settings, server)}/api/v1/accounts/{account_id}",
+        f"Mastodon account {account_id} on {server}",
+        profile=PROFILE,
+        classify=classify_error,
+    )
+    return parse_account(result.data, server)
+
+
 async def statuses(
     fetcher: Fetcher,
     settings: SourcesSettings,

@@ -208,6 +208,15 @@ async def user(fetcher: Fetcher, settings: SourcesSettings, name: str) -> Accoun
     return parse_user(_data_or_error(body, what))
 
 
+async def user_by_id(fetcher: Fetcher, settings: SourcesSettings, user_id: str) -> Account:
+    """The user with this numeric id."""
+    if not (user_id.isdigit() and len(user_id) <= 19):
+        raise SourceError("bad_input", f"not an X user id: {user_id!r}")
+    what = f"X user {user_id}"
+    body = await _get(fetcher, settings, f"users/{user_id}", what, {"user.fields": USER_FIELDS})
+    return parse_user(_data_or_error(body, what))
+
+
 async def timeline(
     fetcher: Fetcher,
     settings: SourcesSettings,
