@@ -19,9 +19,8 @@ from sleuth.emulator.artworld import ArtWorld
 from sleuth.emulator.cli import emulator_sources
 from sleuth.net.fetcher import Fetcher
 
-REAL = Path("/work/shared/fixtures/real")
-if not REAL.exists():
-    REAL = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "real"
+REAL = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "real"
+"""The recorded real responses, in the `shared/` folder beside the repository."""
 NET = NetSettings(retries=0, connect_timeout=5.0, read_timeout=10.0, total_timeout=20.0)
 
 
