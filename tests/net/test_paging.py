@@ -23,7 +23,7 @@ from sleuth.net.paging import (
 )
 from tests.net.conftest import LOOPBACK, LocalServer
 
-REAL = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "real"
+REAL = Path(__file__).resolve().parents[1] / "fixtures" / "real"
 
 
 def test_mastodon_link_headers_from_the_recordings() -> None:

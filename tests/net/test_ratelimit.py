@@ -22,7 +22,7 @@ from sleuth.net.budgets import (
 )
 from sleuth.net.ratelimit import RateLimit, parse_rate_limit, parse_reset, parse_retry_after
 
-REAL = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "real"
+REAL = Path(__file__).resolve().parents[1] / "fixtures" / "real"
 NOW = 1_800_000_000.0
 
 

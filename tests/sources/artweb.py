@@ -45,7 +45,7 @@ def sources_for(url: str) -> SourcesSettings:
 
 def serve_art_web() -> Iterator[ArtWeb]:
     world = small_world()
-    with EmulatorServer(create_imagehost_app(seed=SEED, art=world)) as url:
+    with EmulatorServer(create_imagehost_app(seed=SEED, world=world)) as url:
         yield ArtWeb(world, url, sources_for(url))
 
 

@@ -153,6 +153,10 @@ class Artist:
     link_hub: str | None = None  # "linktree" or "carrd": their links live on a hub page
 
 
+_Follows = dict[tuple[str, str], list[Account]]
+"""Accounts by (network, id) of the account they follow or are followed by."""
+
+
 def snowflake(moment: datetime, sequence: int, network: str) -> str:
     """A post id that sorts by time as the network's do (X: ms since its epoch << 22;
     Mastodon: ms since 1970 << 16)."""
@@ -197,6 +201,8 @@ class ArtWorld:
         self.artists: list[Artist] = []
         self.artworks: dict[int, Artwork] = {}
         self._posts: dict[tuple[str, str], list[Post]] = {}
+        self._media: dict[str, tuple[Post, PostImage]] | None = None
+        self._follows: tuple[_Follows, _Follows] | None = None
         self._build(artists, artworks_per_artist)
 
     def _rng(self, *parts: object) -> random.Random:
@@ -307,6 +313,67 @@ class ArtWorld:
         downloader must fall back on a smaller copy: "oversized" (a body over any sane cap),
         "bomb" (a decompression bomb), None for the others."""
         return {3: "oversized", 7: "bomb"}.get(artwork.id % 10)
+
+    def media(self, media_id: str) -> tuple[Post, PostImage] | None:
+        """The post and image with this media id (any network), for media servers."""
+        if self._media is None:
+            self._media = {
+                image.media_id: (post, image)
+                for account in self.accounts
+                for post in self.posts(account)
+                for image in post.images
+            }
+        return self._media.get(media_id)
+
+    def hub_url(self, artist: Artist) -> str | None:
+        """The artist's link-hub page on the real site, if they have one."""
+        if artist.link_hub == "linktree":
+            return f"https://linktr.ee/{artist.name}"
+        if artist.link_hub == "carrd":
+            return f"https://{artist.name}.carrd.co"
+        return None
+
+    def profile_links(self, account: Account) -> list[str]:
+        """What the account's profile links to: the artist's other accounts, then their hub."""
+        artist = self.artist_of(account)
+        if artist is None:
+            return []
+        links = [other.url for other in artist.accounts if other != account]
+        hub = self.hub_url(artist)
+        return links + ([hub] if hub else [])
+
+    def followers(self, account: Account) -> list[Account]:
+        """The accounts that follow `account`, newest follow first: a fixed pseudo-random half
+        of the other accounts on its network (the graph crawler's ground truth)."""
+        return self._follow_graph()[0].get((account.network, account.id), [])
+
+    def following(self, account: Account) -> list[Account]:
+        """The accounts `account` follows: those that count it among their followers."""
+        return self._follow_graph()[1].get((account.network, account.id), [])
+
+    def _follow_graph(self) -> tuple[_Follows, _Follows]:
+        """Followers and follows of every account, drawn once."""
+        if self._follows is None:
+            followers: _Follows = {}
+            following: _Follows = {}
+            for account in self.accounts:
+                rng = self._rng("followers", account.network, account.id)
+                others = [a for a in self.accounts if a.network == account.network and a != account]
+                chosen = [a for a in others if rng.random() < 0.5]
+                rng.shuffle(chosen)
+                followers[(account.network, account.id)] = chosen
+                for follower in chosen:
+                    following.setdefault((follower.network, follower.id), []).append(account)
+            self._follows = (followers, following)
+        return self._follows
+
+    def hides_collections(self, account: Account) -> bool:
+        """Whether the owner hides their followers and follows (Mastodon's `hide_collections`)."""
+        return (
+            account.network == "mastodon"
+            and account.artist is not None
+            and (account.artist % 5 == 4)
+        )
 
     # -- posts --------------------------------------------------------------------------------
 

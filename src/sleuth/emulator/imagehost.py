@@ -38,8 +38,14 @@ from PIL import Image
 
 from sleuth.emulator.artsites import artsites_blueprint
 from sleuth.emulator.artworld import ArtWorld
+from sleuth.emulator.bluesky import LIMIT as BLUESKY_LIMIT
+from sleuth.emulator.bluesky import BlueskyEmulator, bluesky_blueprints
+from sleuth.emulator.mastodon import LIMITS as MASTODON_LIMITS
+from sleuth.emulator.mastodon import MastodonEmulator, mastodon_blueprint
 from sleuth.emulator.server import AbortConnection, stopping
 from sleuth.emulator.world import JPEG_QUALITY, ByteLRU, photo, photo_jpeg
+from sleuth.emulator.x_api import LIMITS as X_LIMITS
+from sleuth.emulator.x_api import XEmulator, x_blueprint
 
 MAX_SIZE = 5000
 """picsum's limit on width and height."""
@@ -479,9 +485,13 @@ def create_imagehost_app(
     cache_bytes: int = DEFAULT_CACHE_BYTES,
     huge_body_bytes: int = DEFAULT_HUGE_BODY_BYTES,
     slow_bytes_per_second: int = DEFAULT_SLOW_BYTES_PER_SECOND,
-    art: ArtWorld | None = None,
+    world: ArtWorld | None = None,
+    rate_limits: bool = True,
 ) -> Flask:
-    """A Flask app serving the image host of world `seed` at the root, as picsum.photos does."""
+    """A Flask app serving the image host of world `seed` at the root, as picsum.photos does,
+    and the emulated APIs of `world` (default `ArtWorld(seed)`) under their prefixes, with
+    their real rate limits unless `rate_limits` is False (benchmarks)."""
+    world = world or ArtWorld(seed)
     host = ImageHost(
         seed,
         quality=quality,
@@ -491,7 +501,15 @@ def create_imagehost_app(
     )
     app = Flask(__name__)
     app.register_blueprint(imagehost_blueprint(host))
-    app.register_blueprint(artsites_blueprint(art or ArtWorld(seed)))
+    app.register_blueprint(artsites_blueprint(world))
+    app.register_blueprint(x_blueprint(XEmulator(world, limits=X_LIMITS if rate_limits else None)))
+    app.register_blueprint(
+        mastodon_blueprint(MastodonEmulator(world, limits=MASTODON_LIMITS if rate_limits else None))
+    )
+    for blueprint in bluesky_blueprints(
+        BlueskyEmulator(world, limit=BLUESKY_LIMIT if rate_limits else None)
+    ):
+        app.register_blueprint(blueprint)
 
     @app.errorhandler(404)
     def _not_found(_: Exception) -> Response:

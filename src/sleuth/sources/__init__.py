@@ -1,1 +1,1 @@
-"""Connectors to real APIs (art sites, link hubs, social networks), each on `sleuth.net.fetcher`."""
+"""Connectors to real APIs (social networks, art sites, link hubs), each on `sleuth.net.fetcher`."""
