@@ -93,6 +93,16 @@ def phash_bytes(data: bytes, max_pixels: int) -> int:
     return phash_from_image(decode_image(data, max_pixels).image)
 
 
+def phash_and_mirror(data: bytes, max_pixels: int) -> tuple[int, int]:
+    """The pHash of encoded image bytes and the pHash of their left-right mirror, from one
+    decode (a repost is often mirrored, and a mirror's pHash is far from the original's)."""
+    gray = luma(decode_image(data, max_pixels).image)
+    small = resize_l_32(gray)
+    if small is None:
+        small = np.asarray(gray.resize((IMG_SIZE, IMG_SIZE), Image.Resampling.LANCZOS))
+    return hash_from_pixels(small), hash_from_pixels(np.ascontiguousarray(small[:, ::-1]))
+
+
 def phash_hex(value: int) -> str:
     """16 lowercase hex digits, as `str(imagehash.phash(...))` prints them."""
     if not 0 <= value < 1 << 64:

@@ -27,6 +27,16 @@ accounts = sa.Table(
     # only once every listed post is indexed, so a kill leaves the account consistent.
     sa.Column("cursor", POST_ID),
     sa.Column("scanned_at", sa.Double),  # the last scan's end; NULL: never scanned
+    # A scan was asked for at this time; the account is being scanned while scanned_at is
+    # older (or NULL). Requests wait for that; a failed scan leaves its reason in scan_error.
+    sa.Column("scan_wanted_at", sa.Double),
+    sa.Column("scan_error", sa.Text),
+    # The newest post id a scan listed, kept until all its images are indexed; then it
+    # becomes `cursor`. NULL: the scan is listing (or none runs).
+    sa.Column("pending_cursor", POST_ID),
+    # One scan of an account at a time: the job that holds it, and until when.
+    sa.Column("scan_owner", sa.String(64)),
+    sa.Column("scan_owner_until", sa.Double),
     sa.Column("last_use", sa.Double),
     sa.Column("uses_count", sa.Integer, nullable=False, server_default="0"),
     sa.Index("ix_finder_accounts_scanned_at", "scanned_at"),
@@ -79,6 +89,9 @@ requests = sa.Table(
     sa.Column("accounts", sa.Text, nullable=False),  # JSON
     sa.Column("results", sa.Text, nullable=False),  # JSON
     sa.Column("account_name", sa.String(255)),  # a search limited to one account
+    sa.Column("phash", sa.BigInteger),  # the artwork's (or uploaded image's) pHash, signed
+    sa.Column("phash_mirror", sa.BigInteger),
+    sa.Column("artwork_at", sa.Double),  # when the artwork was made, if its site says
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("updated_at", sa.Double, nullable=False),
     sa.Column("finished_at", sa.Double),

@@ -154,6 +154,9 @@ class FinderRequest:
     accounts: list[dict[str, Any]] = field(default_factory=list)
     results: list[dict[str, Any]] = field(default_factory=list)
     account_name: str | None = None
+    phash: int | None = None  # signed, as stored
+    phash_mirror: int | None = None
+    artwork_at: float | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
     finished_at: float | None = None
@@ -246,6 +249,9 @@ def open_request(
             "accounts": "[]",
             "results": "[]",
             "account_name": account_name,
+            "phash": None,
+            "phash_mirror": None,
+            "artwork_at": None,
             "created_at": now,
             "updated_at": now,
             "finished_at": None,
@@ -265,6 +271,8 @@ def advance(
     *,
     accounts: Sequence[Account] | None = None,
     has_first_time_scan: bool | None = None,
+    hashes: tuple[int, int] | None = None,
+    artwork_at: float | None = None,
 ) -> bool:
     """Move an unfinished request forward to `status` (never back), with what it learnt;
     False when it is finished, gone or already further."""
@@ -273,6 +281,10 @@ def advance(
         values["accounts"] = json.dumps([a.aotf() for a in accounts])
     if has_first_time_scan is not None:
         values["has_first_time_scan"] = has_first_time_scan
+    if hashes is not None:
+        values["phash"], values["phash_mirror"] = hashes
+    if artwork_at is not None:
+        values["artwork_at"] = artwork_at
     query = (
         sa.update(requests)
         .where(

@@ -23,6 +23,10 @@ class FinderSettings:
     max_upload_bytes: int = 20 * 1024 * 1024
     update_days: float = 30.0  # accounts not scanned for this long are updated
     artwork_margin_days: float = 7.0  # an artwork newer than the last scan minus this: update
+    max_distance: int = 10  # pHash bits that may differ for a match (bench/finder.py)
+    retry_images_hours: float = 6.0  # images whose download failed are tried again after this
+    # A request still waiting after this many seconds ends with PROCESSING_ERROR.
+    request_timeout: float = 6 * 3600.0
     # Accounts never reported (bots, large non-artists), as network:username.
     block_list: tuple[str, ...] = ()
 

@@ -13,7 +13,7 @@ LINK_QUEUE = "finder.link"
 SCAN_QUEUE = "finder.scan"
 INDEX_QUEUE = "finder.index"
 SEARCH_QUEUE = "finder.search"
-QUEUES = (LINK_QUEUE, SCAN_QUEUE, INDEX_QUEUE, SEARCH_QUEUE)
+MAINTAIN_QUEUE = "finder.maintain"
 
 USER = 10  # the priority of work someone waits for
 BACKGROUND = 0
@@ -36,6 +36,25 @@ class ScanJob:
     requests: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class IndexJob:
+    """Download one image of a post and hash it."""
+
+    network: str
+    post_id: str
+    position: int
+
+
+@dataclass(frozen=True)
+class Chore:
+    """A maintenance chore: "update" (accounts not scanned for `update_days`), "retry"
+    (images that failed, after `retry_images_hours`), "purge" (finished requests)."""
+
+    what: str
+
+
 LINK = Task(LINK_QUEUE, RequestJob, lease=120.0, priority=USER)
 SEARCH = Task(SEARCH_QUEUE, RequestJob, lease=120.0, priority=USER)
 SCAN = Task(SCAN_QUEUE, ScanJob, lease=300.0, priority=USER)
+INDEX = Task(INDEX_QUEUE, IndexJob, lease=120.0, priority=USER, batch=16, batch_wait=0.05)
+MAINTAIN = Task(MAINTAIN_QUEUE, Chore, lease=300.0, max_attempts=3, concurrency=1)
