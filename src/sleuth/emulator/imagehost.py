@@ -36,6 +36,9 @@ import numpy as np
 from flask import Blueprint, Flask, Response, request, url_for
 from PIL import Image
 
+from sleuth.emulator.bbxml import bbxml_blueprint
+from sleuth.emulator.discourse import discourse_blueprint
+from sleuth.emulator.forums import Forums
 from sleuth.emulator.server import AbortConnection, stopping
 from sleuth.emulator.world import JPEG_QUALITY, ByteLRU, photo, photo_jpeg
 
@@ -477,8 +480,11 @@ def create_imagehost_app(
     cache_bytes: int = DEFAULT_CACHE_BYTES,
     huge_body_bytes: int = DEFAULT_HUGE_BODY_BYTES,
     slow_bytes_per_second: int = DEFAULT_SLOW_BYTES_PER_SECOND,
+    forums: Forums | None = None,
 ) -> Flask:
-    """A Flask app serving the image host of world `seed` at the root, as picsum.photos does."""
+    """A Flask app serving the image host of world `seed` at the root, as picsum.photos does,
+    and the emulated forums (`forums`, default `Forums.default(seed)`) under `/discourse/<name>`
+    and `/bb/<name>/xml`."""
     host = ImageHost(
         seed,
         quality=quality,
@@ -488,6 +494,9 @@ def create_imagehost_app(
     )
     app = Flask(__name__)
     app.register_blueprint(imagehost_blueprint(host))
+    forums = forums or Forums.default(seed)
+    app.register_blueprint(discourse_blueprint(forums))
+    app.register_blueprint(bbxml_blueprint(forums))
 
     @app.errorhandler(404)
     def _not_found(_: Exception) -> Response:
