@@ -1,0 +1,1 @@
+"""Connectors: each reads one kind of source over `sleuth.net.fetcher` into plain values."""
