@@ -81,11 +81,12 @@ def save_topic(
         row = {k: v for k, v in vars(post).items() if k != "user"}
         _upsert(conn, forum_posts, {"site_id": site, **row, "user_id": post.user.user_id})
         if post.edit_count:
-            edit = {"site_id": site, "post_id": post.post_id, "edit_count": post.edit_count}
+            edit: dict[str, Any] = {"site_id": site, "post_id": post.post_id}
+            edit["edit_count"] = post.edit_count
             edit |= {"edited_at": post.last_edit_at, "editor_id": post.last_edit_user_id}
             insert_ignore(conn, forum_edits, edit | {"seen_at": now})
         if post.reply_to_number is not None:
-            reply = {"site_id": site, "post_id": post.post_id, "kind": "reply"}
+            reply: dict[str, Any] = {"site_id": site, "post_id": post.post_id, "kind": "reply"}
             reply |= {"target_topic_id": post.topic_id, "target_post_id": 0}
             reply |= {"target_number": post.reply_to_number, "quoted_name": "", "count": 1}
             insert_ignore(conn, forum_quotes, reply)
