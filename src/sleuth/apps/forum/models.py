@@ -26,6 +26,8 @@ forum_sites = sa.Table(
     sa.Column("url", sa.String(500), nullable=False),  # its normalized base URL
     sa.Column("first_crawled", sa.Double, nullable=False),
     sa.Column("last_crawled", sa.Double, nullable=False),
+    # the newest bump time of the last complete crawl: topics bumped no later are stored
+    sa.Column("high_water", sa.Double, nullable=True),
     sa.UniqueConstraint("kind", "url"),
 )
 
@@ -70,6 +72,7 @@ forum_boards = sa.Table(
     sa.Column("description", sa.Text, nullable=False),
     sa.Column("topic_count", sa.Integer, nullable=False),  # as the forum states it
     sa.Column("post_count", sa.Integer, nullable=False),
+    sa.Column("high_water", sa.Double, nullable=True),  # as forum_sites', for one board
 )
 
 forum_topics = sa.Table(

@@ -124,3 +124,28 @@ def stored_post_ids(conn: Connection, site: int, topic_id: int) -> set[int]:
         )
     )
     return {int(r[0]) for r in rows}
+
+
+def high_water(conn: Connection, site: int, board_id: int | None = None) -> float | None:
+    """The newest bump time of the site's (or one board's) last complete crawl, if any."""
+    if board_id is None:
+        query = sa.select(forum_sites.c.high_water).where(forum_sites.c.id == site)
+    else:
+        where = (forum_boards.c.site_id == site) & (forum_boards.c.board_id == board_id)
+        query = sa.select(forum_boards.c.high_water).where(where)
+    return conn.execute(query).scalar()
+
+
+def set_high_water(conn: Connection, site: int, value: float, board_id: int | None = None) -> None:
+    """Record that every topic bumped no later than `value` is stored (never moves back)."""
+    if board_id is None:
+        table, where = forum_sites, forum_sites.c.id == site
+    else:
+        table = forum_boards
+        where = (forum_boards.c.site_id == site) & (forum_boards.c.board_id == board_id)
+    column = table.c.high_water
+    conn.execute(
+        table.update()
+        .where(where & ((column.is_(None)) | (column < value)))
+        .values(high_water=value)
+    )

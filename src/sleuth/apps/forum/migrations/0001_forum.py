@@ -24,6 +24,7 @@ def upgrade() -> None:
         sa.Column("description", sa.Text, nullable=False),
         sa.Column("topic_count", sa.Integer, nullable=False),
         sa.Column("post_count", sa.Integer, nullable=False),
+        sa.Column("high_water", sa.Double),
         sa.PrimaryKeyConstraint("site_id", "board_id", name="pk_forum_boards"),
     )
     op.create_table(
@@ -106,6 +107,7 @@ def upgrade() -> None:
         sa.Column("url", sa.String(500), nullable=False),
         sa.Column("first_crawled", sa.Double, nullable=False),
         sa.Column("last_crawled", sa.Double, nullable=False),
+        sa.Column("high_water", sa.Double),
         sa.PrimaryKeyConstraint("id", name="pk_forum_sites"),
         sa.UniqueConstraint("kind", "url", name="uq_forum_sites_kind_url"),
     )
