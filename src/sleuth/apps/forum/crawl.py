@@ -16,9 +16,10 @@ from the page holding its first post not yet stored to the last page.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from sleuth.apps.forum.records import (
     checkpoints,
@@ -56,39 +57,82 @@ def _reached(topics: list[ForumTopic], mark: float | None) -> bool:
     )
 
 
-async def crawl_discourse(engine: Engine, client: DiscourseClient) -> CrawlReport:
-    """Crawl the forum's boards and every topic bumped since the last complete crawl."""
-    now = time.time()
+@dataclass
+class Listing:
+    """A listing in progress: the forum's site id, the board (bB), the newest bump seen."""
+
+    site: int
+    board_id: int | None = None
+    newest: float | None = None
+
+    def saw(self, topics: list[ForumTopic]) -> None:
+        bumps = [t.last_posted_at for t in topics if t.last_posted_at is not None]
+        if bumps:
+            self.newest = max([*bumps, self.newest or bumps[0]])
+
+    def finish(self, engine: Engine) -> None:
+        """Every changed topic listed is stored: move the high-water mark."""
+        if self.newest is not None:
+            with engine.begin() as conn:
+                set_high_water(conn, self.site, self.newest, self.board_id)
+
+
+async def discourse_listing(engine: Engine, client: DiscourseClient) -> Listing:
+    """Save the forum's boards and open its listing."""
     with engine.begin() as conn:
-        site = site_id(conn, "discourse", client.base, now)
-        mark = high_water(conn, site)
-    report = CrawlReport(site)
+        site = site_id(conn, "discourse", client.base, time.time())
     boards = await client.boards()
     with engine.begin() as conn:
         save_boards(conn, site, [], boards)
-    newest: float | None = None
+    return Listing(site)
+
+
+async def discourse_changes(
+    engine: Engine, client: DiscourseClient, listing: Listing
+) -> AsyncIterator[list[ForumTopic]]:
+    """The topics to crawl, a page of the list at a time, until the high-water mark."""
+    with engine.connect() as conn:
+        mark = high_water(conn, listing.site)
     page = 0
     while True:
-        listing = await client.latest(page)
-        bumps = [t.last_posted_at for t in listing.topics if t.last_posted_at is not None]
-        newest = max([*bumps, newest or 0.0]) or None
+        answer = await client.latest(page)
+        listing.saw(answer.topics)
         with engine.connect() as conn:
-            marks = checkpoints(conn, site, [t.topic_id for t in listing.topics])
-        for topic in _changed(listing.topics, marks):
-            report.posts += await crawl_discourse_topic(engine, client, site, topic)
-            report.topics.append(topic.topic_id)
-        if not listing.more or _reached(listing.topics, mark):
-            break
+            marks = checkpoints(conn, listing.site, [t.topic_id for t in answer.topics])
+        yield _changed(answer.topics, marks)
+        if not answer.more or _reached(answer.topics, mark):
+            return
         page += 1
-    if newest is not None:
-        with engine.begin() as conn:
-            set_high_water(conn, site, newest)
+
+
+async def crawl_discourse(engine: Engine, client: DiscourseClient) -> CrawlReport:
+    """Crawl the forum's boards and every topic bumped since the last complete crawl, here
+    (the `forum.topic` jobs do the same on workers)."""
+    listing = await discourse_listing(engine, client)
+    report = CrawlReport(listing.site)
+    async for topics in discourse_changes(engine, client, listing):
+        for topic in topics:
+            report.posts += await crawl_discourse_topic(engine, client, listing.site, topic)
+            report.topics.append(topic.topic_id)
+    listing.finish(engine)
     report.requests = client.requests
     return report
 
 
+Settle = Callable[[Connection], None]
+"""What else commits with a topic (the crawl layer resolving its item)."""
+
+
+def _nothing(_: Connection) -> None:
+    return None
+
+
 async def crawl_discourse_topic(
-    engine: Engine, client: DiscourseClient, site: int, listed: ForumTopic
+    engine: Engine,
+    client: DiscourseClient,
+    site: int,
+    listed: ForumTopic,
+    settle: Settle = _nothing,
 ) -> int:
     """Fetch the topic's posts not yet stored (and its first chunk again, which shows recent
     edits there for free) and write them with the topic's checkpoint; returns posts written."""
@@ -105,45 +149,62 @@ async def crawl_discourse_topic(
     topic = replace(page.topic, last_posted_at=listed.last_posted_at)
     with engine.begin() as conn:
         save_topic(conn, site, topic, posts, time.time())
+        settle(conn)
     return len(posts)
 
 
-async def crawl_bb_board(engine: Engine, client: BbClient, board_id: int) -> CrawlReport:
-    """Crawl one bB board: its threads bumped since the board's last complete crawl."""
-    now = time.time()
+async def bb_listing(engine: Engine, client: BbClient, board_id: int) -> Listing:
+    """Save the forum's categories and boards and open the board's listing."""
     with engine.begin() as conn:
-        site = site_id(conn, "bbxml", client.base, now)
+        site = site_id(conn, "bbxml", client.base, time.time())
     categories, boards = await client.boards()
     if board_id not in {b.board_id for b in boards}:
         raise ValueError(f"{client.base} has no board {board_id}")
     with engine.begin() as conn:
         save_boards(conn, site, categories, boards)
-        mark = high_water(conn, site, board_id)
-    report = CrawlReport(site)
-    newest: float | None = None
+    return Listing(site, board_id)
+
+
+async def bb_changes(
+    engine: Engine, client: BbClient, listing: Listing
+) -> AsyncIterator[list[tuple[ForumTopic, int]]]:
+    """The board's threads to crawl with the posts stored of each, a page at a time."""
+    assert listing.board_id is not None
+    with engine.connect() as conn:
+        mark = high_water(conn, listing.site, listing.board_id)
     page = 1
     while True:
-        listing = await client.board(board_id, page)
-        bumps = [t.last_posted_at for t in listing.threads if t.last_posted_at is not None]
-        newest = max([*bumps, newest or 0.0]) or None
+        answer = await client.board(listing.board_id, page)
+        listing.saw(answer.threads)
         with engine.connect() as conn:
-            marks = checkpoints(conn, site, [t.topic_id for t in listing.threads])
-        for thread in _changed(listing.threads, marks):
-            stored = marks.get(thread.topic_id, (0, None))[0]
-            report.posts += await crawl_bb_thread(engine, client, site, thread, stored)
-            report.topics.append(thread.topic_id)
-        if len(listing.threads) < PAGE or _reached(listing.threads, mark):
-            break
+            marks = checkpoints(conn, listing.site, [t.topic_id for t in answer.threads])
+        changed = _changed(answer.threads, marks)
+        yield [(t, marks.get(t.topic_id, (0, None))[0]) for t in changed]
+        if len(answer.threads) < PAGE or _reached(answer.threads, mark):
+            return
         page += 1
-    if newest is not None:
-        with engine.begin() as conn:
-            set_high_water(conn, site, newest, board_id)
+
+
+async def crawl_bb_board(engine: Engine, client: BbClient, board_id: int) -> CrawlReport:
+    """Crawl one bB board: its threads bumped since the board's last complete crawl, here."""
+    listing = await bb_listing(engine, client, board_id)
+    report = CrawlReport(listing.site)
+    async for threads in bb_changes(engine, client, listing):
+        for thread, stored in threads:
+            report.posts += await crawl_bb_thread(engine, client, listing.site, thread, stored)
+            report.topics.append(thread.topic_id)
+    listing.finish(engine)
     report.requests = client.requests
     return report
 
 
 async def crawl_bb_thread(
-    engine: Engine, client: BbClient, site: int, listed: ForumTopic, stored: int
+    engine: Engine,
+    client: BbClient,
+    site: int,
+    listed: ForumTopic,
+    stored: int,
+    settle: Settle = _nothing,
 ) -> int:
     """Read the thread from the page holding its first post not yet stored to its end, and
     write those posts with the thread's checkpoint; returns posts written."""
@@ -157,4 +218,5 @@ async def crawl_bb_thread(
         page += 1
     with engine.begin() as conn:
         save_topic(conn, site, listed, posts, time.time())
+        settle(conn)
     return len(posts)
