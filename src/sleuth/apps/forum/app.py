@@ -8,12 +8,37 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sleuth.app import App, StatusLine
+from sleuth.app import App, Outcome, StatusLine
 
 if TYPE_CHECKING:
+    import click
+
+    from sleuth.crawl.runs import JobFor
+    from sleuth.jobs.worker import Kind
+    from sleuth.net.fetcher import Fetcher
     from sleuth.services import Services
 
 NAME = "forum"
+TOPIC_QUEUE = "forum.topic"
+CRAWLED = "crawled"  # a topic's outcome; a failed one counts as the crawl layer's "error"
+
+
+def _job_kinds(services: Services, fetcher: Fetcher) -> list[Kind]:
+    from sleuth.apps.forum.jobs import topic_kind
+
+    return [topic_kind(services, fetcher)]
+
+
+def _cli() -> click.Group:
+    from sleuth.apps.forum.cli import forum
+
+    return forum
+
+
+def _crawl_jobs() -> JobFor:
+    from sleuth.apps.forum.jobs import item_job
+
+    return item_job
 
 
 def _status(services: Services) -> list[StatusLine]:
@@ -35,5 +60,11 @@ app = App(
     name=NAME,
     description="Forums (Discourse, the bB XML API) crawled into SQL, for their statistics.",
     migrations=Path(__file__).parent / "migrations",
+    queues=(TOPIC_QUEUE,),
+    job_kinds=_job_kinds,
+    cli=_cli,
     status=_status,
+    outcomes=(Outcome(CRAWLED, "crawled", "#1b9e77"), Outcome("error", "error", "#d7301f")),
+    outcome_unit="topics",
+    crawl_jobs=_crawl_jobs,
 )
