@@ -67,6 +67,12 @@ class IpRateLimiter:
         return None
 
 
+def _limiter(forums: Forums) -> IpRateLimiter:
+    if forums.limits is None:
+        return IpRateLimiter(clock=forums.clock)
+    return IpRateLimiter(forums.limits, clock=forums.clock)
+
+
 def _too_many(wait: int, code: str) -> Response:
     body = (
         f"Slow down, too many requests from this IP address. "
@@ -362,9 +368,10 @@ def discourse_blueprint(forums: Forums) -> Blueprint:
         if forums.get(name) is None:
             abort(404)
         if forums.rate_limits:
-            limiter = limiters.setdefault(name, IpRateLimiter(clock=forums.clock))
+            limiter = limiters.setdefault(name, _limiter(forums))
             refused = limiter.check(request.remote_addr or "")
             if refused is not None:
+                forums.count("discourse 429", name)
                 abort(_too_many(*refused))
         forums.count("discourse", name)
 

@@ -491,7 +491,8 @@ def iso(epoch: int) -> str:
 class Forums:
     """The emulated forums by name (`/discourse/<name>`, `/bb/<name>`), counting requests.
 
-    Tests and the benchmark read `requests[(api, name)]` to check what a crawl cost."""
+    Tests and the benchmark read `requests[(api, name)]` to check what a crawl cost (api
+    "discourse" or "bbxml"; "discourse 429" counts the requests Discourse's limits refused)."""
 
     def __init__(
         self,
@@ -499,10 +500,12 @@ class Forums:
         *,
         rate_limits: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        limits: tuple[tuple[float, int, str], ...] | None = None,
     ) -> None:
         self._forums = dict(forums)
         self.rate_limits = rate_limits  # Discourse's per-IP limits (discourse.py)
         self.clock = clock  # what those limits measure time with
+        self.limits = limits  # (seconds, most requests, error code); None: Discourse's
         self._lock = threading.Lock()
         self.requests: Counter[tuple[str, str]] = Counter()
 

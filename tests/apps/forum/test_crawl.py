@@ -140,3 +140,14 @@ def test_bb_board_crawl_is_complete_then_incremental(
     assert spent <= 1 + math.ceil(len(bumped) / 30) + 1 + pages
     expected = Counter(p.user_id for t in forum.topics_by_activity(board) for p in forum.posts(t))
     assert _stored(engine) == expected
+
+
+def test_discourse_rate_limits_are_waited_out(engine: Engine) -> None:
+    """Limits far below Discourse's (10 requests a second): whatever the crawl meets, each 429's
+    Retry-After is waited out through the shared budget and nothing is lost."""
+    forum = Forum(3, 600)
+    forums = Forums({"main": forum}, limits=((1.0, 10, "ip_10_secs_limit"),))
+    with EmulatorServer(create_imagehost_app(seed=0, forums=forums)) as url:
+        report = _discourse(engine, url)
+    assert report.requests == forums.requests[("discourse", "main")]  # every refusal retried
+    assert _stored(engine) == forum.ground_truth().posts_by_user
