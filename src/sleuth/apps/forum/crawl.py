@@ -10,7 +10,8 @@ ends, so a crawl killed halfway lists as far again the next time.
 
 Discourse: a changed topic costs `/t/{id}.json` (its stream and first 20 posts) and
 `/t/{id}/posts.json` for the post ids not yet stored, 20 a request. bB: a changed thread is read
-from the page holding its first post not yet stored to the last page.
+from the page holding its first post not yet stored to the last page. Edits are caught where a
+crawl reads anyway: a changed Discourse topic's first 20 posts, a changed thread's pages.
 """
 
 from __future__ import annotations
@@ -207,12 +208,12 @@ async def crawl_bb_thread(
     settle: Settle = _nothing,
 ) -> int:
     """Read the thread from the page holding its first post not yet stored to its end, and
-    write those posts with the thread's checkpoint; returns posts written."""
+    write the posts of those pages with the thread's checkpoint; returns posts written."""
     posts: list[ForumPost] = []
     page = stored // PAGE + 1
     while True:
         answer = await client.thread(listed.topic_id, page)
-        posts += [p for p in answer.posts if p.number > stored]
+        posts += answer.posts  # the older posts of the first page too: their edits come free
         if len(answer.posts) < PAGE:
             break
         page += 1
