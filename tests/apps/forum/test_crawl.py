@@ -18,6 +18,7 @@ from sleuth.apps.forum.crawl import CrawlReport, crawl_bb_board, crawl_discourse
 from sleuth.apps.forum.models import forum_posts, forum_topics, forum_users
 from sleuth.emulator import EmulatorServer, create_imagehost_app
 from sleuth.emulator.forums import Forum, Forums
+from sleuth.net.errors import FetchError
 from sleuth.net.fetcher import Fetcher
 from sleuth.sources.bbxml import BbClient, xml_base
 from sleuth.sources.discourse import DiscourseClient, forum_base
@@ -150,4 +151,37 @@ def test_discourse_rate_limits_are_waited_out(engine: Engine) -> None:
     with EmulatorServer(create_imagehost_app(seed=0, forums=forums)) as url:
         report = _discourse(engine, url)
     assert report.requests == forums.requests[("discourse", "main")]  # every refusal retried
+    assert _stored(engine) == forum.ground_truth().posts_by_user
+
+
+class Failing:
+    """WSGI middleware answering 404 for one path while `on`: a crawl that dies partway."""
+
+    def __init__(self, app, path: str) -> None:  # type: ignore[no-untyped-def]
+        self.app, self.path, self.on = app, path, True
+
+    def __call__(self, environ, start_response):  # type: ignore[no-untyped-def]
+        if self.on and environ["PATH_INFO"] == self.path:
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"gone\n"]
+        return self.app(environ, start_response)
+
+
+def test_a_crawl_that_dies_partway_resumes_with_what_is_missing(engine: Engine) -> None:
+    forum = Forum(9, 900)
+    order = forum.topics_by_activity()
+    victim = order[40]  # on the second page of the list
+    app = Failing(
+        create_imagehost_app(seed=0, forums=Forums({"main": forum}, rate_limits=False)),
+        f"/discourse/main/t/{victim.id}.json",
+    )
+    with EmulatorServer(app) as url:
+        with pytest.raises(FetchError, match="404"):
+            _discourse(engine, url)
+        with engine.connect() as conn:
+            stored = set(conn.execute(sa.select(forum_topics.c.topic_id)).scalars())
+        assert stored == {t.id for t in order[:40]}  # every topic before the failure, committed
+        app.on = False
+        resumed = _discourse(engine, url)
+    assert set(resumed.topics) == {t.id for t in order[40:]}
     assert _stored(engine) == forum.ground_truth().posts_by_user
