@@ -5,7 +5,8 @@ recently posted in first), `thread.php?TID=&page=` or `&PID=` (30 posts a page; 
 the page holding that post). Pages count from 1; 0 is read as 1, since potstats2 asked for page 0
 and mde_flutter for page 1 of the same first page. As the real API does, the body is UTF-8 while
 the header says ISO-8859-1, and an unknown board or thread answers 200 with a root element
-`<invalid-board>` or `<invalid-thread>`. Posts are BBCode: `[quote=tid,pid,"name"]` (the name as
+`<invalid-board>` or `<invalid-thread>`. A few posts end in a NUL byte, which the real API
+sends and potstats2 stripped before parsing. Posts are BBCode: `[quote=tid,pid,"name"]` (the name as
 it was when quoting), `[url]`, `[url=...]` (quoted, without scheme, or relative to the forum:
 `/t/...` or `./t/...`), `[img]`, `[video]`, `[video play]`.
 """
@@ -174,7 +175,8 @@ def thread_xml(forum: Forum, topic_id: int | None, page: int, post_id: int | Non
         ET.SubElement(element, "avatar", id="0")
         message = ET.SubElement(element, "message")
         _text(message, "title", "")
-        _text(message, "content", bbcode(forum, post))
+        # a stray NUL now and then, as the real API sends (invalid XML: clients drop them)
+        _text(message, "content", bbcode(forum, post) + ("\x00" if post.id % 23 == 0 else ""))
         edited = ET.SubElement(message, "edited", count=str(len(post.edits)))
         if post.edits:
             last = ET.SubElement(edited, "lastedit")
