@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 
 from sleuth.sources.bbxml import parse_board, parse_thread, xml_base
-from sleuth.sources.discourse import forum_base, parse_post, parse_topic, parse_topic_list
+from sleuth.sources.discourse import (
+    forum_base,
+    parse_post,
+    parse_topic,
+    parse_topic_list,
+    profile,
+)
 from sleuth.sources.forumtypes import ForumFormatError
 
 RECORDED = Path("/work/shared/fixtures/real/discourse")
@@ -79,3 +85,10 @@ def test_xml_base(url: str, base: str) -> None:
     assert xml_base(url) == base
     with pytest.raises(ValueError, match="not a forum URL"):
         xml_base("ftp://x")
+
+
+def test_the_discourse_pace_stays_under_its_default_limits() -> None:
+    gap = profile().min_interval
+    assert 60 / gap < 200 and 10 / gap < 50  # requests a minute, and in 10 seconds
+    assert 60 / gap > 0.98 * 200  # and close to the ceiling
+    assert profile(0).min_interval == 0.0

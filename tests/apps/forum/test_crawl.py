@@ -21,7 +21,7 @@ from sleuth.emulator.forums import Forum, Forums
 from sleuth.net.errors import FetchError
 from sleuth.net.fetcher import Fetcher
 from sleuth.sources.bbxml import BbClient, xml_base
-from sleuth.sources.discourse import DiscourseClient, forum_base
+from sleuth.sources.discourse import DiscourseClient, forum_base, profile
 from sleuth.store.db import make_engine, migrate
 
 
@@ -44,7 +44,8 @@ def served() -> Iterator[tuple[str, Forum, Forums]]:
 def _discourse(engine: Engine, url: str) -> CrawlReport:
     async def go() -> CrawlReport:
         async with Fetcher(allow_private=True) as fetcher:
-            client = DiscourseClient(fetcher, forum_base(f"{url}/discourse/main/latest"))
+            base = forum_base(f"{url}/discourse/main/latest")
+            client = DiscourseClient(fetcher, base, profile(0))  # as fast as it answers
             return await crawl_discourse(engine, client)
 
     return asyncio.run(go())

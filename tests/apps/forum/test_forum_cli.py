@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
+from sleuth.apps.forum.app import ForumSettings
 from sleuth.apps.forum.cli import crawl_forum
 from sleuth.apps.forum.models import forum_posts
 from sleuth.cli.main import cli
@@ -28,6 +29,7 @@ def services(tmp_path: Path) -> Iterator[Services]:
         settings,
         net=dataclasses.replace(settings.net, allow_private=True),
         worker=dataclasses.replace(settings.worker, processes=1),
+        apps={**settings.apps, "forum": ForumSettings(discourse_per_minute=0)},
     )
     services = Services(settings)
     yield services
@@ -84,6 +86,7 @@ def test_the_command(
     monkeypatch.setenv("SLEUTH_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("SLEUTH_NET_ALLOW_PRIVATE", "true")
     monkeypatch.setenv("SLEUTH_WORKER_PROCESSES", "1")
+    monkeypatch.setenv("SLEUTH_FORUM_DISCOURSE_PER_MINUTE", "0")
     runner = CliRunner()
     result = runner.invoke(cli, ["forum", "crawl", "--bbxml", f"{url}/bb/main/"])
     assert result.exit_code == 2 and "--bbxml needs --board ID" in result.output

@@ -5,6 +5,7 @@ crawlers and the command are imported when the engine asks for them."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,13 @@ if TYPE_CHECKING:
 NAME = "forum"
 TOPIC_QUEUE = "forum.topic"
 CRAWLED = "crawled"  # a topic's outcome; a failed one counts as the crawl layer's "error"
+
+
+@dataclass(frozen=True)
+class ForumSettings:
+    # Requests a minute a Discourse crawl keeps under, for all its workers together:
+    # Discourse's default max_reqs_per_ip_per_minute; 0 sends as fast as the forum answers.
+    discourse_per_minute: float = 200.0
 
 
 def _job_kinds(services: Services, fetcher: Fetcher) -> list[Kind]:
@@ -59,6 +67,7 @@ def _status(services: Services) -> list[StatusLine]:
 app = App(
     name=NAME,
     description="Forums (Discourse, the bB XML API) crawled into SQL, for their statistics.",
+    settings=ForumSettings,
     migrations=Path(__file__).parent / "migrations",
     queues=(TOPIC_QUEUE,),
     job_kinds=_job_kinds,

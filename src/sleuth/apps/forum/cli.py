@@ -32,7 +32,7 @@ from sleuth.net.fetcher import Fetcher
 from sleuth.runner import app_queues, run_worker, shared_budgets, shared_politeness
 from sleuth.services import Services
 from sleuth.sources.bbxml import BbClient, xml_base
-from sleuth.sources.discourse import DiscourseClient, forum_base
+from sleuth.sources.discourse import DiscourseClient, forum_base, profile
 from sleuth.sources.forumtypes import ForumTopic
 
 LABELS = {"crawled": "ok", "error": "err"}
@@ -87,7 +87,8 @@ def crawl_forum(
             budgets=shared_budgets(services),
         ) as fetcher:
             if board is None:
-                client = DiscourseClient(fetcher, base)
+                pace = profile(services.settings.app(NAME).discourse_per_minute)
+                client = DiscourseClient(fetcher, base, pace)
                 listing = await discourse_listing(engine, client)
                 async for topics in discourse_changes(engine, client, listing):
                     _add(listing, topics)

@@ -26,7 +26,7 @@ from sleuth.net.errors import FetchError
 from sleuth.net.fetcher import Fetcher
 from sleuth.services import Services
 from sleuth.sources.bbxml import BbClient
-from sleuth.sources.discourse import DiscourseClient
+from sleuth.sources.discourse import DiscourseClient, profile
 from sleuth.sources.forumtypes import ForumFormatError, ForumTopic
 
 
@@ -62,6 +62,7 @@ def item_job(item: runs.RunItem) -> runs.ItemJob:
 
 def topic_kind(services: Services, fetcher: Fetcher) -> JobKind[TopicJob]:
     engine = services.engine
+    pace = profile(services.settings.app(NAME).discourse_per_minute)
 
     async def handle(job: TopicJob, ctx: JobContext) -> None:
         kind, base, site, listed = _read_target(job.target)
@@ -72,7 +73,7 @@ def topic_kind(services: Services, fetcher: Fetcher) -> JobKind[TopicJob]:
         try:
             if kind == "discourse":
                 await crawl_discourse_topic(
-                    engine, DiscourseClient(fetcher, base), site, listed, settle
+                    engine, DiscourseClient(fetcher, base, pace), site, listed, settle
                 )
             else:
                 with engine.connect() as conn:
