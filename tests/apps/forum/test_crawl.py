@@ -23,6 +23,7 @@ from sleuth.net.fetcher import Fetcher
 from sleuth.sources.bbxml import BbClient, xml_base
 from sleuth.sources.discourse import DiscourseClient, forum_base, profile
 from sleuth.store.db import make_engine, migrate
+from tests.apps.forum.helpers import Failing
 
 
 @pytest.fixture
@@ -153,19 +154,6 @@ def test_discourse_rate_limits_are_waited_out(engine: Engine) -> None:
         report = _discourse(engine, url)
     assert report.requests == forums.requests[("discourse", "main")]  # every refusal retried
     assert _stored(engine) == forum.ground_truth().posts_by_user
-
-
-class Failing:
-    """WSGI middleware answering 404 for one path while `on`: a crawl that dies partway."""
-
-    def __init__(self, app, path: str) -> None:  # type: ignore[no-untyped-def]
-        self.app, self.path, self.on = app, path, True
-
-    def __call__(self, environ, start_response):  # type: ignore[no-untyped-def]
-        if self.on and environ["PATH_INFO"] == self.path:
-            start_response("404 Not Found", [("Content-Type", "text/plain")])
-            return [b"gone\n"]
-        return self.app(environ, start_response)
 
 
 def test_a_crawl_that_dies_partway_resumes_with_what_is_missing(engine: Engine) -> None:

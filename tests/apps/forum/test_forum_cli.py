@@ -17,9 +17,11 @@ from sleuth.apps.forum.cli import crawl_forum
 from sleuth.apps.forum.models import forum_posts
 from sleuth.cli.main import cli
 from sleuth.config import Settings
+from sleuth.crawl.models import crawl_failures
 from sleuth.emulator import EmulatorServer, create_imagehost_app
 from sleuth.emulator.forums import Forum, Forums
 from sleuth.services import Services
+from tests.apps.forum.helpers import Failing
 
 
 @pytest.fixture
@@ -97,3 +99,27 @@ def test_the_command(
     assert f"{forum.topic_count()} topics crawled, 0 failed" in result.output
     result = runner.invoke(cli, ["forum", "crawl", "--bbxml", f"{url}/bb/main", "--board", "99"])
     assert result.exit_code == 1 and "has no board 99" in result.output
+
+
+def test_a_topic_that_fails_is_recorded_and_crawled_again_next_time(services: Services) -> None:
+    forum = Forum(12, 400)
+    victim = forum.topics_by_activity()[3]
+    app = Failing(
+        create_imagehost_app(seed=0, forums=Forums({"main": forum}, rate_limits=False)),
+        f"/discourse/main/t/{victim.id}.json",
+    )
+    with EmulatorServer(app) as url:
+        first = crawl_forum(services, f"{url}/discourse/main")
+        assert first.finished and first.count("error") == 1
+        assert first.count("crawled") == forum.topic_count() - 1
+        with services.engine.connect() as conn:
+            failure = conn.execute(sa.select(crawl_failures)).one()
+        assert (failure.item_key, failure.reason, failure.http_status) == (
+            str(victim.id),
+            "http_status",
+            404,
+        )
+        app.on = False
+        second = crawl_forum(services, f"{url}/discourse/main")  # the mark did not move
+    assert second.finished and second.count("crawled") == 1 and second.total == 1
+    assert _posts_by_user(services) == forum.ground_truth().posts_by_user
