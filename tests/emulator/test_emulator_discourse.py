@@ -132,6 +132,9 @@ def test_topic_stream_and_posts_by_id_with_raw(http: httpx.Client, forums: Forum
     text = http.get(f"/raw/{big.id}/{quoting.number}").text
     q = quoting.quotes[0]
     assert text.startswith(f'[quote="{q.name}, post:{q.number}, topic:{big.id}"]')
+    near = http.get(f"/t/{big.id}/30.json").json()
+    assert [p["post_number"] for p in near["post_stream"]["posts"]] == list(range(25, 45))
+    assert near["post_stream"]["stream"] == stream
     assert http.get(f"/t/{forum.topic_count() + 5}.json").status_code == 404
     assert (
         http.get("/t/1/posts.json", params={"post_ids[]": str(stream[0])}).json()["post_stream"][

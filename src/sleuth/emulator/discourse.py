@@ -4,7 +4,8 @@ Paths and shapes follow the responses recorded from Discourse's own request spec
 (`shared/fixtures/real/discourse/`): `/categories.json` (each board is a category),
 `/latest.json` and `/c/{slug}/{id}.json` (30 topics a page, most recently bumped first, with
 `topic_list.more_topics_url` while more pages follow), `/t/{id}.json` (the first 20 posts and the
-`stream` of every post id), `/t/{id}/posts.json?post_ids[]=...` (those posts; `include_raw=true`
+`stream` of every post id; `/t/{id}/{number}.json` the 20 from five before that post),
+`/t/{id}/posts.json?post_ids[]=...` (those posts; `include_raw=true`
 adds each one's Markdown), `/posts/{id}.json` (one post with its raw) and `/raw/{topic}/{number}`.
 
 Discourse limits anonymous clients per IP, by default 200 requests a minute and 50 in 10 seconds
@@ -29,6 +30,7 @@ from sleuth.emulator.forums import IMAGE, LINK, Forum, Forums, Post, Topic, iso
 
 TOPICS_PAGE = 30
 POSTS_CHUNK = 20
+POSTS_BEFORE = 5  # of a chunk asked for near a post number, those before it
 PER_10_SECONDS = 50
 PER_MINUTE = 200
 _AVATAR = "/letter_avatar_proxy/v2/letter/{letter}/a9a28c/{{size}}.png"
@@ -286,14 +288,20 @@ def category_json(forum: Forum, board_id: int) -> dict[str, Any]:
     }
 
 
-def topic_json(forum: Forum, topic: Topic, *, include_raw: bool) -> dict[str, Any]:
-    """`/t/{id}.json`: the first chunk of posts, the whole stream, the topic's details."""
+def topic_json(
+    forum: Forum, topic: Topic, *, include_raw: bool, near: int | None = None
+) -> dict[str, Any]:
+    """`/t/{id}.json`: the first chunk of posts, the whole stream, the topic's details; with
+    `near` (`/t/{id}/{number}.json`) the chunk around that post number instead: from
+    `POSTS_BEFORE` posts before it, as Discourse's `filter_posts_near` does."""
     posts = forum.posts(topic)
     first, last = posts[0], posts[-1]
+    start = 0 if near is None else max(0, min(near, len(posts)) - 1 - POSTS_BEFORE)
     return {
         "post_stream": {
             "posts": [
-                post_json(forum, topic, p, include_raw=include_raw) for p in posts[:POSTS_CHUNK]
+                post_json(forum, topic, p, include_raw=include_raw)
+                for p in posts[start : start + POSTS_CHUNK]
             ],
             "stream": [p.id for p in posts],
         },
@@ -418,6 +426,15 @@ def discourse_blueprint(forums: Forums) -> Blueprint:
         if t is None:
             return _not_found()
         return jsonify(topic_json(f, t, include_raw=_include_raw()))
+
+    @bp.get("/t/<int:topic_id>/<int:number>.json")
+    @bp.get("/t/<slug>/<int:topic_id>/<int:number>.json")
+    def topic_near(forum: str, topic_id: int, number: int, slug: str = "") -> Response:
+        f = _forum(forum)
+        t = f.topic_by_id(topic_id)
+        if t is None:
+            return _not_found()
+        return jsonify(topic_json(f, t, include_raw=_include_raw(), near=number))
 
     @bp.get("/t/<int:topic_id>/posts.json")
     def topic_posts(forum: str, topic_id: int) -> Response:

@@ -2,10 +2,11 @@
 
 `forum_base` recognises a forum from any of its URLs (a topic, a category, the front page);
 `DiscourseClient` asks that forum for its categories (the boards), the topic list by bump
-(`/latest.json`, 30 a page), a topic (`/t/{id}.json`: its first 20 posts and the `stream` of every
-post id) and posts by id (`/t/{id}/posts.json?post_ids[]=`, 20 a request), each with its raw
-Markdown (`include_raw=true`). The parsers take the documents as the recorded responses in
-`shared/fixtures/real/discourse/` have them and refuse anything else with `ForumFormatError`.
+(`/latest.json`, 30 a page), a topic (`/t/{id}.json`: its first 20 posts and the `stream` of
+every post id; `/t/{id}/{number}.json`: the 20 around that post) and posts by id
+(`/t/{id}/posts.json?post_ids[]=`, 20 a request), each with its raw Markdown (`include_raw=true`).
+The parsers take the documents as the recorded responses in `shared/fixtures/real/discourse/`
+have them and refuse anything else with `ForumFormatError`.
 Requests are paced below Discourse's default per-IP limits (`profile`, on the host clock all
 workers share); a 429 all the same is the fetcher's to wait out: its `Retry-After` blocks the
 forum's shared budget.
@@ -213,8 +214,11 @@ class DiscourseClient:
         """Topics most recently bumped first, 30 a page (page 0 the newest)."""
         return parse_topic_list(await self._json("/latest.json", [("page", page)] if page else []))
 
-    async def topic(self, topic_id: int) -> TopicPage:
-        return parse_topic(await self._json(f"/t/{topic_id}.json", [("include_raw", "true")]))
+    async def topic(self, topic_id: int, near: int | None = None) -> TopicPage:
+        """The topic with its first chunk of posts, or with the chunk around post number
+        `near` (Discourse starts it a few posts before)."""
+        path = f"/t/{topic_id}.json" if near is None else f"/t/{topic_id}/{near}.json"
+        return parse_topic(await self._json(path, [("include_raw", "true")]))
 
     async def posts(self, topic_id: int, post_ids: Sequence[int]) -> list[ForumPost]:
         """The posts with these ids (at most `POSTS_BATCH` a request), in the order asked."""

@@ -113,6 +113,22 @@ def test_discourse_crawl_is_complete_then_incremental(
     # chunk may cost one batch more than the pooled ceil(m / 20) counts
     assert spent <= math.ceil(k / 30) + k + math.ceil(m / 20) + 1
     assert _stored(engine) == forum.ground_truth().posts_by_user
+    # the rescan window: the five stored posts before each bumped topic's first new one are
+    # as the forum has them now, edits included
+    window = {
+        p.id: len(p.edits)
+        for t in bumped
+        if t.id in counts
+        for p in forum.posts(t)[max(0, counts[t.id] - 5) : counts[t.id]]
+    }
+    assert window
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(forum_posts.c.post_id, forum_posts.c.edit_count).where(
+                forum_posts.c.post_id.in_(list(window))
+            )
+        ).all()
+    assert dict((r.post_id, r.edit_count) for r in rows) == window
 
 
 def test_bb_board_crawl_is_complete_then_incremental(

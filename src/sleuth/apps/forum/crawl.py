@@ -8,10 +8,12 @@ previous complete crawl's high-water mark (the newest bump it saw): every topic 
 was stored then, and an unchanged forum costs two requests. The mark moves only when a crawl
 ends, so a crawl killed halfway lists as far again the next time.
 
-Discourse: a changed topic costs `/t/{id}.json` (its stream and first 20 posts) and
-`/t/{id}/posts.json` for the post ids not yet stored, 20 a request. bB: a changed thread is read
+Discourse: a changed topic costs `/t/{id}.json` (its stream and first 20 posts; for a topic
+stored before, `/t/{id}/{n}.json` near its first new post n) and `/t/{id}/posts.json` for the
+post ids still missing, 20 a request. bB: a changed thread is read
 from the page holding its first post not yet stored to the last page. Edits are caught where a
-crawl reads anyway: a changed Discourse topic's first 20 posts, a changed thread's pages.
+crawl reads anyway (the rescan window): the stored posts just before a changed Discourse topic's
+first new one, the stored posts on a changed bB thread's first page read.
 """
 
 from __future__ import annotations
@@ -135,11 +137,12 @@ async def crawl_discourse_topic(
     listed: ForumTopic,
     settle: Settle = _nothing,
 ) -> int:
-    """Fetch the topic's posts not yet stored (and its first chunk again, which shows recent
-    edits there for free) and write them with the topic's checkpoint; returns posts written."""
-    page = await client.topic(listed.topic_id)
+    """Fetch the topic's posts not yet stored and write them with the topic's checkpoint;
+    returns posts written. A topic crawled before is asked for near its first new post, so
+    the chunk also holds the few stored posts just before it: their recent edits come free."""
     with engine.connect() as conn:
         known = stored_post_ids(conn, site, listed.topic_id)
+    page = await client.topic(listed.topic_id, near=len(known) + 1 if known else None)
     have = {p.post_id for p in page.posts}
     # a post without raw (a forum that ignores include_raw there) is asked for again by id
     missing = [i for i in page.stream if i not in known and i not in have]
