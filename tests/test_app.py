@@ -34,13 +34,19 @@ def test_the_images_app_is_installed_by_its_entry_point() -> None:
 
 def test_installed_apps_are_cached_until_cleared(sample_app: object) -> None:
     assert installed_apps() is installed_apps()
-    assert [a.name for a in installed_apps()] == ["images", "sample"]
+    assert [a.name for a in installed_apps()] == ["images", "finder", "forum", "sample"]
 
 
 def test_sleuth_s_own_apps_come_first_then_others_by_name(tmp_path: Path) -> None:
     entries = {"sample": "tests.apps.sample.app:app", "alpha": "tests.apps.sample.twin:alpha"}
     with installed(tmp_path, "more_apps", entries):
-        assert [a.name for a in installed_apps()] == ["images", "alpha", "sample"]
+        assert [a.name for a in installed_apps()] == [
+            "images",
+            "finder",
+            "forum",
+            "alpha",
+            "sample",
+        ]
 
 
 @dataclass(frozen=True)
@@ -121,7 +127,11 @@ def test_a_broken_plugin_is_named_in_a_clear_error(
         assert result.returncode == 1, result.stdout
         assert "Traceback" not in result.stderr
         assert re.search(message, result.stderr), result.stderr
-    assert [a.name for a in installed_apps()] == ["images"]  # uninstalled: gone again
+    assert [a.name for a in installed_apps()] == [
+        "images",
+        "finder",
+        "forum",
+    ]  # uninstalled: gone again
 
 
 def test_two_apps_may_not_share_a_queue(tmp_path: Path) -> None:

@@ -167,7 +167,11 @@ def _ordered(points: EntryPoints) -> list[EntryPoint]:
     """sleuth's own apps first, in the order its pyproject.toml lists them (so the first, the
     monitoring page's default, stays the same when apps are added), then other packages'
     apps by name."""
+    from sleuth.apps import OWN_ORDER  # the package's docstring and this tuple, no app code
+
     own = [p for p in points if p.dist is not None and p.dist.name == ENGINE_DISTRIBUTION]
+    rank = {name: i for i, name in enumerate(OWN_ORDER)}
+    own.sort(key=lambda p: (rank.get(p.name, len(rank)), p.name))
     others = sorted((p for p in points if p not in own), key=lambda p: (p.name, p.value))
     return [*own, *others]
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from sleuth.config import NetSettings
-from sleuth.net.fetcher import Fetcher
+from sleuth.net.fetcher import Fetcher, SourceProfile
 from sleuth.net.politeness import MemoryHostClock, Politeness, host_key
 from tests.net.conftest import LocalServer
 
@@ -120,3 +120,20 @@ async def test_fetchers_can_share_one_politeness(fresh_server: LocalServer) -> N
             *(f.get(f"{url}&n={i}&by={id(f)}") for i in range(4) for f in (one, two))
         )
     assert fresh_server.stats.max_active_slow <= 2
+
+
+@pytest.mark.anyio
+async def test_a_profile_paces_its_host_beyond_the_settings(fresh_server: LocalServer) -> None:
+    settings = NetSettings(per_host_delay=0.0, retries=0)
+    paced = SourceProfile("paced", min_interval=0.3)
+    async with Fetcher(settings, allow_private=True) as fetcher:
+        url = fresh_server.url("/slow?delay=0")
+        await asyncio.gather(*(fetcher.get(f"{url}&n={i}", profile=paced) for i in range(3)))
+        assert 0 < fetcher.wait_time(url) <= 0.3
+        await fetcher.get(fresh_server.url("/slow?delay=0", host="localhost"))
+        assert fetcher.wait_time(fresh_server.url("/x", host="localhost")) == 0.0  # unpaced
+    starts = fresh_server.stats.slow_starts
+    gaps = [later - earlier for earlier, later in itertools.pairwise(starts[:3])]
+    assert min(gaps) >= 0.25  # a lower bound: a slow machine only widens the gaps
+    with pytest.raises(ValueError, match="min_interval must not be negative"):
+        SourceProfile("bad", min_interval=-1.0)

@@ -29,6 +29,7 @@ ROUTES = {
     "/api/images/{md5}",
     "/api/images/search",
     "/api/images/errors",
+    "/api/forum/errors",
     "/search",
     "/api/engine/queues",
     "/api/engine/workers",

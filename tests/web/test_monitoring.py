@@ -144,9 +144,12 @@ def test_the_default_is_the_first_installed_app_and_others_are_refused(
     sample_app: object, client: FlaskClient
 ) -> None:
     assert _json(client)["app"] == "images"
-    response = client.get("/monitoring?format=json&app=forum")
+    response = client.get("/monitoring?format=json&app=nosuchapp")
     assert response.status_code == 400
-    assert "one of ['images', 'sample'], not 'forum'" in response.get_json()["error"]["message"]
+    assert (
+        "one of ['images', 'forum', 'sample'], not 'nosuchapp'"
+        in response.get_json()["error"]["message"]
+    )
 
 
 def test_an_app_is_shown_with_its_declared_outcomes(

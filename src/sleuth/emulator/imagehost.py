@@ -38,8 +38,11 @@ from PIL import Image
 
 from sleuth.emulator.artsites import artsites_blueprint
 from sleuth.emulator.artworld import ArtWorld
+from sleuth.emulator.bbxml import bbxml_blueprint
 from sleuth.emulator.bluesky import LIMIT as BLUESKY_LIMIT
 from sleuth.emulator.bluesky import BlueskyEmulator, bluesky_blueprints
+from sleuth.emulator.discourse import discourse_blueprint
+from sleuth.emulator.forums import Forums
 from sleuth.emulator.mastodon import LIMITS as MASTODON_LIMITS
 from sleuth.emulator.mastodon import MastodonEmulator, mastodon_blueprint
 from sleuth.emulator.server import AbortConnection, stopping
@@ -487,10 +490,13 @@ def create_imagehost_app(
     slow_bytes_per_second: int = DEFAULT_SLOW_BYTES_PER_SECOND,
     world: ArtWorld | None = None,
     rate_limits: bool = True,
+    forums: Forums | None = None,
 ) -> Flask:
     """A Flask app serving the image host of world `seed` at the root, as picsum.photos does,
-    and the emulated APIs of `world` (default `ArtWorld(seed)`) under their prefixes, with
-    their real rate limits unless `rate_limits` is False (benchmarks)."""
+    the emulated social APIs and art sites of `world` (default `ArtWorld(seed)`) under their
+    prefixes, with their real rate limits unless `rate_limits` is False (benchmarks), and the
+    emulated forums (`forums`, default `Forums.default(seed)`) under `/discourse/<name>` and
+    `/bb/<name>/xml`."""
     world = world or ArtWorld(seed)
     host = ImageHost(
         seed,
@@ -510,6 +516,9 @@ def create_imagehost_app(
         BlueskyEmulator(world, limit=BLUESKY_LIMIT if rate_limits else None)
     ):
         app.register_blueprint(blueprint)
+    forums = forums or Forums.default(seed)
+    app.register_blueprint(discourse_blueprint(forums))
+    app.register_blueprint(bbxml_blueprint(forums))
 
     @app.errorhandler(404)
     def _not_found(_: Exception) -> Response:

@@ -96,8 +96,10 @@ class Politeness:
         return 0 if gate is None else gate.users
 
     @asynccontextmanager
-    async def slot(self, host: str) -> AsyncIterator[None]:
-        """Hold one of `host`'s concurrent slots, entered only once its start gap has passed."""
+    async def slot(self, host: str, delay: float = 0.0) -> AsyncIterator[None]:
+        """Hold one of `host`'s concurrent slots, entered only once its start gap has passed;
+        `delay` lengthens the gap this start claims (a source's own pace) beyond `self.delay`."""
+        delay = max(self.delay, delay)
         gate = self._gates.get(host)
         if gate is None:
             gate = self._gates[host] = _Gate(asyncio.Semaphore(self.concurrency))
@@ -105,9 +107,9 @@ class Politeness:
         try:
             async with gate.semaphore:
                 if isinstance(self.clock, MemoryHostClock):
-                    wait = self.clock.next_allowed(host, self.delay)
+                    wait = self.clock.next_allowed(host, delay)
                 else:  # a shared clock is a round trip to Redis or the database
-                    wait = await asyncio.to_thread(self.clock.next_allowed, host, self.delay)
+                    wait = await asyncio.to_thread(self.clock.next_allowed, host, delay)
                 if wait > 0:
                     await asyncio.sleep(wait)
                 yield

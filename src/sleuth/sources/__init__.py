@@ -1,1 +1,1 @@
-"""Connectors to real APIs (social networks, art sites, link hubs), each on `sleuth.net.fetcher`."""
+"""Connectors to real APIs (social networks, art sites, link hubs, forums), on the fetcher."""

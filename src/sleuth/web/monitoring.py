@@ -177,10 +177,10 @@ def _wants_json() -> bool:
 def monitoring() -> Response:
     apps = monitored_apps()
     names = [a.name for a in apps]
-    app = request.args.get("app") or ""
-    if app and not APP_NAME.fullmatch(app):
+    app = request.args.get("app")
+    if app is not None and not APP_NAME.fullmatch(app):  # an empty value is refused too
         raise ApiError(400, "invalid_parameter", f"app must be a lower-case app name, not {app!r}")
-    app = app or (names[0] if names else "")
+    app = app if app is not None else (names[0] if names else "")
     if app not in names:
         raise ApiError(
             400,

@@ -1,0 +1,79 @@
+"""The forum app's declaration: what the engine runs, serves and shows for it.
+
+The engine reads it whenever settings load, so it imports only `sleuth.app` at first; the
+crawlers and the command are imported when the engine asks for them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sleuth.app import App, Outcome, StatusLine
+
+if TYPE_CHECKING:
+    import click
+
+    from sleuth.crawl.runs import JobFor
+    from sleuth.jobs.worker import Kind
+    from sleuth.net.fetcher import Fetcher
+    from sleuth.services import Services
+
+NAME = "forum"
+TOPIC_QUEUE = "forum.topic"
+CRAWLED = "crawled"  # a topic's outcome; a failed one counts as the crawl layer's "error"
+
+
+@dataclass(frozen=True)
+class ForumSettings:
+    # Requests a minute a Discourse crawl keeps under, for all its workers together:
+    # Discourse's default max_reqs_per_ip_per_minute; 0 sends as fast as the forum answers.
+    discourse_per_minute: float = 200.0
+
+
+def _job_kinds(services: Services, fetcher: Fetcher) -> list[Kind]:
+    from sleuth.apps.forum.jobs import topic_kind
+
+    return [topic_kind(services, fetcher)]
+
+
+def _cli() -> click.Group:
+    from sleuth.apps.forum.cli import forum
+
+    return forum
+
+
+def _crawl_jobs() -> JobFor:
+    from sleuth.apps.forum.jobs import item_job
+
+    return item_job
+
+
+def _status(services: Services) -> list[StatusLine]:
+    """Crawled forums and what they hold."""
+    import sqlalchemy as sa
+
+    from sleuth.apps.forum.models import forum_posts, forum_sites, forum_topics, forum_users
+
+    def count(conn: sa.Connection, table: sa.Table) -> int:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+    with services.engine.connect() as conn:
+        sites, topics = count(conn, forum_sites), count(conn, forum_topics)
+        posts, users = count(conn, forum_posts), count(conn, forum_users)
+    return [StatusLine("forums", f"{sites} crawled: {topics} topics, {posts} posts, {users} users")]
+
+
+app = App(
+    name=NAME,
+    description="Forums (Discourse, the bB XML API) crawled into SQL, for their statistics.",
+    settings=ForumSettings,
+    migrations=Path(__file__).parent / "migrations",
+    queues=(TOPIC_QUEUE,),
+    job_kinds=_job_kinds,
+    cli=_cli,
+    status=_status,
+    outcomes=(Outcome(CRAWLED, "crawled", "#1b9e77"), Outcome("error", "error", "#d7301f")),
+    outcome_unit="topics",
+    crawl_jobs=_crawl_jobs,
+)

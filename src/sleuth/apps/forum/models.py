@@ -1,0 +1,159 @@
+"""The forum app's tables: what a crawl of a forum keeps, keyed by the forum's own ids.
+
+Every row carries its `site_id` (one crawled forum, `forum_sites`) and the id the forum gave it,
+so crawling again is an upsert of the same rows. Times are float epoch seconds (UTC). A post
+keeps its source text (`raw`: BBCode on bB, Markdown on Discourse) and, where the forum gives it,
+its HTML (`cooked`). Users rename: `forum_user_names` keeps every name seen for a user id, as
+potstats2's aliases did. Edits are the edit states seen (a post's edit count and its last edit),
+so a re-crawl that finds a post edited again adds one. Quotes and replies (`forum_quotes`) and
+links (`forum_links`) are what a post's text says, the inputs of the quote graph and of links,
+images and videos by domain.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from sleuth.store.schema import metadata
+
+KINDS = ("discourse", "bbxml")
+
+forum_sites = sa.Table(
+    "forum_sites",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # one of KINDS
+    sa.Column("url", sa.String(500), nullable=False),  # its normalized base URL
+    sa.Column("first_crawled", sa.Double, nullable=False),
+    sa.Column("last_crawled", sa.Double, nullable=False),
+    # the newest bump time of the last complete crawl: topics bumped no later are stored
+    sa.Column("high_water", sa.Double, nullable=True),
+    sa.UniqueConstraint("kind", "url"),
+)
+
+forum_users = sa.Table(
+    "forum_users",
+    metadata,
+    sa.Column("site_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("user_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("name", sa.String(255), nullable=False),  # the latest name seen
+    sa.Column("group_id", sa.Integer, nullable=True),  # bB: 1 admin, 6 moderator, 3 member
+    sa.Column("first_seen", sa.Double, nullable=False),
+    sa.Column("last_seen", sa.Double, nullable=False),
+)
+
+forum_user_names = sa.Table(
+    "forum_user_names",
+    metadata,
+    sa.Column("site_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("user_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("first_seen", sa.Double, nullable=False),
+    sa.Column("last_seen", sa.Double, nullable=False),
+)
+
+forum_categories = sa.Table(
+    "forum_categories",
+    metadata,
+    sa.Column("site_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("category_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+)
+
+forum_boards = sa.Table(
+    "forum_boards",
+    metadata,
+    sa.Column("site_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("board_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("category_id", sa.BigInteger, nullable=True),  # bB's category; Discourse: none
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("slug", sa.String(255), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("topic_count", sa.Integer, nullable=False),  # as the forum states it
+    sa.Column("post_count", sa.Integer, nullable=False),
+    sa.Column("high_water", sa.Double, nullable=True),  # as forum_sites', for one board
+)
+
+forum_topics = sa.Table(
+    "forum_topics",
+    metadata,
+    sa.Column("site_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("topic_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("board_id", sa.BigInteger, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("subtitle", sa.Text, nullable=False),
+    sa.Column("slug", sa.String(255), nullable=False),
+    sa.Column("user_id", sa.BigInteger, nullable=True),  # who started it
+    sa.Column("created_at", sa.Double, nullable=True),
+    sa.Column("last_posted_at", sa.Double, nullable=True),
+    sa.Column("posts_count", sa.Integer, nullable=False),  # as the forum states it
+    sa.Column("closed", sa.Boolean, nullable=False),
+    sa.Column("pinned", sa.Boolean, nullable=False),
+    sa.Column("views", sa.Integer, nullable=False),
+    # the checkpoint: what the last completed crawl of this topic saw
+    sa.Column("crawled_posts", sa.Integer, nullable=False),
+    sa.Column("crawled_last_posted_at", sa.Double, nullable=True),
+    sa.Column("crawled_at", sa.Double, nullable=True),
+    sa.Index("ix_forum_topics_site_id_board_id", "site_id", "board_id"),
+)
+
+forum_posts = sa.Table(
+    "forum_posts",
+    metadata,
+    sa.Column("site_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("post_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("topic_id", sa.BigInteger, nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),  # 1-based position in its topic
+    sa.Column("user_id", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+    sa.Column("edit_count", sa.Integer, nullable=False),
+    sa.Column("last_edit_user_id", sa.BigInteger, nullable=True),
+    sa.Column("last_edit_at", sa.Double, nullable=True),
+    sa.Column("reply_to_number", sa.Integer, nullable=True),  # Discourse's reply_to_post_number
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("raw", sa.Text, nullable=False),
+    sa.Column("cooked", sa.Text, nullable=True),
+    sa.Index("ix_forum_posts_site_id_topic_id_number", "site_id", "topic_id", "number"),
+    sa.Index("ix_forum_posts_site_id_created_at", "site_id", "created_at"),
+    sa.Index("ix_forum_posts_site_id_user_id", "site_id", "user_id"),
+)
+
+forum_edits = sa.Table(
+    "forum_edits",
+    metadata,
+    sa.Column("site_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("post_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("edit_count", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("edited_at", sa.Double, nullable=True),
+    sa.Column("editor_id", sa.BigInteger, nullable=True),
+    sa.Column("seen_at", sa.Double, nullable=False),
+)
+
+forum_quotes = sa.Table(
+    "forum_quotes",
+    metadata,
+    sa.Column("site_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("post_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("kind", sa.String(8), primary_key=True),  # "quote" or "reply"
+    sa.Column("target_topic_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    # bB quotes name the post id, Discourse its number in the topic; the other one is 0
+    sa.Column("target_post_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("target_number", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("quoted_name", sa.String(255), nullable=False),  # as written when quoting
+    sa.Column("count", sa.Integer, nullable=False),
+)
+
+forum_links = sa.Table(
+    "forum_links",
+    metadata,
+    sa.Column("site_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("post_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("url_key", sa.String(40), primary_key=True),  # sha1 of the normalized URL
+    sa.Column("kind", sa.String(8), primary_key=True),  # "link", "image" or "video"
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("domain", sa.String(255), nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Index("ix_forum_links_site_id_domain", "site_id", "domain"),
+)
