@@ -113,13 +113,6 @@ def _too_many() -> Response:
     return Response("429 Too Many Requests", status=429, mimetype="text/plain")
 
 
-def _let_through(cfg: FinderSettings, ip: str) -> bool:
-    if ip in cfg.unlimited_ips:
-        return True
-    engine = current_services().engine
-    return reqs.accept(engine, ip, time.time(), cfg.request_interval)
-
-
 def _read_posted_url(cfg: FinderSettings) -> tuple[str | None, str | None]:
     """(URL, error code) from a text/plain body. A body over four bytes a character of the
     limit is not decoded; the whole body is read either way (a proxy in front answers 502
@@ -137,7 +130,7 @@ def _read_posted_url(cfg: FinderSettings) -> tuple[str | None, str | None]:
     return (text, None) if text else (None, "NO_URL_FIELD")
 
 
-def _checked_url(url: str | None, cfg: FinderSettings) -> str | None:
+def checked_url(url: str | None, cfg: FinderSettings) -> str | None:
     """The error code of a query URL, or None when it can be looked at."""
     if url is None or not url.strip():
         return "NO_URL_FIELD"
@@ -147,6 +140,34 @@ def _checked_url(url: str | None, cfg: FinderSettings) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "NOT_AN_URL"
     return None
+
+
+def start_query(cfg: FinderSettings, ip: str, url: str) -> reqs.FinderRequest | None:
+    """The request for `url`, opened now if there is none; None when the address has its
+    maximum of unfinished requests. Its link job is sent on every poll until it starts (the
+    dedup key keeps one in the queue, and a send lost in a queue outage is made good by the
+    next poll)."""
+    services = current_services()
+    limit = None if ip in cfg.unlimited_ips else cfg.max_processing_per_ip
+    found, _ = reqs.open_request(
+        services.engine,
+        reqs.query_id(url),
+        "query",
+        ip,
+        time.time(),
+        url=url,
+        max_in_progress=limit,
+    )
+    if found is not None and found.status == reqs.WAIT_LINK_FINDER:
+        services.queue.send(LINK, RequestJob(found.id), dedup_key=f"link:{found.id}")
+    return found
+
+
+def let_through(cfg: FinderSettings, ip: str) -> bool:
+    """AOTF's one request a second per address (unlimited addresses skip it)."""
+    if ip in cfg.unlimited_ips:
+        return True
+    return reqs.accept(current_services().engine, ip, time.time(), cfg.request_interval)
 
 
 @blueprint.route("/query", methods=["GET", "POST"])
@@ -162,33 +183,18 @@ def _checked_url(url: str | None, cfg: FinderSettings) -> str | None:
 def query() -> Response:
     cfg = finder_settings()
     ip = _client()
-    if not _let_through(cfg, ip):
+    if not let_through(cfg, ip):
         return _too_many()
     if request.method == "POST":
         url, error = _read_posted_url(cfg)
     else:
         url, error = request.args.get("url"), None
-    error = error or _checked_url(url, cfg)
+    error = error or checked_url(url, cfg)
     if error is not None or url is None:
         return jsonify(reqs.empty_answer(error))
-    url = url.strip()
-    services = current_services()
-    limit = None if ip in cfg.unlimited_ips else cfg.max_processing_per_ip
-    found, _ = reqs.open_request(
-        services.engine,
-        reqs.query_id(url),
-        "query",
-        ip,
-        time.time(),
-        url=url,
-        max_in_progress=limit,
-    )
+    found = start_query(cfg, ip, url.strip())
     if found is None:
         return jsonify(reqs.empty_answer("YOUR_IP_HAS_MAX_PROCESSING_REQUESTS"))
-    if found.status == reqs.WAIT_LINK_FINDER:
-        # Sent on every poll until it starts: the dedup key keeps one in the queue, and a
-        # send lost with a queue outage is made good by the next poll.
-        services.queue.send(LINK, RequestJob(found.id), dedup_key=f"link:{found.id}")
     return jsonify(found.aotf())
 
 
@@ -220,7 +226,7 @@ def search() -> Response:
     ip = _client()
     if ip not in cfg.advanced_ips:
         return Response("403 Forbidden", status=403, mimetype="text/plain")
-    if not _let_through(cfg, ip):
+    if not let_through(cfg, ip):
         return _too_many()
     services = current_services()
     if request.method == "GET":

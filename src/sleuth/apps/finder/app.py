@@ -50,9 +50,10 @@ def _periodic(settings: Settings) -> Sequence[Periodic]:
 
 
 def _blueprints() -> Sequence[Blueprint]:
-    from sleuth.apps.finder.aotf import blueprint
+    from sleuth.apps.finder.aotf import blueprint as aotf
+    from sleuth.apps.finder.api import blueprint as api
 
-    return [blueprint]
+    return [api, aotf]
 
 
 def _cli() -> click.Group:
