@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sleuth.app import App
+from sleuth.app import App, DemoRun
 from sleuth.apps.finder.settings import NAME, FinderSettings
 
 if TYPE_CHECKING:
@@ -62,6 +62,12 @@ def _cli() -> click.Group:
     return finder
 
 
+def _demo(run: DemoRun) -> None:
+    from sleuth.apps.finder.demo import demo_step
+
+    demo_step(run)
+
+
 app = App(
     name=NAME,
     description="The artwork finder: which posts of the artist's accounts contain an artwork.",
@@ -72,5 +78,6 @@ app = App(
     periodic=_periodic,
     blueprints=_blueprints,
     cli=_cli,
+    demo=_demo,
     inflight_blobs=("fquery",),  # aotf.QUERY_BLOB: an uploaded image waiting for its search
 )

@@ -83,6 +83,20 @@ def _show(request: reqs.FinderRequest, as_json: bool) -> None:
         )
 
 
+def run_query(
+    services: Services, url: str, *, workers: int = 1, quiet: bool = False
+) -> reqs.FinderRequest:
+    """Ask for `url` (or find its request) and run or wait until it ends."""
+    found, _ = reqs.open_request(
+        services.engine, reqs.query_id(url), "query", CLI_ADDRESS, time.time(), url=url
+    )
+    assert found is not None  # no per-address limit here
+    if found.finished:
+        return found
+    services.queue.send(LINK, RequestJob(found.id), dedup_key=f"link:{found.id}")
+    return _follow(services, found.id, workers, quiet)
+
+
 @finder.command()
 @click.argument("url")
 @click.option("--workers", type=click.IntRange(0, 1), default=1, show_default=True,
@@ -91,15 +105,7 @@ def _show(request: reqs.FinderRequest, as_json: bool) -> None:
 @pass_context
 def query(ctx: Context, url: str, workers: int, as_json: bool) -> None:
     """Find the posts that contain the artwork of the page at URL."""
-    services = ctx.services
-    found, _ = reqs.open_request(
-        services.engine, reqs.query_id(url), "query", CLI_ADDRESS, time.time(), url=url
-    )
-    assert found is not None  # no per-address limit here
-    if not found.finished:
-        services.queue.send(LINK, RequestJob(found.id), dedup_key=f"link:{found.id}")
-        found = _follow(services, found.id, workers, as_json)
-    _show(found, as_json)
+    _show(run_query(ctx.services, url, workers=workers, quiet=as_json), as_json)
 
 
 @finder.command()
