@@ -95,6 +95,8 @@ class App:
     `crawl_jobs()`: for an app that crawls on the crawl layer (`sleuth.crawl`), the function
     giving the job that (re)runs one of its items; with it the engine adds `sleuth <name>
     errors` and `retry-errors` to the app's group and serves `GET /api/<name>/errors`.
+    `console`: short names `sleuth console` offers for the app's commands, as (name, the
+    command line it stands for) pairs (`("query", "finder query")`).
     """
 
     name: str
@@ -112,6 +114,7 @@ class App:
     inflight_blobs: tuple[str, ...] = ()
     demo: Callable[[DemoRun], None] | None = None
     crawl_jobs: Callable[[], JobFor] | None = None
+    console: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if not APP_NAME.fullmatch(self.name):
@@ -135,6 +138,12 @@ class App:
             raise ValueError(f"app {self.name!r}: declare queues and job_kinds together")
         if len(set(self.queues)) != len(self.queues):
             raise ValueError(f"app {self.name!r}: a queue is declared twice in {self.queues}")
+        for alias, line in self.console:
+            if not APP_NAME.fullmatch(alias) or not line.startswith(f"{self.name} "):
+                raise ValueError(
+                    f"app {self.name!r}: console name {alias!r} must be a word standing for"
+                    f" one of its own commands (`{self.name} ...`), not {line!r}"
+                )
         names = [o.name for o in self.outcomes]
         if len(set(names)) != len(names):
             raise ValueError(f"app {self.name!r}: an outcome is declared twice in {names}")

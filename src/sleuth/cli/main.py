@@ -98,6 +98,7 @@ def config_cmd(ctx: Context) -> None:
 
 
 def _register() -> None:
+    from sleuth.cli.console import console
     from sleuth.cli.demo import demo
     from sleuth.cli.introspect import dead_letter, metrics, stacks, workers
     from sleuth.cli.ops import queues, status
@@ -105,7 +106,7 @@ def _register() -> None:
     from sleuth.emulator.cli import emulator
 
     introspection = (workers, stacks, metrics, dead_letter)
-    for command in (emulator, demo, serve, worker, status, queues, *introspection):
+    for command in (emulator, demo, serve, worker, status, queues, console, *introspection):
         cli.add_command(command)
 
 

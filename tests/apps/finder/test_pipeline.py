@@ -115,3 +115,39 @@ def test_a_query_finds_the_artists_posts_that_contain_the_artwork(
         assert truth_posts(other) <= found_posts(again)
     finally:
         services.close()
+
+
+def test_sleuth_finder_query_prints_the_posts_and_aotf_s_json(
+    web: tuple[ArtWorld, str], tmp_path: Path
+) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    world, url = web
+    entry = next(e for e in world.ground_truth() if e["posts"])
+    page = world.page_url(world.artworks[entry["artwork"]], sorted(entry["pages"])[0])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLEUTH_")}
+    env.update({f"SLEUTH_SOURCES_{k.upper()}": v for k, v in emulator_sources(url).items()})
+    env.update(SLEUTH_DATA_DIR=str(tmp_path / "data"), SLEUTH_NET_ALLOW_PRIVATE="1")
+    env.update(SLEUTH_WORKER_PROCESSES="1")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "sleuth.cli", "finder", "query", page, *args],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    shown = run()
+    assert shown.returncode == 0, shown.stderr
+    assert "END" in shown.stderr  # the statuses as they advance
+    for post in entry["posts"]:
+        assert post["post_url"] in shown.stdout
+    answer = json.loads(run("--json").stdout)  # the same request, finished: no new work
+    assert answer["status"] == "END" and answer["error"] is None
+    assert {r["tweet_id"] for r in answer["results"]} >= {p["post_id"] for p in entry["posts"]}

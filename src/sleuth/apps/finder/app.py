@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sleuth.app import App, DemoRun
+from sleuth.app import App, DemoRun, StatusLine
 from sleuth.apps.finder.settings import NAME, FinderSettings
 
 if TYPE_CHECKING:
@@ -62,6 +62,32 @@ def _cli() -> click.Group:
     return finder
 
 
+def _status(services: Services) -> Sequence[StatusLine]:
+    """What is indexed, what is waiting, AOTF's /stats in lines."""
+    import sqlalchemy as sa
+
+    from sleuth.apps.finder.models import accounts, images, posts
+    from sleuth.apps.finder.requests import counts
+
+    with services.engine.connect() as conn:
+        n_accounts = conn.execute(
+            sa.select(sa.func.count()).where(accounts.c.scanned_at.is_not(None))
+        ).scalar_one()
+        n_posts = conn.execute(sa.select(sa.func.count()).select_from(posts)).scalar_one()
+        states = dict(
+            conn.execute(sa.select(images.c.state, sa.func.count()).group_by(images.c.state)).all()
+        )
+        open_requests = counts(conn)
+    by_state = ", ".join(f"{n} {state}" for state, n in sorted(states.items())) or "none"
+    return [
+        StatusLine("finder", f"{n_accounts} accounts indexed, {n_posts} posts; images {by_state}"),
+        StatusLine(
+            "requests",
+            f"{open_requests['query']} queries, {open_requests['search']} searches in progress",
+        ),
+    ]
+
+
 def _demo(run: DemoRun) -> None:
     from sleuth.apps.finder.demo import demo_step
 
@@ -78,6 +104,9 @@ app = App(
     periodic=_periodic,
     blueprints=_blueprints,
     cli=_cli,
+    status=_status,
     demo=_demo,
+    # AOTF's console commands.
+    console=(("query", "finder query"), ("scan", "finder scan"), ("search", "finder search")),
     inflight_blobs=("fquery",),  # aotf.QUERY_BLOB: an uploaded image waiting for its search
 )
