@@ -14,6 +14,7 @@ moment leaves the database consistent. A step that keeps failing ends its reques
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -323,8 +324,9 @@ class FinderPipeline:
             pending = await asyncio.to_thread(self._pending_images, account)
             if pending:
                 net = account.network
+                # A waiting user's scan indexes at its priority; a background update at its own.
                 await ctx.send_many(
-                    INDEX,
+                    dataclasses.replace(INDEX, priority=ctx.job.priority),
                     [
                         (IndexJob(net, post, position), f"index:{net}:{post}:{position}")
                         for post, position in pending
