@@ -22,6 +22,8 @@ from sleuth.runner import run_worker, shared_budgets, shared_politeness
 from sleuth.services import Services
 from tests.jobs.conftest import redis_queue
 
+CLEANUP_JOB = sa.select(schedules.c.last_job_id).where(schedules.c.name == "cleanup")
+
 
 def test_cleanup_runs_once_per_period_in_the_workers(services: Services) -> None:
     blobs = services.blobs
@@ -44,7 +46,7 @@ def test_cleanup_runs_once_per_period_in_the_workers(services: Services) -> None
 
     def cleaned() -> bool:
         with services.engine.connect() as conn:
-            job = conn.execute(sa.select(schedules.c.last_job_id)).scalar()
+            job = conn.execute(CLEANUP_JOB).scalar()
         return job is not None and services.queue.pending([CLEANUP_QUEUE]) == 0
 
     asyncio.run(run_worker(services, until=cleaned, handle_signals=False))
@@ -52,14 +54,14 @@ def test_cleanup_runs_once_per_period_in_the_workers(services: Services) -> None
     assert fresh.exists() and kept.exists()
     with services.engine.connect() as conn:
         assert list(conn.execute(sa.select(host_clocks.c.host)).scalars()) == ["now.example"]
-        (first,) = conn.execute(sa.select(schedules.c.last_job_id)).scalars()
+        (first,) = conn.execute(CLEANUP_JOB).scalars()
     # Another worker starting within the hour schedules nothing more.
     started = time.monotonic()
     asyncio.run(
         run_worker(services, until=lambda: time.monotonic() > started + 1, handle_signals=False)
     )
     with services.engine.connect() as conn:
-        assert list(conn.execute(sa.select(schedules.c.last_job_id)).scalars()) == [first]
+        assert list(conn.execute(CLEANUP_JOB).scalars()) == [first]
     [stats] = [s for s in services.queue.stats() if s.queue == CLEANUP_QUEUE]
     assert (stats.ready, stats.delayed, stats.in_flight, stats.dead) == (0, 0, 0, 0)
 

@@ -136,8 +136,14 @@ def checked_url(url: str | None, cfg: FinderSettings) -> str | None:
         return "NO_URL_FIELD"
     if len(url) > cfg.max_url_length:
         return "URL_TOO_LONG"
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if any(ord(c) < 0x20 or c == "\x7f" for c in url.strip()):
+        return "NOT_AN_URL"  # control characters (a NUL no database would store)
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+    except ValueError:  # an unbalanced [ in the host, a bad port
+        return "NOT_AN_URL"
+    if parts.scheme not in ("http", "https") or not host:
         return "NOT_AN_URL"
     return None
 

@@ -31,6 +31,12 @@ DEFAULT_PAGE = 50
 CURSOR_PATTERN = r"^(x|mastodon|bluesky):[A-Za-z0-9:._-]{1,96}$"
 _CURSOR = re.compile(CURSOR_PATTERN)
 _TIME = {"type": ["string", "null"], "format": "date-time"}
+# What `aotf.checked_url` takes: an http(s) URL with a host, at most AOTF's 256 characters.
+URL_SCHEMA = {
+    "type": "string",
+    "maxLength": 256,
+    "pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9._~-]+(:[0-9]{1,5})?([/?#][^\s\x00-\x1f\x7f]*)?$",
+}
 _STRING = {"type": "string"}
 
 ACCOUNT: dict[str, Any] = {
@@ -169,7 +175,7 @@ def _native(found: reqs.FinderRequest) -> dict[str, Any]:
     description="The same request as AOTF's /aotf/query, in sleuth's shape: every account "
     "with its network, every post with its URL.",
     tags=("finder",),
-    params=(Param("url", "query", {"type": "string"}, "the artwork page", required=True),),
+    params=(Param("url", "query", URL_SCHEMA, "the artwork page", required=True),),
     responses={200: json_response("the request", REQUEST)},
     errors=(400, 429),
 )
