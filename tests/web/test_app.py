@@ -37,6 +37,7 @@ ROUTES = {
     "/api/engine/dead-letters",
     "/metrics",
     "/aotf/query",
+    "/finder",
     "/api/finder/query",
     "/api/finder/accounts",
     "/api/finder/accounts/{network}/{account_id}/posts",

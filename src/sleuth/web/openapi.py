@@ -167,7 +167,8 @@ def operation(
 def _documented_rules(app: Flask) -> list[tuple[Any, Operation | None]]:
     rules = []
     for rule in app.url_map.iter_rules():
-        if rule.endpoint in _UNDOCUMENTED_ENDPOINTS:
+        # An app's own static files (its blueprint's `static` endpoint) are files, not API.
+        if rule.endpoint.rsplit(".", 1)[-1] in _UNDOCUMENTED_ENDPOINTS:
             continue
         view = app.view_functions[rule.endpoint]
         rules.append((rule, getattr(view, "openapi", None)))

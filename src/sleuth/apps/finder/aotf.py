@@ -66,6 +66,7 @@ ANSWER: dict[str, Any] = {
                     "network": {"type": "string"},
                     "post_url": {"type": "string"},
                     "mirrored": {"type": "boolean"},
+                    "media_url": {"type": "string"},
                 },
             },
         },

@@ -52,8 +52,9 @@ def _periodic(settings: Settings) -> Sequence[Periodic]:
 def _blueprints() -> Sequence[Blueprint]:
     from sleuth.apps.finder.aotf import blueprint as aotf
     from sleuth.apps.finder.api import blueprint as api
+    from sleuth.apps.finder.page import blueprint as page
 
-    return [api, aotf]
+    return [api, aotf, page]
 
 
 def _cli() -> click.Group:

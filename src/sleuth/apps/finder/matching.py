@@ -60,6 +60,7 @@ def _matches(query: Query, rows: Sequence[sa.Row[tuple]]) -> list[Result]:
                     images_count=row.images_count,
                     distance=int(best),
                     mirrored=flipped,
+                    media_url=row.media_url,
                 )
             )
     return out
@@ -73,6 +74,7 @@ def _select() -> sa.Select[tuple]:
             images.c.account_id,
             images.c.position,
             images.c.phash,
+            images.c.media_url,
             posts.c.url,
             posts.c.images_count,
         )

@@ -117,6 +117,7 @@ class Result:
     images_count: int
     distance: int
     mirrored: bool = False
+    media_url: str = ""  # the matching image's own URL on its network (a page links it)
 
     def aotf(self) -> dict[str, Any]:
         return {
@@ -127,6 +128,7 @@ class Result:
             "network": self.network,
             "post_url": self.post_url,
             "mirrored": self.mirrored,
+            "media_url": self.media_url,
         }
 
 

@@ -1,0 +1,275 @@
+"""The finder's quality and speed on the offline web, against the world's ground truth.
+
+    .venv/bin/python -m bench.finder [--artists 50] [--artworks 4] [--posts 20]
+        [--big 1000] [--write-results]
+
+One ArtWorld (`--artists` x `--artworks` artworks, >= 200 by default; the first artist's
+accounts have `--big` posts), served by the emulator with its rate limits off. Each artwork's
+page is queried in process, as `sleuth finder query` would, until END. Then:
+- quality: from the hashes stored for the request's accounts, each image's distance to the
+  artwork (sleuth: the better of direct and mirrored; AOTF: direct only, <= 6 bits) gives the
+  predicted posts per threshold 4..14, scored against the ground truth (posts by
+  (network, post id, image position)); the finder's own results at the default
+  `max_distance` are checked to be that threshold's prediction;
+- time from query to END: the big artist's first scan, and warm queries (the artist's
+  accounts already indexed) as p50;
+- scan throughput: images indexed per second during the big artist's first scan.
+`--write-results` replaces the `## finder` section of bench/RESULTS.md (appended if missing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+
+from bench.index import machine, write_section
+from sleuth.apps.finder import requests as reqs
+from sleuth.apps.finder.matching import distances
+from sleuth.apps.finder.models import images, posts
+from sleuth.apps.finder.settings import NAME, FinderSettings
+from sleuth.apps.finder.tasks import LINK, RequestJob
+from sleuth.config import Settings, SourcesSettings, WorkerSettings
+from sleuth.emulator import EmulatorServer, create_imagehost_app
+from sleuth.emulator.artworld import ArtWorld
+from sleuth.emulator.cli import emulator_sources
+from sleuth.runner import app_queues, run_worker
+from sleuth.services import Services
+
+SEED = 11
+THRESHOLDS = range(4, 15)
+AOTF_DISTANCE = 6  # AOTF's threshold: direct pHash only, no mirror
+GOAL_RECALL, GOAL_PRECISION = 0.98, 0.99
+
+Key = tuple[str, str, str]  # network, post id, "position/count"
+
+
+@dataclasses.dataclass
+class Outcome:
+    """One artwork's query: what the truth holds, each candidate image's distances."""
+
+    truth: set[Key]
+    found: set[Key]  # the finder's own results (default max_distance)
+    keys: list[Key]  # candidate images of the artist's accounts
+    direct: np.ndarray
+    best: np.ndarray  # min(direct, mirrored)
+    seconds: float
+    first_scan: bool
+    artist: int
+
+
+def services_for(data_dir: Path, url: str) -> Services:
+    base = Settings(data_dir=data_dir)
+    return Services(
+        dataclasses.replace(
+            base,
+            net=dataclasses.replace(base.net, allow_private=True, retries=0),
+            sources=SourcesSettings(**emulator_sources(url)),
+            worker=WorkerSettings(concurrency=16, processes=1),
+            apps={**base.apps, NAME: FinderSettings()},
+        )
+    )
+
+
+def run_query(services: Services, url: str) -> tuple[reqs.FinderRequest, float]:
+    """Ask for `url`, run the finder's workers until the request ends: (request, seconds)."""
+    start = time.perf_counter()
+    opened, _ = reqs.open_request(
+        services.engine, reqs.query_id(url), "query", "bench", time.time(), url=url
+    )
+    if opened is None:
+        raise RuntimeError(f"the request for {url} was refused")
+    services.queue.send(LINK, RequestJob(opened.id), dedup_key=f"link:{opened.id}")
+
+    def current() -> reqs.FinderRequest:
+        with services.engine.connect() as conn:
+            request = reqs.get(conn, opened.id, time.time())
+        assert request is not None
+        return request
+
+    asyncio.run(
+        run_worker(
+            services,
+            queues=app_queues(NAME),
+            until=lambda: current().finished,
+            handle_signals=False,
+        )
+    )
+    return current(), time.perf_counter() - start
+
+
+def candidates(services: Services, request: reqs.FinderRequest) -> tuple[list[Key], np.ndarray]:
+    """Every indexed image of the request's accounts and its stored (signed) pHash."""
+    accounts = [(a["network"], a["account_id"]) for a in request.accounts]
+    if not accounts:
+        return [], np.zeros(0, dtype=np.int64)
+    stmt = (
+        sa.select(
+            images.c.network,
+            images.c.post_id,
+            images.c.position,
+            images.c.phash,
+            posts.c.images_count,
+        )
+        .join(
+            posts,
+            sa.and_(posts.c.network == images.c.network, posts.c.post_id == images.c.post_id),
+        )
+        .where(
+            images.c.state == "indexed",
+            sa.tuple_(images.c.network, images.c.account_id).in_(accounts),
+        )
+    )
+    with services.engine.connect() as conn:
+        rows = conn.execute(stmt).all()
+    keys = [(r.network, r.post_id, f"{r.position}/{r.images_count}") for r in rows]
+    return keys, np.array([r.phash for r in rows], dtype=np.int64)
+
+
+def score(outcomes: list[Outcome], predicted: Any) -> tuple[float, float, int, int]:
+    """(recall, precision, true positives, false positives) of `predicted(outcome) -> mask`."""
+    tp = fp = wanted = 0
+    for o in outcomes:
+        hit = {k for k, m in zip(o.keys, predicted(o).tolist(), strict=True) if m}
+        tp += len(hit & o.truth)
+        fp += len(hit - o.truth)
+        wanted += len(o.truth)
+    recall = tp / wanted if wanted else 1.0
+    precision = tp / (tp + fp) if tp + fp else 1.0
+    return recall, precision, tp, fp
+
+
+def measure(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    world = ArtWorld(
+        seed=SEED,
+        artists=args.artists,
+        artworks_per_artist=args.artworks,
+        posts_per_account=args.posts,
+        big_account_posts=args.big,
+    )
+    truth = {e["artwork"]: e for e in world.ground_truth()}
+    default = FinderSettings().max_distance
+    outcomes: list[Outcome] = []
+    app = create_imagehost_app(SEED, world=world, rate_limits=False)
+    with EmulatorServer(app) as url, tempfile.TemporaryDirectory() as tmp:
+        services = services_for(Path(tmp) / "data", url)
+        try:
+            for number, artwork_id in enumerate(sorted(world.artworks)):
+                artwork = world.artworks[artwork_id]
+                page = world.page_url(artwork, sorted(artwork.pages)[0])
+                done, seconds = run_query(services, page)
+                if done.error is not None:
+                    raise RuntimeError(f"{page}: {done.error}")
+                assert done.phash is not None and done.phash_mirror is not None
+                keys, hashes = candidates(services, done)
+                direct = distances(done.phash % (1 << 64), hashes)
+                mirrored = distances(done.phash_mirror % (1 << 64), hashes)
+                entry = truth[artwork_id]
+                outcomes.append(
+                    Outcome(
+                        truth={
+                            (p["network"], p["post_id"], p["image_position"])
+                            for p in entry["posts"]
+                        },
+                        found={
+                            (r["network"], r["tweet_id"], r["image_position"]) for r in done.results
+                        },
+                        keys=keys,
+                        direct=direct,
+                        best=np.minimum(direct, mirrored),
+                        seconds=seconds,
+                        first_scan=done.has_first_time_scan,
+                        artist=artwork.artist,
+                    )
+                )
+                print(f"\r{number + 1}/{len(world.artworks)} queries", end="", file=sys.stderr)
+            print(file=sys.stderr)
+        finally:
+            services.close()
+
+    # The finder's own answer is the default threshold's prediction on the same hashes.
+    for o in outcomes:
+        mine = {k for k, d in zip(o.keys, o.best.tolist(), strict=True) if d <= default}
+        if mine != o.found:
+            raise RuntimeError(f"the finder's results differ from the hashes: {o.found ^ mine}")
+
+    sweep = {t: score(outcomes, lambda o, t=t: o.best <= t) for t in THRESHOLDS}
+    aotf = score(outcomes, lambda o: o.direct <= AOTF_DISTANCE)
+    meeting = [t for t, (r, p, _, _) in sweep.items() if r >= GOAL_RECALL and p >= GOAL_PRECISION]
+    big = [o for o in outcomes if o.artist == 0 and o.first_scan]
+    warm = [o.seconds for o in outcomes if not o.first_scan]
+    big_images = len(big[0].keys) if big else 0
+    figures = {
+        "sweep": sweep,
+        "aotf": aotf,
+        "meeting": meeting,
+        "default": default,
+        "first_scan": big[0].seconds if big else None,
+        "big_images": big_images,
+        "warm_p50": statistics.median(warm) if warm else None,
+        "warm_n": len(warm),
+        "artworks": len(outcomes),
+        "with_posts": sum(1 for o in outcomes if o.truth),
+        "posts": sum(len(o.truth) for o in outcomes),
+    }
+    return report(figures, args), figures
+
+
+def report(f: dict[str, Any], args: argparse.Namespace) -> str:
+    lines = [
+        f"{f['artworks']} artworks ({f['with_posts']} posted, {f['posts']} posts with them), "
+        f"{args.artists} artists; the first artist's accounts have {args.big} posts.",
+        "",
+        "| method | recall | precision | true | false |",
+        "|---|---|---|---|---|",
+    ]
+    for t, (r, p, tp, fp) in f["sweep"].items():
+        mark = " (default)" if t == f["default"] else ""
+        lines.append(f"| sleuth, mirror, <= {t}{mark} | {r:.2%} | {p:.2%} | {tp} | {fp} |")
+    r, p, tp, fp = f["aotf"]
+    lines.append(f"| AOTF, direct, <= {AOTF_DISTANCE} | {r:.2%} | {p:.2%} | {tp} | {fp} |")
+    lines.append("")
+    if f["meeting"]:
+        lines.append(
+            f"Thresholds meeting recall >= {GOAL_RECALL:.0%} and precision >= "
+            f"{GOAL_PRECISION:.0%}: {', '.join(map(str, f['meeting']))}."
+        )
+    else:
+        lines.append("No threshold meets recall >= 98% with precision >= 99%.")
+    if f["first_scan"] is not None:
+        lines.append(
+            f"First scan (query to END, {f['big_images']} images indexed): "
+            f"{f['first_scan']:.1f} s, {f['big_images'] / f['first_scan']:.0f} images/s."
+        )
+    if f["warm_p50"] is not None:
+        lines.append(f"Warm query to END: p50 {f['warm_p50'] * 1000:.0f} ms over {f['warm_n']}.")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--artists", type=int, default=50)
+    parser.add_argument("--artworks", type=int, default=4, help="per artist")
+    parser.add_argument("--posts", type=int, default=20, help="about this many per account")
+    parser.add_argument("--big", type=int, default=1000, help="posts of the first artist's")
+    parser.add_argument("--write-results", action="store_true")
+    args = parser.parse_args()
+    text, _ = measure(args)
+    print(text)
+    if args.write_results:
+        command = "python -m bench.finder " + " ".join(sys.argv[1:])
+        body = f"## finder\n\n`{command.strip()}`\n\n{machine(('numpy', 'sqlalchemy'))}\n\n{text}\n"
+        write_section(Path(__file__).with_name("RESULTS.md"), "finder", body)
+
+
+if __name__ == "__main__":
+    main()
