@@ -20,7 +20,6 @@ page is queried in process, as `sleuth finder query` would, until END. Then:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import statistics
 import sys
@@ -34,15 +33,15 @@ import sqlalchemy as sa
 
 from bench.index import machine, write_section
 from sleuth.apps.finder import requests as reqs
+from sleuth.apps.finder.cli import run_query
 from sleuth.apps.finder.matching import distances
 from sleuth.apps.finder.models import images, posts
 from sleuth.apps.finder.settings import NAME, FinderSettings
-from sleuth.apps.finder.tasks import LINK, RequestJob
 from sleuth.config import Settings, SourcesSettings, WorkerSettings
 from sleuth.emulator import EmulatorServer, create_imagehost_app
 from sleuth.emulator.artworld import ArtWorld
 from sleuth.emulator.cli import emulator_sources
-from sleuth.runner import app_queues, run_worker
+from sleuth.imaging.phash import phash_from_db
 from sleuth.services import Services
 
 SEED = 11
@@ -80,31 +79,11 @@ def services_for(data_dir: Path, url: str) -> Services:
     )
 
 
-def run_query(services: Services, url: str) -> tuple[reqs.FinderRequest, float]:
+def timed_query(services: Services, url: str) -> tuple[reqs.FinderRequest, float]:
     """Ask for `url`, run the finder's workers until the request ends: (request, seconds)."""
     start = time.perf_counter()
-    opened, _ = reqs.open_request(
-        services.engine, reqs.query_id(url), "query", "bench", time.time(), url=url
-    )
-    if opened is None:
-        raise RuntimeError(f"the request for {url} was refused")
-    services.queue.send(LINK, RequestJob(opened.id), dedup_key=f"link:{opened.id}")
-
-    def current() -> reqs.FinderRequest:
-        with services.engine.connect() as conn:
-            request = reqs.get(conn, opened.id, time.time())
-        assert request is not None
-        return request
-
-    asyncio.run(
-        run_worker(
-            services,
-            queues=app_queues(NAME),
-            until=lambda: current().finished,
-            handle_signals=False,
-        )
-    )
-    return current(), time.perf_counter() - start
+    done = run_query(services, url, quiet=True, handle_signals=False)
+    return done, time.perf_counter() - start
 
 
 def candidates(services: Services, request: reqs.FinderRequest) -> tuple[list[Key], np.ndarray]:
@@ -166,13 +145,13 @@ def measure(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
             for number, artwork_id in enumerate(sorted(world.artworks)):
                 artwork = world.artworks[artwork_id]
                 page = world.page_url(artwork, sorted(artwork.pages)[0])
-                done, seconds = run_query(services, page)
+                done, seconds = timed_query(services, page)
                 if done.error is not None:
                     raise RuntimeError(f"{page}: {done.error}")
                 assert done.phash is not None and done.phash_mirror is not None
                 keys, hashes = candidates(services, done)
-                direct = distances(done.phash % (1 << 64), hashes)
-                mirrored = distances(done.phash_mirror % (1 << 64), hashes)
+                direct = distances(phash_from_db(done.phash), hashes)
+                mirrored = distances(phash_from_db(done.phash_mirror), hashes)
                 entry = truth[artwork_id]
                 outcomes.append(
                     Outcome(

@@ -103,6 +103,16 @@ def phash_and_mirror(data: bytes, max_pixels: int) -> tuple[int, int]:
     return hash_from_pixels(small), hash_from_pixels(np.ascontiguousarray(small[:, ::-1]))
 
 
+def phash_to_db(value: int) -> int:
+    """64 unsigned bits → the signed BIGINT every database stores."""
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def phash_from_db(value: int) -> int:
+    """A stored signed BIGINT → the unsigned 64-bit hash."""
+    return value + (1 << 64) if value < 0 else value
+
+
 def phash_hex(value: int) -> str:
     """16 lowercase hex digits, as `str(imagehash.phash(...))` prints them."""
     if not 0 <= value < 1 << 64:

@@ -4,9 +4,7 @@ that contain the artwork, scored against the world's ground truth."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,14 +13,13 @@ import pytest
 import sqlalchemy as sa
 
 from sleuth.apps.finder import requests as reqs
+from sleuth.apps.finder.cli import run_query
 from sleuth.apps.finder.models import accounts, images
 from sleuth.apps.finder.settings import NAME, FinderSettings
-from sleuth.apps.finder.tasks import LINK, RequestJob
 from sleuth.config import Settings, SourcesSettings, WorkerSettings
 from sleuth.emulator import EmulatorServer, create_imagehost_app
 from sleuth.emulator.artworld import ArtWorld
 from sleuth.emulator.cli import emulator_sources
-from sleuth.runner import app_queues, run_worker
 from sleuth.services import Services
 
 SEED = 3
@@ -50,27 +47,7 @@ def finder_services(tmp_path: Path, url: str) -> Services:
 
 def query(services: Services, url: str) -> reqs.FinderRequest:
     """Ask for `url` and run the finder's workers here until the request ends."""
-    found, _ = reqs.open_request(
-        services.engine, reqs.query_id(url), "query", "test", time.time(), url=url
-    )
-    assert found is not None
-    services.queue.send(LINK, RequestJob(found.id), dedup_key=f"link:{found.id}")
-
-    def current() -> reqs.FinderRequest:
-        with services.engine.connect() as conn:
-            request = reqs.get(conn, found.id, time.time())
-        assert request is not None
-        return request
-
-    asyncio.run(
-        run_worker(
-            services,
-            queues=app_queues(NAME),
-            until=lambda: current().finished,
-            handle_signals=False,
-        )
-    )
-    return current()
+    return run_query(services, url, quiet=True, handle_signals=False)
 
 
 def found_posts(request: reqs.FinderRequest) -> set[tuple[str, str, str]]:

@@ -14,12 +14,13 @@ from PIL import Image
 
 from sleuth.apps.images.cli import crawl_list
 from sleuth.apps.images.crawl import crawl_id_for
-from sleuth.apps.images.models import image_sources, images, phash_from_db
+from sleuth.apps.images.models import image_sources, images
 from sleuth.apps.images.search import ImageSearch, QueryError, md5_ids, query_from_bytes
 from sleuth.config import Settings
 from sleuth.crawl.models import crawl_run_items
 from sleuth.emulator.imagehost import create_imagehost_app
 from sleuth.emulator.server import EmulatorServer
+from sleuth.imaging.phash import phash_from_db
 from sleuth.imaging.process import md5_hex
 from sleuth.services import Services
 from tests.apps.images.shelf import MAX_PIXELS, Shelf, copy_of, jpeg, picture

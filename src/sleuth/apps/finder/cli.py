@@ -32,7 +32,9 @@ def finder() -> None:
     contain an artwork (Artists on Twitter Finder)."""
 
 
-def _run_until(services: Services, done: Callable[[], bool], workers: int) -> None:
+def _run_until(
+    services: Services, done: Callable[[], bool], workers: int, handle_signals: bool = True
+) -> None:
     """Run the finder's workers here until `done()` (or only wait, with no workers)."""
 
     async def wait() -> None:
@@ -40,12 +42,16 @@ def _run_until(services: Services, done: Callable[[], bool], workers: int) -> No
             await asyncio.sleep(POLL)
 
     if workers:
-        asyncio.run(run_worker(services, queues=app_queues(NAME), until=done))
+        asyncio.run(
+            run_worker(services, queues=app_queues(NAME), until=done, handle_signals=handle_signals)
+        )
     else:
         asyncio.run(wait())
 
 
-def _follow(services: Services, request_id: str, workers: int, quiet: bool) -> reqs.FinderRequest:
+def _follow(
+    services: Services, request_id: str, workers: int, quiet: bool, handle_signals: bool = True
+) -> reqs.FinderRequest:
     """Run or wait until the request ends, telling each new status."""
     seen: list[int] = []
 
@@ -59,7 +65,7 @@ def _follow(services: Services, request_id: str, workers: int, quiet: bool) -> r
             click.echo(f"  {reqs.STATUSES[found.status]}", err=True)
         return found.finished
 
-    _run_until(services, done, workers)
+    _run_until(services, done, workers, handle_signals)
     with services.engine.connect() as conn:
         final = reqs.get(conn, request_id, time.time())
     assert final is not None
@@ -84,9 +90,15 @@ def _show(request: reqs.FinderRequest, as_json: bool) -> None:
 
 
 def run_query(
-    services: Services, url: str, *, workers: int = 1, quiet: bool = False
+    services: Services,
+    url: str,
+    *,
+    workers: int = 1,
+    quiet: bool = False,
+    handle_signals: bool = True,
 ) -> reqs.FinderRequest:
-    """Ask for `url` (or find its request) and run or wait until it ends."""
+    """Ask for `url` (or find its request) and run or wait until it ends (the CLI, the demo,
+    tests and the benchmark all ask this way)."""
     found, _ = reqs.open_request(
         services.engine, reqs.query_id(url), "query", CLI_ADDRESS, time.time(), url=url
     )
@@ -94,7 +106,7 @@ def run_query(
     if found.finished:
         return found
     services.queue.send(LINK, RequestJob(found.id), dedup_key=f"link:{found.id}")
-    return _follow(services, found.id, workers, quiet)
+    return _follow(services, found.id, workers, quiet, handle_signals)
 
 
 @finder.command()

@@ -20,18 +20,10 @@ from sleuth.apps.finder.requests import Result
 
 CHUNK = 50_000  # images compared per step of a whole-database search
 
-_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
-
-
-def to_signed(value: int) -> int:
-    """64 unsigned bits → the signed BIGINT a database stores."""
-    return value - (1 << 64) if value >= 1 << 63 else value
-
 
 def distances(query: int, hashes: np.ndarray) -> np.ndarray:
     """Hamming distance from `query` (unsigned) to each of `hashes` (int64, as stored)."""
-    xor = hashes.view(np.uint64) ^ np.uint64(query)
-    return _POPCOUNT[xor.view(np.uint8).reshape(-1, 8)].sum(axis=1, dtype=np.int64)
+    return np.bitwise_count(hashes.view(np.uint64) ^ np.uint64(query)).astype(np.int64)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from sleuth.apps.finder import requests as reqs
 from sleuth.apps.finder.aotf import QUERY_BLOB
 from sleuth.apps.finder.firstimage import NoUsableImage, fetch_first_image
 from sleuth.apps.finder.linkfinder import LinkFinder, LinkFinderError
-from sleuth.apps.finder.matching import Query, search_accounts, search_everything, to_signed
+from sleuth.apps.finder.matching import Query, search_accounts, search_everything
 from sleuth.apps.finder.models import accounts, images, posts
 from sleuth.apps.finder.scans import record_account, scanning, want_scan
 from sleuth.apps.finder.settings import NAME, FinderSettings
@@ -44,7 +44,7 @@ from sleuth.apps.finder.tasks import (
     ScanJob,
 )
 from sleuth.imaging.decode import ImageError
-from sleuth.imaging.phash import phash_and_mirror
+from sleuth.imaging.phash import phash_and_mirror, phash_from_db, phash_to_db
 from sleuth.jobs.worker import BatchKind, JobContext, JobKind, Kind, Outcome, Retry
 from sleuth.net.errors import FetchError
 from sleuth.net.fetcher import Fetcher
@@ -177,7 +177,7 @@ class FinderPipeline:
             now,
             accounts=[reqs.Account(a.network, a.id, a.acct.lower(), a.url) for a in chosen],
             has_first_time_scan=first_time,
-            hashes=(to_signed(hashed[0]), to_signed(hashed[1])),
+            hashes=(phash_to_db(hashed[0]), phash_to_db(hashed[1])),
             artwork_at=artwork_at,
         )
         for account in chosen:
@@ -233,7 +233,7 @@ class FinderPipeline:
             await self._finish(request.id, error="ERROR_DURING_REVERSE_SEARCH")
             return
         query = Query(
-            request.phash % (1 << 64), request.phash_mirror % (1 << 64), self.cfg.max_distance
+            phash_from_db(request.phash), phash_from_db(request.phash_mirror), self.cfg.max_distance
         )
         results = await asyncio.to_thread(self._match, query, keys, now)
         await self._finish(request.id, results=results)
@@ -488,8 +488,8 @@ class FinderPipeline:
                     {
                         **key,
                         "state": "indexed",
-                        "phash": to_signed(hashed[0]),
-                        "phash_mirror": to_signed(hashed[1]),
+                        "phash": phash_to_db(hashed[0]),
+                        "phash_mirror": phash_to_db(hashed[1]),
                         "last_error": None,
                     }
                 )

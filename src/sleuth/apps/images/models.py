@@ -12,20 +12,11 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from sleuth.imaging.phash import phash_hex
+from sleuth.imaging.phash import phash_from_db, phash_hex, phash_to_db
 from sleuth.record import TIME, Codec, columns, record_field
 from sleuth.store.schema import metadata
 
 MD5_PATTERN = "^[0-9a-f]{32}$"
-
-
-def phash_to_db(value: int) -> int:
-    """64 unsigned bits → signed BIGINT, as every database stores it."""
-    return value - (1 << 64) if value >= 1 << 63 else value
-
-
-def phash_from_db(value: int) -> int:
-    return value + (1 << 64) if value < 0 else value
 
 
 # Written as 16 hex digits (as imagehash prints it), stored as a signed BIGINT.

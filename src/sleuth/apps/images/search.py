@@ -53,7 +53,6 @@ from sleuth.apps.images.models import (
     ImageRecord,
     image_sources,
     images,
-    phash_from_db,
 )
 from sleuth.config import NetSettings
 from sleuth.crawl.models import DONE, crawl_run_items
@@ -61,7 +60,7 @@ from sleuth.crawl.runs import run_exists
 from sleuth.imaging.decode import ImageError, decode_image
 from sleuth.imaging.encode import thumbnail_png
 from sleuth.imaging.gray import gray_image
-from sleuth.imaging.phash import phash_from_image
+from sleuth.imaging.phash import phash_from_db, phash_from_image
 from sleuth.index import HammingIndex, IndexFileError
 from sleuth.net.errors import FetchError
 from sleuth.net.fetcher import Fetcher
