@@ -31,10 +31,17 @@ def emulator_url(world: ArtWorld) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def stuck_url(world: ArtWorld) -> Iterator[str]:
+def big_world() -> ArtWorld:
+    """A world whose Bluesky accounts have more followers than one page holds."""
+    return ArtWorld(1, artists=300)
+
+
+@pytest.fixture(scope="session")
+def stuck_url(big_world: ArtWorld) -> Iterator[str]:
     """A Bluesky AppView whose last page of every list sends its cursor back (the known bug)."""
     app = Flask(__name__)
-    for blueprint in bluesky_blueprints(BlueskyEmulator(world, limit=None, stuck_cursor=True)):
+    emulator = BlueskyEmulator(big_world, limit=None, stuck_cursor=True)
+    for blueprint in bluesky_blueprints(emulator):
         app.register_blueprint(blueprint)
     with EmulatorServer(app) as url:
         yield url
