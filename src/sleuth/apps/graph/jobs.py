@@ -116,7 +116,7 @@ class GraphJob:
 
 
 TASKS = {
-    queue: Task(queue, GraphJob, lease=120.0)
+    queue: Task(queue, GraphJob)
     for queue in (ANALYSIS_QUEUE, TIMELINE_QUEUE, FOLLOWERS_QUEUE, FOLLOWING_QUEUE, UPDATE_QUEUE)
 }
 _QUEUE_OF = {
@@ -416,5 +416,10 @@ def _newest(stored: str | None, posts: Sequence[Post]) -> str | None:
 
 
 def graph_kinds(services: Services, fetcher: Fetcher) -> list[JobKind[GraphJob]]:
+    """Every graph queue's task with the worker's configured lease and attempts."""
     crawler = Crawler(services, fetcher)
-    return [JobKind(task, crawler.handle) for task in TASKS.values()]
+    w = services.settings.worker
+    return [
+        JobKind(replace(task, max_attempts=w.max_attempts, lease=w.lease_seconds), crawler.handle)
+        for task in TASKS.values()
+    ]
