@@ -138,3 +138,20 @@ def test_a_cursor_sent_back_stops_the_job_with_a_recorded_error(
         assert len(_edges(services, "bluesky")) == 100  # the first page's, committed with it
     finally:
         services.close()
+
+
+def test_a_deeper_crawl_goes_on_from_the_lists_stored(
+    services: Services, world: ArtWorld, tmp_path: Path
+) -> None:
+    seed = _seed(world, "mastodon")
+    seeds = _seeds(tmp_path, seed.acct)
+    assert crawl_graph(services, seeds, Plan((F,), depth=0))[1].finished
+    assert _edges(services, "mastodon") == follower_graph(world, [seed], 0)[1]
+    _, final = crawl_graph(services, seeds, Plan((F,), depth=1))
+    assert final.finished
+    nodes, edges = follower_graph(world, [seed], 1)
+    assert _edges(services, "mastodon") == edges and set(_nodes(services, "mastodon")) == nodes
+    with services.engine.connect() as conn:
+        c = graph_cursors.c
+        query = sa.select(c.pages).where(c.account_id == node(seed), c.operation == "followers")
+        assert conn.execute(query).scalar_one() == 1  # its list was not read again

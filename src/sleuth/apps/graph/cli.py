@@ -126,7 +126,7 @@ def crawl_graph(
         QUEUES,
         LABELS,
         run_workers=workers if run_workers else None,
-        listing="adding seeds",
+        listing="the frontier grows",
     )
     with engine.connect() as conn:
         waiting = runs.queued_items(conn, run)

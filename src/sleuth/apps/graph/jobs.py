@@ -49,7 +49,9 @@ from sleuth.apps.graph.records import (
     Cursor,
     add_edges,
     merge_timeline,
+    neighbours,
     nodes,
+    reach,
     read_cursor,
     read_timeline,
     save_cursor,
@@ -69,6 +71,7 @@ from sleuth.sources.social import Account, Post, SourceError, newer
 T, F, FOLLOWING_OP, A, U, SEED = "T", "F", "following", "A", "U", "seed"
 OPERATIONS = (T, F, FOLLOWING_OP)  # what a crawl may run on each account it selects
 BFS, DFS = "bfs", "dfs"
+STORED_BATCH = 100  # accounts per analysis of a list stored by an earlier crawl
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,18 @@ def _operations(run: str, network: str, account: str, depth: int, plan: Plan) ->
     return [account_item(run, op, network, account, depth, plan) for op in plan.operations]
 
 
+def _found(
+    run: str, network: str, ids: list[str], depth: int, plan: Plan, where: str
+) -> list[runs.RunItem]:
+    """The items of the accounts a list of an account at `depth` holds: one analysis of them
+    (A), or every one's operations, unless they lie deeper than the plan goes."""
+    if not ids or depth + 1 > plan.depth:
+        return []
+    if plan.analyse:
+        return [_analysis_item(run, network, ids, depth + 1, plan, where)]
+    return [i for other in ids for i in _operations(run, network, other, depth + 1, plan)]
+
+
 def _main_lang(langs: Sequence[str | None]) -> str | None:
     counted = Counter(lang for lang in langs if lang)
     return counted.most_common(1)[0][0] if counted else None
@@ -242,10 +257,29 @@ class Crawler:
         while True:
             with self.engine.connect() as conn:
                 cursor = read_cursor(conn, network, ident, kind)
-            if cursor.state != RUNNING:
+            if cursor.state != RUNNING:  # read to its end by an earlier crawl
                 with self.engine.begin() as conn:
+                    known = neighbours(conn, network, ident, kind)
+                    if expand and not plan.analyse:
+                        reach(conn, network, known, depth + 1, SELECTED)
+                    else:
+                        reach(conn, network, known, depth + 1)
+                    items = [
+                        item
+                        for start in range(0, len(known), STORED_BATCH)
+                        for item in _found(
+                            job.run,
+                            network,
+                            known[start : start + STORED_BATCH],
+                            depth,
+                            plan,
+                            f"{ident}:{kind}:stored:{start}",
+                        )
+                    ]
+                    todo = runs.add_items_in(conn, items)
                     outcome = HIDDEN if cursor.state == HIDDEN_LIST else CRAWLED
                     runs.resolve(conn, NAME, job.run, job.key, outcome)
+                self._queue(ctx, todo)
                 return
             page = await follows_page(self.fetcher, self.sources, account, kind, cursor.cursor)
             if page.next is not None and page.next == cursor.cursor:
@@ -263,15 +297,8 @@ class Crawler:
                     upsert_node(conn, other, depth + 1, chosen, native)
                 pairs = [(o, ident) if kind == FOLLOWERS else (ident, o) for o in others]
                 add_edges(conn, network, pairs)
-                items: list[runs.RunItem] = []
-                if expand and others and plan.analyse:
-                    where = f"{ident}:{kind}:{cursor.pages}"
-                    items.append(
-                        _analysis_item(job.run, network, list(others), depth + 1, plan, where)
-                    )
-                elif expand:
-                    for other in others:
-                        items += _operations(job.run, network, other, depth + 1, plan)
+                where = f"{ident}:{kind}:{cursor.pages}"
+                items = _found(job.run, network, list(others), depth, plan, where)
                 todo = runs.add_items_in(conn, items)
                 save_cursor(
                     conn,

@@ -27,7 +27,7 @@ from sleuth.apps.graph.models import (
     graph_edges,
     graph_nodes,
 )
-from sleuth.apps.graph.networks import node_id
+from sleuth.apps.graph.networks import FOLLOWERS, node_id
 from sleuth.sources.social import Account, Post, newer
 from sleuth.store.blobs import BlobStore
 from sleuth.store.upsert import insert_ignore_many, insert_or_update
@@ -121,6 +121,26 @@ def add_edges(conn: Connection, network: str, pairs: Iterable[tuple[str, str]]) 
     ]
     if rows:
         insert_ignore_many(conn, graph_edges, rows)
+
+
+def neighbours(conn: Connection, network: str, account: str, kind: str) -> list[str]:
+    """The stored followers of the account (`kind` "followers") or the accounts it follows."""
+    e = graph_edges.c
+    mine, other = (e.dst, e.src) if kind == FOLLOWERS else (e.src, e.dst)
+    query = sa.select(other).where(e.network == network, mine == account).order_by(other)
+    return list(conn.execute(query).scalars())
+
+
+def reach(
+    conn: Connection, network: str, ids: Sequence[str], depth: int, state: str | None = None
+) -> None:
+    """The nodes `ids` are `depth` hops from a seed, or fewer; with `state`, in that state."""
+    for start in range(0, len(ids), 500):
+        chunk = (_N.network == network) & _N.account_id.in_(ids[start : start + 500])
+        closer = sa.update(graph_nodes).where(chunk & (_N.depth > depth)).values(depth=depth)
+        conn.execute(closer)
+        if state is not None:
+            conn.execute(sa.update(graph_nodes).where(chunk).values(state=state))
 
 
 @dataclass(frozen=True)
