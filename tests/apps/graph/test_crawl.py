@@ -10,11 +10,13 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from sleuth.apps.graph.cli import crawl_graph
-from sleuth.apps.graph.jobs import FOLLOWING_OP, F, Plan, T
+from sleuth.apps.graph.jobs import DFS, FOLLOWING_OP, F, Plan, T
 from sleuth.apps.graph.models import SELECTED, graph_cursors, graph_edges, graph_nodes
 from sleuth.apps.graph.records import TIMELINE_EXT, timeline_key
+from sleuth.config import load_settings
 from sleuth.crawl.models import crawl_failures
 from sleuth.emulator.artworld import Account, ArtWorld
+from sleuth.emulator.cli import emulator_sources
 from sleuth.services import Services
 from tests.apps.graph.conftest import graph_settings
 from tests.apps.graph.truth import follower_graph, followers, node
@@ -155,3 +157,20 @@ def test_a_deeper_crawl_goes_on_from_the_lists_stored(
         c = graph_cursors.c
         query = sa.select(c.pages).where(c.account_id == node(seed), c.operation == "followers")
         assert conn.execute(query).scalar_one() == 1  # its list was not read again
+
+
+def test_the_crawl_on_each_deployment(
+    deployment: dict[str, str], world: ArtWorld, emulator_url: str, tmp_path: Path
+) -> None:
+    """Embedded, and on PostgreSQL with the Redis queue (depth first, through A)."""
+    env = {f"SLEUTH_SOURCES_{k.upper()}": v for k, v in emulator_sources(emulator_url).items()}
+    env |= {"SLEUTH_NET_ALLOW_PRIVATE": "1", "SLEUTH_WORKER_PROCESSES": "1"}
+    services = Services(load_settings(environ={**deployment, **env}))
+    try:
+        seed = _seed(world, "mastodon")
+        plan = Plan((F,), analyse=True, select="followers_count >= 0", depth=1, order=DFS)
+        _, final = crawl_graph(services, _seeds(tmp_path, seed.acct), plan)
+        assert final.finished
+        assert _edges(services, "mastodon") == follower_graph(world, [seed], 1)[1]
+    finally:
+        services.close()
