@@ -93,6 +93,9 @@ def test_the_commands(
     result = runner.invoke(cli, ["graph", "export", "--format", "csv", "--out", "out"])
     edges = len(followers(world, seed))
     assert result.exit_code == 0 and f"{edges + 1} nodes, {edges} edges" in result.output
+    result = runner.invoke(cli, ["status"])
+    line = f"{edges + 1} accounts, {edges} follows (accounts/follows: mastodon {edges + 1}/{edges})"
+    assert result.exit_code == 0 and line in result.output
     if importlib.util.find_spec("pyarrow") is None:
         result = runner.invoke(cli, ["graph", "export", "--format", "parquet", "--out", "p"])
         assert result.exit_code == 1 and "needs pyarrow: pip install pyarrow" in result.output

@@ -62,7 +62,7 @@ def _crawl_jobs() -> JobFor:
 
 
 def _status(services: Services) -> list[StatusLine]:
-    """Nodes and edges by network."""
+    """Accounts and follows stored, in all and by network."""
     import sqlalchemy as sa
 
     from sleuth.apps.graph.models import graph_edges, graph_nodes
@@ -80,10 +80,9 @@ def _status(services: Services) -> list[StatusLine]:
         )
     if not nodes:
         return [StatusLine("graph", "no accounts crawled")]
-    return [
-        StatusLine(f"graph {network}", f"{n} accounts, {edges.get(network, 0)} follows")
-        for network, n in sorted(nodes.items())
-    ]
+    each = ", ".join(f"{net} {n}/{edges.get(net, 0)}" for net, n in sorted(nodes.items()))
+    total = f"{sum(nodes.values())} accounts, {sum(edges.values())} follows"
+    return [StatusLine("graph", f"{total} (accounts/follows: {each})")]
 
 
 app = App(
