@@ -35,22 +35,25 @@ def test_upserts_edges_and_cursors(database_url: str) -> None:
             upsert_node(conn, _account("1", 12), 3, REJECTED)  # a selection sticks
             upsert_node(conn, _account("2", 5), 1)
             set_state(conn, "x", "2", REJECTED)
-            set_state(conn, "x", "2", SELECTED)  # decided once
+            set_state(conn, "x", "2", SELECTED)  # judged again by another rule...
+            set_state(conn, "x", "2", REJECTED)  # ...but a selection sticks
+            upsert_node(conn, _account("3", 1), 1)
+            set_state(conn, "x", "3", REJECTED)
             pairs = [("1", "2"), ("2", "1"), ("1", "2")]
             add_edges(conn, "x", pairs)
             add_edges(conn, "x", pairs)
             save_cursor(conn, "x", "1", "followers", Cursor("abc", 1, 80))
             save_cursor(conn, "x", "1", "followers", Cursor("def", 2, 160))
         with engine.connect() as conn:
-            stored = nodes(conn, "x", ["1", "2", "3"])
+            stored = nodes(conn, "x", ["1", "2", "3", "4"])
             edges = conn.execute(sa.select(graph_edges.c.src, graph_edges.c.dst)).all()
             cursor = read_cursor(conn, "x", "1", "followers")
             fresh = read_cursor(conn, "x", "2", "followers")
         one, two = stored["1"], stored["2"]
         assert (one.depth, one.followers_count, one.state) == (1, 12, SELECTED)
-        assert (two.depth, two.state) == (1, REJECTED) and "3" not in stored
+        assert (two.depth, two.state) == (1, SELECTED) and stored["3"].state == REJECTED
         assert sorted(edges) == [("1", "2"), ("2", "1")]
-        assert cursor == Cursor("def", 2, 160) and fresh == Cursor()
+        assert cursor == Cursor("def", 2, 160) and fresh == Cursor() and "4" not in stored
         assert SEEN == "seen"
     finally:
         engine.dispose()

@@ -51,10 +51,10 @@ def graph() -> None:
 
 
 def read_seeds(path: Path) -> list[str]:
-    """The seeds of a file: one handle, profile URL or id a line; blank lines and `#`
-    comments skipped."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return [s for s in (line.split("#", 1)[0].strip() for line in lines) if s]
+    """The seeds of a file: one handle, profile URL or id a line; blank lines and lines
+    starting with `#` skipped (a URL may hold one: `twitter.com/#!/name`)."""
+    lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
 
 
 def open_graph_run(engine: Engine, name: str) -> str:

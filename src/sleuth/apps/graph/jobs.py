@@ -315,14 +315,17 @@ class Crawler:
                 return
 
     async def _analyse(self, job: GraphJob, target: dict[str, Any], ctx: JobContext) -> None:
-        """Select among the accounts a page met those the rule keeps, and queue their
-        operations. Bluesky lists give no counts: they are read by getProfiles, 25 a call;
-        `lang` (which no network gives an account) is the most frequent of its posts'."""
+        """Select among the accounts a page met those the rule keeps, and queue the
+        operations of every selected one. Bluesky lists give no counts: they are read by
+        getProfiles, 25 a call; `lang` (which no network gives an account) is the most
+        frequent of its posts'."""
         plan = Plan.from_json(target["plan"])
         network, depth = target["network"], int(target["depth"])
         with self.engine.connect() as conn:
             stored = nodes(conn, network, target["ids"])
-        undecided = [n for n in stored.values() if n.state == SEEN]
+        # A selection sticks; a rejection is judged again (this crawl's rule may differ).
+        chosen = [n.account_id for n in stored.values() if n.state == SELECTED]
+        undecided = [n for n in stored.values() if n.state != SELECTED]
         selector = plan.selector
         fresh: dict[str, Account] = {}
         if selector is not None and network == "bluesky":
@@ -335,7 +338,6 @@ class Crawler:
             for node in undecided:
                 if node.lang is None:
                     langs[node.account_id] = await self._lang(network, node.account_id)
-        chosen: list[str] = []
         with self.engine.begin() as conn:
             for node in undecided:
                 if node.account_id in fresh:

@@ -78,8 +78,8 @@ def set_lang(conn: Connection, network: str, account: str, lang: str | None) -> 
 
 
 def set_state(conn: Connection, network: str, account: str, state: str) -> None:
-    """The analysis's verdict on a node it had not decided yet."""
-    where = (_N.network == network) & (_N.account_id == account) & (_N.state == SEEN)
+    """The analysis's verdict on a node not selected yet (a selection sticks)."""
+    where = (_N.network == network) & (_N.account_id == account) & (_N.state != SELECTED)
     conn.execute(graph_nodes.update().where(where).values(state=state))
 
 
