@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import sqlalchemy as sa
+from flask import Flask
 
 from sleuth.apps.graph.cli import crawl_graph
 from sleuth.apps.graph.jobs import DFS, FOLLOWING_OP, F, Plan, T
@@ -15,8 +16,10 @@ from sleuth.apps.graph.models import SELECTED, graph_cursors, graph_edges, graph
 from sleuth.apps.graph.records import TIMELINE_EXT, timeline_key
 from sleuth.config import load_settings
 from sleuth.crawl.models import crawl_failures
+from sleuth.emulator import EmulatorServer
 from sleuth.emulator.artworld import Account, ArtWorld
 from sleuth.emulator.cli import emulator_sources
+from sleuth.emulator.x_api import XEmulator, x_blueprint
 from sleuth.services import Services
 from tests.apps.graph.conftest import graph_settings
 from tests.apps.graph.truth import follower_graph, followers, node
@@ -174,3 +177,20 @@ def test_the_crawl_on_each_deployment(
         assert _edges(services, "mastodon") == follower_graph(world, [seed], 1)[1]
     finally:
         services.close()
+
+
+def test_x_without_followers_in_the_tokens_tier_records_forbidden(
+    tmp_path: Path, world: ArtWorld
+) -> None:
+    app = Flask(__name__)
+    app.register_blueprint(x_blueprint(XEmulator(world, limits=None, followers_allowed=False)))
+    with EmulatorServer(app) as url:
+        services = Services(graph_settings(tmp_path, url))
+        try:
+            seed = _seed(world, "x")
+            _, final = crawl_graph(services, _seeds(tmp_path, seed.id), Plan((F,)))
+            assert final.finished and final.count("crawled") == 1  # the seed
+            assert _failures(services) == {f"F:x:{seed.id}": "forbidden"}
+            assert _edges(services, "x") == set()
+        finally:
+            services.close()
