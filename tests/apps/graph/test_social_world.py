@@ -71,3 +71,29 @@ def test_a_crawl_finds_exactly_the_ground_truth(
         }
     finally:
         services.close()
+
+
+@pytest.mark.slow
+def test_the_analysis_of_a_page_of_many_reads_their_counts_25_at_a_time(
+    social: tuple[SocialWorld, str], tmp_path: Path
+) -> None:
+    world, url = social
+    seed = _seed(world, "bluesky", 60, 100)  # one page of followers, getProfiles in 3-4 calls
+    services = Services(graph_settings(tmp_path, url))
+    try:
+        seeds = tmp_path / "seeds.txt"
+        seeds.write_text(f"https://bsky.app/profile/{seed.username}\n")
+        plan = Plan((F,), analyse=True, select="followers_count >= 2", depth=1)
+        assert crawl_graph(services, seeds, plan)[1].finished
+        met = world.followers(seed)
+        chosen = {a.id for a in met if len(world.followers(a)) >= 2}
+        assert 0 < len(chosen) < len(met)
+        n = graph_nodes.c
+        with services.engine.connect() as conn:
+            query = sa.select(n.account_id).where(n.state == "selected", n.depth == 1)
+            assert set(conn.execute(query).scalars()) == chosen
+        expected = {(f.id, seed.id) for f in met}
+        expected |= {(s, d) for s, d in world.follow_edges("bluesky") if d in chosen}
+        assert _graph(services, "bluesky")[1] == expected
+    finally:
+        services.close()
