@@ -249,11 +249,9 @@ class Crawler:
         plan = Plan.from_json(target["plan"])
         depth = int(target["depth"])
         network, ident = target["network"], target["id"]
-        account = await self._account(target)
-        with self.engine.begin() as conn:
-            upsert_node(conn, account, depth)
-        counted = account.followers_count if kind == FOLLOWERS else account.following_count
         expand = depth + 1 <= plan.depth
+        account: Account | None = None  # read fresh before its first page, not before
+        counted: int | None = None
         while True:
             with self.engine.connect() as conn:
                 cursor = read_cursor(conn, network, ident, kind)
@@ -281,6 +279,11 @@ class Crawler:
                     runs.resolve(conn, NAME, job.run, job.key, outcome)
                 self._queue(ctx, todo)
                 return
+            if account is None:
+                account = await self._account(target)
+                with self.engine.begin() as conn:
+                    upsert_node(conn, account, depth)
+                counted = account.followers_count if kind == FOLLOWERS else account.following_count
             page = await follows_page(self.fetcher, self.sources, account, kind, cursor.cursor)
             if page.next is not None and page.next == cursor.cursor:
                 raise SourceError("stuck_cursor", f"{kind} of {account.acct}: the cursor repeats")
@@ -379,14 +382,16 @@ class Crawler:
         """Read the account's latest posts into its timeline blob, a page at a time: the blob
         is rewritten atomically, then the cursor committed (a page read twice is merged)."""
         network, ident = target["network"], target["id"]
-        account = await self._account(target)
+        account: Account | None = None
         while True:
             with self.engine.connect() as conn:
                 cursor = read_cursor(conn, network, ident, TIMELINE)
-            if cursor.state != RUNNING:
+            if cursor.state != RUNNING:  # stored already: U brings it up to date
                 with self.engine.begin() as conn:
                     runs.resolve(conn, NAME, job.run, job.key, CRAWLED)
                 return
+            if account is None:
+                account = await self._account(target)
             page = await posts_page(self.fetcher, self.sources, account, cursor.cursor)
             if page.next is not None and page.next == cursor.cursor:
                 raise SourceError("stuck_cursor", f"posts of {account.acct}: the cursor repeats")
