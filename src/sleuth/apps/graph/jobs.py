@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from sqlalchemy import Connection
+
 from sleuth.apps.graph.app import (
     ANALYSIS_QUEUE,
     CRAWLED,
@@ -67,6 +69,7 @@ from sleuth.net.fetcher import Fetcher
 from sleuth.services import Services
 from sleuth.sources import bluesky
 from sleuth.sources.social import Account, Post, SourceError, newer
+from sleuth.store.retry import in_transaction
 
 T, F, FOLLOWING_OP, A, U, SEED = "T", "F", "following", "A", "U", "seed"
 OPERATIONS = (T, F, FOLLOWING_OP)  # what a crawl may run on each account it selects
@@ -186,6 +189,45 @@ def _main_lang(langs: Sequence[str | None]) -> str | None:
     return counted.most_common(1)[0][0] if counted else None
 
 
+@dataclass(frozen=True)
+class _PageWrite:
+    """One page of followers (or follows) written in one transaction: its accounts, its
+    edges, the items it gives rise to, the cursor of the next page and, for the last page,
+    the operation's outcome; returns the items whose jobs to queue once it commits. A
+    transaction the database aborts to break a deadlock runs again whole."""
+
+    job: GraphJob
+    network: str
+    ident: str
+    kind: str
+    depth: int
+    plan: Plan
+    home: str  # the server that listed the page (Mastodon)
+    others: dict[str, Account]
+    cursor: Cursor
+    next: str | None
+    state: str
+    outcome: str | None
+
+    def __call__(self, conn: Connection) -> list[runs.RunItem]:
+        plan, depth, network = self.plan, self.depth, self.network
+        chosen = SELECTED if depth + 1 <= plan.depth and not plan.analyse else SEEN
+        for other in self.others.values():
+            native = network != "mastodon" or other.server == self.home
+            upsert_node(conn, other, depth + 1, chosen, native)
+        ids = list(self.others)
+        pairs = [(o, self.ident) if self.kind == FOLLOWERS else (self.ident, o) for o in ids]
+        add_edges(conn, network, pairs)
+        where = f"{self.ident}:{self.kind}:{self.cursor.pages}"
+        todo = runs.add_items_in(conn, _found(self.job.run, network, ids, depth, plan, where))
+        found = self.cursor.found + len(ids)
+        following = Cursor(self.next, self.cursor.pages + 1, found, self.state)
+        save_cursor(conn, network, self.ident, self.kind, following)
+        if self.outcome is not None:
+            runs.resolve(conn, NAME, self.job.run, self.job.key, self.outcome)
+        return todo
+
+
 class Crawler:
     """The handlers of every graph queue, sharing one fetcher."""
 
@@ -292,28 +334,22 @@ class Crawler:
                 first and not page.items and page.next is None and bool(counted)
             )
             state = HIDDEN_LIST if hidden else DONE if page.next is None else RUNNING
-            others = {node_id(o): o for o in page.items if node_id(o) != ident}
-            with self.engine.begin() as conn:
-                for other in others.values():
-                    chosen = SELECTED if expand and not plan.analyse else SEEN
-                    native = network != "mastodon" or other.server == account.server
-                    upsert_node(conn, other, depth + 1, chosen, native)
-                pairs = [(o, ident) if kind == FOLLOWERS else (ident, o) for o in others]
-                add_edges(conn, network, pairs)
-                where = f"{ident}:{kind}:{cursor.pages}"
-                items = _found(job.run, network, list(others), depth, plan, where)
-                todo = runs.add_items_in(conn, items)
-                save_cursor(
-                    conn,
-                    network,
-                    ident,
-                    kind,
-                    Cursor(page.next, cursor.pages + 1, cursor.found + len(others), state),
-                )
-                if state != RUNNING:
-                    outcome = HIDDEN if hidden else CRAWLED
-                    runs.resolve(conn, NAME, job.run, job.key, outcome)
-            self._queue(ctx, todo)
+            write = _PageWrite(
+                job,
+                network,
+                ident,
+                kind,
+                depth,
+                plan,
+                account.server,
+                # in id order, so that workers writing the same nodes at once lock them alike
+                dict(sorted((node_id(o), o) for o in page.items if node_id(o) != ident)),
+                cursor,
+                page.next,
+                state,
+                None if state == RUNNING else HIDDEN if hidden else CRAWLED,
+            )
+            self._queue(ctx, in_transaction(self.engine, write))
             if state != RUNNING:
                 return
 
@@ -328,7 +364,9 @@ class Crawler:
             stored = nodes(conn, network, target["ids"])
         # A selection sticks; a rejection is judged again (this crawl's rule may differ).
         chosen = [n.account_id for n in stored.values() if n.state == SELECTED]
-        undecided = [n for n in stored.values() if n.state != SELECTED]
+        undecided = sorted(
+            (n for n in stored.values() if n.state != SELECTED), key=lambda n: n.account_id
+        )
         selector = plan.selector
         fresh: dict[str, Account] = {}
         if selector is not None and network == "bluesky":
@@ -341,13 +379,15 @@ class Crawler:
             for node in undecided:
                 if node.lang is None:
                     langs[node.account_id] = await self._lang(network, node.account_id)
-        with self.engine.begin() as conn:
+
+        def write(conn: Connection) -> list[runs.RunItem]:
             for node in undecided:
                 if node.account_id in fresh:
                     upsert_node(conn, fresh[node.account_id], node.depth)
                 if node.account_id in langs:
                     set_lang(conn, network, node.account_id, langs[node.account_id])
-            with_counts = nodes(conn, network, [n.account_id for n in undecided])
+            selected = list(chosen)
+            with_counts = nodes(conn, network, sorted(n.account_id for n in undecided))
             for ident, node in with_counts.items():
                 values = {
                     "network": network,
@@ -361,11 +401,13 @@ class Crawler:
                 keep = selector is None or selector.matches(values)
                 set_state(conn, network, ident, SELECTED if keep else REJECTED)
                 if keep:
-                    chosen.append(ident)
-            items = [i for c in chosen for i in _operations(job.run, network, c, depth, plan)]
+                    selected.append(ident)
+            items = [i for c in selected for i in _operations(job.run, network, c, depth, plan)]
             todo = runs.add_items_in(conn, items)
-            runs.resolve(conn, NAME, job.run, job.key, CRAWLED, f"{len(chosen)} selected")
-        self._queue(ctx, todo)
+            runs.resolve(conn, NAME, job.run, job.key, CRAWLED, f"{len(selected)} selected")
+            return todo
+
+        self._queue(ctx, in_transaction(self.engine, write))
 
     async def _lang(self, network: str, ident: str) -> str | None:
         """The most frequent language of the account's latest posts (None: none says)."""
