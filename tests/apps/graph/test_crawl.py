@@ -165,9 +165,10 @@ def test_a_deeper_crawl_goes_on_from_the_lists_stored(
 def test_the_crawl_on_each_deployment(
     deployment: dict[str, str], world: ArtWorld, emulator_url: str, tmp_path: Path
 ) -> None:
-    """Embedded, and on PostgreSQL with the Redis queue (depth first, through A)."""
+    """Embedded, and on PostgreSQL with the Redis queue (two worker processes, depth first,
+    through A)."""
     env = {f"SLEUTH_SOURCES_{k.upper()}": v for k, v in emulator_sources(emulator_url).items()}
-    env |= {"SLEUTH_NET_ALLOW_PRIVATE": "1", "SLEUTH_WORKER_PROCESSES": "1"}
+    env |= {"SLEUTH_NET_ALLOW_PRIVATE": "1", "SLEUTH_WORKER_PROCESSES": "2"}
     services = Services(load_settings(environ={**deployment, **env}))
     try:
         seed = _seed(world, "mastodon")
