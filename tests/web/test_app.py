@@ -48,6 +48,9 @@ ROUTES = {
             "/thread-stats",
         )
     ),
+    "/api/graph/errors",
+    "/lookup/id/{ident}",
+    "/lookup/handle/{handle}",
     "/search",
     "/api/engine/queues",
     "/api/engine/workers",
