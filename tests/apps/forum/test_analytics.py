@@ -15,7 +15,8 @@ from sleuth.app import migration_dirs
 from sleuth.apps.forum import stats
 from sleuth.apps.forum.analytics import analyze, rebuild, week_of
 from sleuth.apps.forum.crawl import crawl_bb_board, crawl_discourse
-from sleuth.apps.forum.models import forum_activity, forum_dirty, forum_sites
+from sleuth.apps.forum.models import forum_activity, forum_dirty, forum_sites, forum_stale
+from sleuth.apps.forum.totals import ROLLUPS, refresh_site
 from sleuth.emulator import EmulatorServer, create_imagehost_app
 from sleuth.emulator.forums import Forum, Forums, GroundTruth
 from sleuth.net.fetcher import Fetcher
@@ -89,11 +90,11 @@ def _check(engine: Engine, truth: GroundTruth, kind: str) -> None:
             dict(truth.topics_by_user)
         )
         assert {r["user"]["uid"]: r["user"]["name"] for r in rows} == truth.usernames
-        quotes = stats.social_graph(conn, scope, limit=100_000, kinds=("quote",))
+        quotes = stats.social_graph(conn, scope, limit=100_000, kind="quote")
         assert {(r["from"]["uid"], r["to"]["uid"]): r["count"] for r in quotes} == dict(
             truth.quote_pairs
         )
-        replies = stats.social_graph(conn, scope, limit=100_000, kinds=("reply",))
+        replies = stats.social_graph(conn, scope, limit=100_000, kind="reply")
         expected_replies = truth.reply_pairs if kind == "discourse" else Counter()
         assert {(r["from"]["uid"], r["to"]["uid"]): r["count"] for r in replies} == dict(
             expected_replies
@@ -136,6 +137,32 @@ def test_statistics_equal_the_ground_truth_then_follow_the_forum(
     later = analyze(engine)
     assert 0 < later.days < first.days / 5  # the days of new and edited posts only
     _check(engine, forum.ground_truth(), kind)
+    kept = _totals(engine)
+    with engine.begin() as conn:  # the same totals made whole, in set-based statements
+        conn.execute(
+            forum_stale.insert().from_select(
+                ["site_id", "board_id", "day", "user_id", "mark"],
+                sa.select(
+                    forum_activity.c.site_id,
+                    forum_activity.c.board_id,
+                    forum_activity.c.day,
+                    forum_activity.c.user_id,
+                    sa.literal(0),
+                ).distinct(),
+            )
+        )
+        refresh_site(conn, _site(engine), full_after=0)
+    assert _totals(engine) == kept
+
+
+def _totals(engine: Engine) -> dict[str, list[object]]:
+    with engine.connect() as conn:
+        return {
+            r.target.name: conn.execute(
+                sa.select(r.target).order_by(*r.target.primary_key.columns)
+            ).all()
+            for r in ROLLUPS
+        }
 
 
 def test_rebuild_recomputes_everything_to_the_same_rows(
@@ -147,10 +174,13 @@ def test_rebuild_recomputes_everything_to_the_same_rows(
     query = sa.select(forum_activity).order_by(*forum_activity.primary_key.columns)
     with engine.connect() as conn:
         before = conn.execute(query).all()
+    totals = _totals(engine)
     report = rebuild(engine, _site(engine))
     with engine.connect() as conn:
         assert conn.execute(query).all() == before
         assert conn.execute(sa.select(sa.func.count()).select_from(forum_dirty)).scalar() == 0
+        assert conn.execute(sa.select(sa.func.count()).select_from(forum_stale)).scalar() == 0
+    assert _totals(engine) == totals
     assert report.posts == forum.ground_truth().posts
 
 

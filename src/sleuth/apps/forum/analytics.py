@@ -2,11 +2,13 @@
 
 A crawl marks the (board, day, user) keys its posts touch (`records.mark_dirty`). `analyze`
 takes the dirty keys a day at a time, reads that day's posts with their quotes and links, and
-replaces the keys' rows in `forum_activity`, `forum_pair_days` and `forum_link_days`; then it
-clears each key whose mark is still the one it read, so a key a crawl marked again meanwhile
-stays for the next pass (at-least-once: a pass killed halfway leaves its keys dirty, and doing a
-key twice writes the same rows). The cost follows the days that changed, not the forum's size.
-`rebuild` marks every key of a site and analyzes them all (`sleuth forum analytics --full`).
+replaces the keys' rows in `forum_activity`, `forum_pair_days` and `forum_link_days`; it moves
+the keys to `forum_stale` and clears each dirty key whose mark is still the one it read, so a
+key a crawl marked again meanwhile stays for the next pass (at-least-once: a pass killed
+halfway leaves its keys dirty, and doing a key twice writes the same rows). Then
+`totals.refresh` recomputes the totals the API reads from the stale keys. The cost follows the
+days that changed, not the forum's size. `rebuild` marks every key of a site and analyzes them
+all (`sleuth forum analytics --full`).
 
 Everything counted is what a post itself says (quotes inside quotes do not count), with no
 cut-off: every user and every pair is kept, however few their posts (potstats2's later cut-offs
@@ -15,6 +17,7 @@ at 25 posts and 10 quotes hid most of a forum's people).
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -32,11 +35,15 @@ from sleuth.apps.forum.models import (
     forum_pair_days,
     forum_posts,
     forum_quotes,
+    forum_stale,
     forum_stats_versions,
     forum_topics,
 )
 from sleuth.apps.forum.records import DAY, day_of, mark_dirty
+from sleuth.apps.forum.totals import ROLLUPS, refresh
 from sleuth.store.upsert import insert_ignore_many, insert_or_update
+
+TOTALS = tuple(r.target for r in ROLLUPS)
 
 Key = tuple[int, int]  # (board, user) within one day
 
@@ -48,8 +55,9 @@ class AnalyticsReport:
     keys: int = 0
     days: int = 0
     posts: int = 0
-    years: dict[int, set[int]] = field(default_factory=dict)  # site -> years touched
+    years: dict[int, set[int]] = field(default_factory=dict)  # site -> years whose totals changed
     seconds: float = 0.0
+    token: int = field(default_factory=lambda: secrets.randbits(62))  # this pass's stale mark
 
 
 def week_of(moment: datetime) -> int:
@@ -58,7 +66,8 @@ def week_of(moment: datetime) -> int:
 
 
 def analyze(engine: Engine, *, days_per_transaction: int = 1) -> AnalyticsReport:
-    """Recompute every dirty key, a day (or `days_per_transaction` days) per transaction."""
+    """Recompute every dirty key, a day (or `days_per_transaction` days) per transaction; then
+    the totals those keys feed (`totals.refresh`), and move the versions of what changed."""
     report = AnalyticsReport()
     started = time.monotonic()
     while True:
@@ -74,6 +83,7 @@ def analyze(engine: Engine, *, days_per_transaction: int = 1) -> AnalyticsReport
         with engine.begin() as conn:
             for site, day in days:
                 _analyze_day(conn, int(site), int(day), report)
+    report.years = refresh(engine)
     with engine.begin() as conn:
         for site, years in report.years.items():
             bump_versions(conn, site, years)
@@ -93,7 +103,7 @@ def bump_versions(conn: Connection, site: int, years: Iterable[int]) -> None:
 def rebuild(engine: Engine, site: int) -> AnalyticsReport:
     """Mark every key of `site` dirty and recompute them all."""
     with engine.begin() as conn:
-        for table in (forum_activity, forum_pair_days, forum_link_days):
+        for table in (forum_activity, forum_pair_days, forum_link_days, *TOTALS):
             conn.execute(table.delete().where(table.c.site_id == site))
         rows = conn.execute(
             sa.select(forum_topics.c.board_id, forum_posts.c.created_at, forum_posts.c.user_id)
@@ -195,6 +205,7 @@ def _analyze_day(conn: Connection, site: int, day: int, report: AnalyticsReport)
             for (b, u, k, d), n in links.items()
         ],
     )
+    _mark_stale(conn, site, day, keys, report.token)
     for (board, user), mark in marks.items():
         conn.execute(
             forum_dirty.delete().where(
@@ -208,7 +219,17 @@ def _analyze_day(conn: Connection, site: int, day: int, report: AnalyticsReport)
     report.keys += len(keys)
     report.days += 1
     report.posts += len(mine)
-    report.years.setdefault(site, set()).add(year)
+
+
+def _mark_stale(conn: Connection, site: int, day: int, keys: set[Key], token: int) -> None:
+    """These keys' totals are to be recomputed: under this pass's token, so that a refresh that
+    read the stale keys before clears only what it read."""
+    _delete_keys(conn, forum_stale, site, day, keys)
+    rows = [
+        {"site_id": site, "board_id": b, "day": day, "user_id": u, "mark": token}
+        for b, u in sorted(keys)
+    ]
+    insert_ignore_many(conn, forum_stale, rows)
 
 
 def _delete_keys(conn: Connection, table: sa.Table, site: int, day: int, keys: set[Key]) -> None:

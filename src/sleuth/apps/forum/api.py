@@ -492,9 +492,8 @@ def social_graph() -> Response:
     kind = request.args.get("kind")
     if kind is not None and kind not in stats.PAIR_KINDS:
         raise BadArgument(f"Invalid kind '{kind}' (choose from {list(stats.PAIR_KINDS)})")
-    kinds = (kind,) if kind else stats.PAIR_KINDS
     return _answer(
-        lambda conn, scope: {"rows": stats.social_graph(conn, scope, limit=limit, kinds=kinds)}
+        lambda conn, scope: {"rows": stats.social_graph(conn, scope, limit=limit, kind=kind)}
     )
 
 

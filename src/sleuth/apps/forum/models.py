@@ -200,6 +200,7 @@ forum_activity = sa.Table(
     sa.Column("threads_created", sa.Integer, nullable=False),
     sa.Index("ix_forum_activity_site_id_year", "site_id", "year"),
     sa.Index("ix_forum_activity_site_id_user_id", "site_id", "user_id"),
+    sa.Index("ix_forum_activity_site_id_day", "site_id", "day"),
 )
 
 forum_pair_days = sa.Table(
@@ -214,6 +215,7 @@ forum_pair_days = sa.Table(
     sa.Column("year", sa.Integer, nullable=False),
     sa.Column("count", sa.Integer, nullable=False),
     sa.Index("ix_forum_pair_days_site_id_year", "site_id", "year"),
+    sa.Index("ix_forum_pair_days_site_id_user_id", "site_id", "user_id"),
 )
 
 forum_link_days = sa.Table(
@@ -228,6 +230,7 @@ forum_link_days = sa.Table(
     sa.Column("year", sa.Integer, nullable=False),
     sa.Column("count", sa.Integer, nullable=False),
     sa.Index("ix_forum_link_days_site_id_year", "site_id", "year"),
+    sa.Index("ix_forum_link_days_site_id_user_id", "site_id", "user_id"),
 )
 
 forum_stats_versions = sa.Table(
@@ -240,3 +243,126 @@ forum_stats_versions = sa.Table(
 )
 """Moves on each change of a site's statistics: cached answers are keyed by the versions they
 read, so a change makes only the answers that read it stale."""
+
+# -- totals: what the API reads, one row per answer line ---------------------------------------
+# Kept from the per-day tables above by `totals.py` for the keys a pass changed. `board_id` 0 is
+# every board, `year` 0 every year, `kind` "all" every kind: an answer for any scope is a range
+# of one index, and a deep keyset page costs what the first does.
+
+ALL_BOARDS, ALL_YEARS, ALL_KINDS = 0, 0, "all"
+
+
+def _measures() -> list[sa.Column]:
+    return [
+        sa.Column("post_count", sa.Integer, nullable=False),
+        sa.Column("edit_count", sa.Integer, nullable=False),
+        sa.Column("length_sum", sa.BigInteger, nullable=False),
+        sa.Column("threads_created", sa.Integer, nullable=False),
+    ]
+
+
+def _key(name: str, kind: type = sa.BigInteger) -> sa.Column:
+    return sa.Column(name, kind, primary_key=True, autoincrement=False)
+
+
+forum_poster_totals = sa.Table(
+    "forum_poster_totals",
+    metadata,
+    _key("site_id", sa.Integer),
+    _key("board_id"),
+    _key("year", sa.Integer),
+    _key("user_id"),
+    *_measures(),
+    sa.Column("avg_post_length", sa.Float, nullable=False),
+    *(
+        sa.Index(
+            f"ix_forum_poster_totals_{column}", "site_id", "board_id", "year", column, "user_id"
+        )
+        for column in ("post_count", "edit_count", "avg_post_length", "threads_created")
+    ),
+)
+
+forum_day_totals = sa.Table(
+    "forum_day_totals",
+    metadata,
+    _key("site_id", sa.Integer),
+    _key("board_id"),
+    _key("day", sa.Integer),
+    _key("hour", sa.Integer),
+    sa.Column("year", sa.Integer, nullable=False),
+    sa.Column("week", sa.Integer, nullable=False),
+    sa.Column("weekday", sa.Integer, nullable=False),
+    *_measures(),
+    sa.Index("ix_forum_day_totals_site_id_board_id_year", "site_id", "board_id", "year"),
+)
+
+forum_pair_totals = sa.Table(
+    "forum_pair_totals",
+    metadata,
+    _key("site_id", sa.Integer),
+    _key("board_id"),
+    _key("year", sa.Integer),
+    sa.Column("kind", sa.String(8), primary_key=True),  # "quote", "reply" or "all"
+    _key("user_id"),
+    _key("target_user_id"),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Index(
+        "ix_forum_pair_totals_site_id_board_id_year_kind_count",
+        "site_id",
+        "board_id",
+        "year",
+        "kind",
+        "count",
+    ),
+)
+
+forum_user_domain_totals = sa.Table(
+    "forum_user_domain_totals",
+    metadata,
+    _key("site_id", sa.Integer),
+    _key("board_id"),
+    _key("year", sa.Integer),
+    sa.Column("kind", sa.String(8), primary_key=True),  # "link", "image", "video" or "all"
+    _key("user_id"),
+    sa.Column("domain", sa.String(255), primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Index(
+        "ix_forum_user_domain_totals_site_id_board_id_year_kind_count",
+        "site_id",
+        "board_id",
+        "year",
+        "kind",
+        "count",
+    ),
+)
+
+forum_domain_totals = sa.Table(
+    "forum_domain_totals",
+    metadata,
+    _key("site_id", sa.Integer),
+    _key("board_id"),
+    _key("year", sa.Integer),
+    sa.Column("kind", sa.String(8), primary_key=True),
+    sa.Column("domain", sa.String(255), primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Index(
+        "ix_forum_domain_totals_site_id_board_id_year_kind_count",
+        "site_id",
+        "board_id",
+        "year",
+        "kind",
+        "count",
+    ),
+)
+
+forum_stale = sa.Table(
+    "forum_stale",
+    metadata,
+    _key("site_id", sa.Integer),
+    _key("board_id"),
+    _key("day", sa.Integer),
+    _key("user_id"),
+    sa.Column("mark", sa.BigInteger, nullable=False),
+)
+"""Keys whose per-day rows are recomputed but whose totals are not yet: moved here from
+`forum_dirty` in the transaction that rewrites the per-day rows, cleared with the totals."""

@@ -16,14 +16,21 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from sleuth.apps.forum.models import (
+    ALL_BOARDS,
+    ALL_KINDS,
+    ALL_YEARS,
     forum_activity,
     forum_boards,
-    forum_link_days,
-    forum_pair_days,
+    forum_day_totals,
+    forum_domain_totals,
+    forum_pair_totals,
+    forum_poster_totals,
     forum_posts,
     forum_topics,
+    forum_user_domain_totals,
     forum_users,
 )
+from sleuth.apps.forum.totals import ALL_HOURS
 
 ORDER_COLUMNS = ("post_count", "edit_count", "avg_post_length", "threads_created")
 PAIR_KINDS = ("quote", "reply")
@@ -36,6 +43,7 @@ class Scope:
     board: int | None = None
 
     def where(self, table: sa.Table) -> sa.ColumnElement[bool]:
+        """The rows of a per-day table in the scope."""
         clause: sa.ColumnElement[bool] = table.c.site_id == self.site
         if self.year is not None:
             clause = clause & (table.c.year == self.year)
@@ -43,9 +51,18 @@ class Scope:
             clause = clause & (table.c.board_id == self.board)
         return clause
 
+    def totals(self, table: sa.Table) -> sa.ColumnElement[bool]:
+        """The one row set of a totals table that answers for the scope (see `totals.py`)."""
+        clause = (table.c.site_id == self.site) & (
+            table.c.board_id == (ALL_BOARDS if self.board is None else self.board)
+        )
+        if "hour" in table.c:  # the day totals have no all-years rows: a year is a day range
+            return clause if self.year is None else clause & (table.c.year == self.year)
+        return clause & (table.c.year == (ALL_YEARS if self.year is None else self.year))
 
-def _sums() -> list[sa.Label[Any]]:
-    a = forum_activity.c
+
+def _sums(table: sa.Table = forum_activity) -> list[sa.Label[Any]]:
+    a = table.c
     return [
         sa.func.sum(a.post_count).label("post_count"),
         sa.func.sum(a.edit_count).label("edit_count"),
@@ -91,11 +108,12 @@ def boards(conn: Connection, site: int) -> dict[str, dict[str, Any]]:
             sa.select(t.board_id, sa.func.count()).where(t.site_id == site).group_by(t.board_id)
         ).all()
     )
+    d = forum_day_totals.c
     posts = dict(
         conn.execute(
-            sa.select(forum_activity.c.board_id, sa.func.sum(forum_activity.c.post_count))
-            .where(forum_activity.c.site_id == site)
-            .group_by(forum_activity.c.board_id)
+            sa.select(d.board_id, sa.func.sum(d.post_count))
+            .where((d.site_id == site) & (d.board_id != ALL_BOARDS) & (d.hour == ALL_HOURS))
+            .group_by(d.board_id)
         ).all()
     )
     rows = conn.execute(
@@ -135,30 +153,28 @@ def poster_stats(
     end). Pages are keyset, so a deep page costs what the first does."""
     if order_by not in ORDER_COLUMNS:
         raise ValueError(f"Invalid order_by_column: {order_by}")
-    a = forum_activity.c
-    sums = _sums()
-    value: sa.ColumnElement[Any]
-    if order_by == "avg_post_length":
-        value = sa.cast(sa.func.sum(a.length_sum), sa.Float) / sa.func.sum(a.post_count)
-    else:
-        value = sa.func.sum(getattr(a, order_by))
-    query = (
-        sa.select(a.user_id, *sums, value.label("sort_value"))
-        .where(scope.where(forum_activity))
-        .group_by(a.user_id)
-    )
+    t = forum_poster_totals.c
+    value = getattr(t, order_by)
+    query = sa.select(
+        t.user_id,
+        t.post_count,
+        t.edit_count,
+        t.length_sum,
+        t.threads_created,
+        value.label("sort_value"),
+    ).where(scope.totals(forum_poster_totals))
     if after is not None:
         bound_value = after.value
         if bound_value is None:
-            own = query.having(a.user_id == after.uid).with_only_columns(value)
+            own = query.where(t.user_id == after.uid).with_only_columns(value)
             bound_value = float(conn.execute(own).scalar() or 0)
         if after.uid is None:
-            query = query.having(value < bound_value if descending else value > bound_value)
+            query = query.where(value < bound_value if descending else value > bound_value)
         else:
-            key = sa.tuple_(value, a.user_id)
+            key = sa.tuple_(value, t.user_id)
             bound = sa.tuple_(sa.literal(bound_value), sa.literal(after.uid))
-            query = query.having(key < bound if descending else key > bound)
-    order = (value.desc(), a.user_id.desc()) if descending else (value.asc(), a.user_id.asc())
+            query = query.where(key < bound if descending else key > bound)
+    order = (value.desc(), t.user_id.desc()) if descending else (value.asc(), t.user_id.asc())
     rows = conn.execute(query.order_by(*order).limit(limit + 1)).all()
     more = len(rows) > limit
     rows = rows[:limit]
@@ -171,10 +187,15 @@ def poster_stats(
     return out, following
 
 
-def _by(conn: Connection, scope: Scope, *columns: sa.Column[Any]) -> Iterator[tuple[Any, dict]]:
+def _by(
+    conn: Connection, scope: Scope, *columns: sa.Column[Any], hourly: bool = False
+) -> Iterator[tuple[Any, dict]]:
+    """The scope's day totals grouped by `columns` (of days, or with `hourly` of hours)."""
+    d = forum_day_totals.c
+    hours = d.hour != ALL_HOURS if hourly else d.hour == ALL_HOURS
     query = (
-        sa.select(*columns, *_sums())
-        .where(scope.where(forum_activity))
+        sa.select(*columns, *_sums(forum_day_totals))
+        .where(scope.totals(forum_day_totals) & hours)
         .group_by(*columns)
         .order_by(*columns)
     )
@@ -184,21 +205,20 @@ def _by(conn: Connection, scope: Scope, *columns: sa.Column[Any]) -> Iterator[tu
 
 def weekday_stats(conn: Connection, scope: Scope) -> dict[str, dict[str, Any]]:
     """By ISO weekday, "1" (Monday) to "7"."""
-    return {str(k[0]): v for k, v in _by(conn, scope, forum_activity.c.weekday)}
+    return {str(k[0]): v for k, v in _by(conn, scope, forum_day_totals.c.weekday)}
 
 
 def hourly_stats(conn: Connection, scope: Scope) -> dict[str, dict[str, Any]]:
     """By week of the year, weekday and hour: "WW:D:HH", as PostgreSQL's 'WW:ID:HH24'."""
-    a = forum_activity.c
+    d = forum_day_totals.c
     rows: dict[str, dict[str, Any]] = {}
-    for (week, weekday, hour), numbers in _by(conn, scope, a.week, a.weekday, a.hour):
-        slot = f"{int(week):02d}:{int(weekday)}:{int(hour):02d}"
-        rows[slot] = _merge(rows.get(slot), numbers)
+    for (week, weekday, hour), numbers in _by(conn, scope, d.week, d.weekday, d.hour, hourly=True):
+        rows[f"{int(week):02d}:{int(weekday)}:{int(hour):02d}"] = numbers
     return rows
 
 
 def _merge(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
-    """Two rows of the same slot added (the same week of different years)."""
+    """Two rows of the same slot added (two days of one month)."""
     if old is None:
         return new
     posts = old["post_count"] + new["post_count"]
@@ -213,7 +233,7 @@ def _merge(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
 
 def year_stats(conn: Connection, scope: Scope) -> dict[str, dict[str, Any]]:
     """By year."""
-    return {str(k[0]): v for k, v in _by(conn, scope, forum_activity.c.year)}
+    return {str(k[0]): v for k, v in _by(conn, scope, forum_day_totals.c.year)}
 
 
 def daily_stats(conn: Connection, scope: Scope) -> dict[str, dict[str, Any]]:
@@ -221,7 +241,7 @@ def daily_stats(conn: Connection, scope: Scope) -> dict[str, dict[str, Any]]:
     epoch = date(1970, 1, 1)
     return {
         (epoch + timedelta(days=int(k[0]))).isoformat(): v
-        for k, v in _by(conn, scope, forum_activity.c.day)
+        for k, v in _by(conn, scope, forum_day_totals.c.day)
     }
 
 
@@ -243,16 +263,15 @@ def poster_development(conn: Connection, scope: Scope, uid: int) -> dict[str, di
 
 
 def social_graph(
-    conn: Connection, scope: Scope, *, limit: int = 1000, kinds: Sequence[str] = PAIR_KINDS
+    conn: Connection, scope: Scope, *, limit: int = 1000, kind: str | None = None
 ) -> list[dict[str, Any]]:
-    """Who quotes (or answers) whom, most first; intensity is a pair's count over the largest."""
-    p = forum_pair_days.c
-    count = sa.func.sum(p.count).label("n")
+    """Who quotes (or answers, `kind` one of PAIR_KINDS; both if None) whom, most first;
+    intensity is a pair's count over the largest."""
+    p = forum_pair_totals.c
     rows = conn.execute(
-        sa.select(p.user_id, p.target_user_id, count)
-        .where(scope.where(forum_pair_days) & p.kind.in_(list(kinds)))
-        .group_by(p.user_id, p.target_user_id)
-        .order_by(count.desc(), p.user_id, p.target_user_id)
+        sa.select(p.user_id, p.target_user_id, p.count.label("n"))
+        .where(scope.totals(forum_pair_totals) & (p.kind == (kind or ALL_KINDS)))
+        .order_by(p.count.desc(), p.user_id, p.target_user_id)
         .limit(limit)
     ).all()
     names = names_of(conn, scope.site, [int(u) for r in rows for u in r[:2]])
@@ -272,14 +291,11 @@ def user_domains(
     conn: Connection, scope: Scope, *, kind: str | None, limit: int = 1000
 ) -> list[dict[str, Any]]:
     """(user, domain) pairs by how often the user linked the domain, most first."""
-    d = forum_link_days.c
-    count = sa.func.sum(d.count).label("n")
-    where = scope.where(forum_link_days) & (d.kind == kind if kind else sa.true())
+    d = forum_user_domain_totals.c
     rows = conn.execute(
-        sa.select(d.user_id, d.domain, count)
-        .where(where)
-        .group_by(d.user_id, d.domain)
-        .order_by(count.desc(), d.domain, d.user_id)
+        sa.select(d.user_id, d.domain, d.count.label("n"))
+        .where(scope.totals(forum_user_domain_totals) & (d.kind == (kind or ALL_KINDS)))
+        .order_by(d.count.desc(), d.domain, d.user_id)
         .limit(limit)
     ).all()
     names = names_of(conn, scope.site, [int(r.user_id) for r in rows])
@@ -292,14 +308,11 @@ def domains(
     conn: Connection, scope: Scope, *, kind: str | None, limit: int = 1000
 ) -> list[dict[str, Any]]:
     """Domains by how often they were linked, most first."""
-    d = forum_link_days.c
-    count = sa.func.sum(d.count).label("n")
-    where = scope.where(forum_link_days) & (d.kind == kind if kind else sa.true())
+    d = forum_domain_totals.c
     rows = conn.execute(
-        sa.select(d.domain, count)
-        .where(where)
-        .group_by(d.domain)
-        .order_by(count.desc(), d.domain)
+        sa.select(d.domain, d.count.label("n"))
+        .where(scope.totals(forum_domain_totals) & (d.kind == (kind or ALL_KINDS)))
+        .order_by(d.count.desc(), d.domain)
         .limit(limit)
     ).all()
     return [{"count": int(r.n), "domain": r.domain} for r in rows]

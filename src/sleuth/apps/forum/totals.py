@@ -1,0 +1,225 @@
+"""The totals the API reads, kept from the per-day tables for the keys an analytics pass changed.
+
+Each totals table is a `Rollup` of a per-day table: its rows grouped by the rollup's dimensions,
+plus one more row for "every board" (board 0), "every year" (year 0), "every kind" ("all") or
+"every hour" (hour -1) wherever the rollup rolls that dimension, so an answer for any scope is a
+range of one index. The rolled rows are summed from the less rolled rows of the same table (a
+year's total from its boards' totals), never from the per-day rows again, so their cost stays
+small.
+
+`refresh` takes the stale keys (site, board, day, user) that analytics moved to `forum_stale`,
+recomputes the totals rows those keys determine (a poster's year on a board, a board's day, ...),
+and clears the keys it read in the same transaction (at-least-once: a killed refresh leaves them
+for the next one, and refreshing twice writes the same rows). When more keys are stale than
+`FULL_AFTER`, a site's totals are rebuilt whole, in a few set-based statements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import combinations
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection, Engine
+
+from sleuth.apps.forum.models import (
+    ALL_BOARDS,
+    ALL_KINDS,
+    ALL_YEARS,
+    forum_activity,
+    forum_day_totals,
+    forum_domain_totals,
+    forum_link_days,
+    forum_pair_days,
+    forum_pair_totals,
+    forum_poster_totals,
+    forum_stale,
+    forum_user_domain_totals,
+)
+from sleuth.apps.forum.records import DAY
+
+ALL_HOURS = -1
+ALL: dict[str, Any] = {
+    "board_id": ALL_BOARDS,
+    "year": ALL_YEARS,
+    "kind": ALL_KINDS,
+    "hour": ALL_HOURS,
+}
+FULL_AFTER = 20_000
+"""More stale keys than this in a site: rebuild its totals whole (a first crawl, `--full`)."""
+CHUNK = 400
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """A totals table: `source` rows grouped by `dims` (besides the site), summing `sums` and
+    carrying `carried` (columns the dims determine); every subset of `rolled` also gets its
+    "every" rows. Stale keys pick the rows to recompute by `filters` (dims a key determines)."""
+
+    target: sa.Table
+    source: sa.Table
+    dims: tuple[str, ...]
+    sums: tuple[str, ...]
+    rolled: tuple[str, ...]
+    filters: tuple[str, ...]
+    carried: tuple[str, ...] = ()
+
+
+MEASURES = ("post_count", "edit_count", "length_sum", "threads_created")
+ROLLUPS = (
+    Rollup(
+        forum_poster_totals,
+        forum_activity,
+        ("board_id", "year", "user_id"),
+        MEASURES,
+        rolled=("board_id", "year"),
+        filters=("board_id", "year", "user_id"),
+    ),
+    Rollup(
+        forum_day_totals,
+        forum_activity,
+        ("board_id", "day", "hour"),
+        MEASURES,
+        rolled=("board_id", "hour"),
+        filters=("board_id", "day"),
+        carried=("year", "week", "weekday"),
+    ),
+    Rollup(
+        forum_pair_totals,
+        forum_pair_days,
+        ("board_id", "year", "kind", "user_id", "target_user_id"),
+        ("count",),
+        rolled=("board_id", "year", "kind"),
+        filters=("board_id", "year", "user_id"),
+    ),
+    Rollup(
+        forum_user_domain_totals,
+        forum_link_days,
+        ("board_id", "year", "kind", "user_id", "domain"),
+        ("count",),
+        rolled=("board_id", "year", "kind"),
+        filters=("board_id", "year", "user_id"),
+    ),
+    Rollup(
+        forum_domain_totals,
+        forum_link_days,
+        ("board_id", "year", "kind", "domain"),
+        ("count",),
+        rolled=("board_id", "year", "kind"),
+        filters=("board_id", "year"),
+    ),
+)
+
+
+def year_of(day: int) -> int:
+    return datetime.fromtimestamp(day * DAY, UTC).year
+
+
+def refresh(engine: Engine) -> dict[int, set[int]]:
+    """Bring every site's totals up to its per-day rows; the years each site's totals changed."""
+    with engine.connect() as conn:
+        sites = list(conn.execute(sa.select(forum_stale.c.site_id).distinct()).scalars())
+    changed: dict[int, set[int]] = {}
+    for site in sites:
+        with engine.begin() as conn:
+            changed[int(site)] = refresh_site(conn, int(site))
+    return changed
+
+
+def refresh_site(conn: Connection, site: int, *, full_after: int = FULL_AFTER) -> set[int]:
+    s = forum_stale.c
+    rows = conn.execute(
+        sa.select(s.board_id, s.day, s.user_id, s.mark).where(s.site_id == site)
+    ).all()
+    if not rows:
+        return set()
+    keys = [
+        {"board_id": int(r.board_id), "day": int(r.day), "user_id": int(r.user_id)}
+        | {"year": year_of(int(r.day))}
+        for r in rows
+    ]
+    for rollup in ROLLUPS:
+        for rolled in _variants(rollup):
+            _refresh(conn, rollup, site, rolled, None if len(keys) > full_after else keys)
+    marks = sorted({int(r.mark) for r in rows})
+    for start in range(0, len(marks), CHUNK):
+        conn.execute(
+            forum_stale.delete().where(
+                (s.site_id == site) & s.mark.in_(marks[start : start + CHUNK])
+            )
+        )
+    return {k["year"] for k in keys}
+
+
+def _variants(rollup: Rollup) -> list[tuple[str, ...]]:
+    """Which dims are rolled in each kind of row, least rolled first (each is summed from one
+    that rolls one dim fewer)."""
+    return [c for n in range(len(rollup.rolled) + 1) for c in combinations(rollup.rolled, n)]
+
+
+def _refresh(
+    conn: Connection,
+    rollup: Rollup,
+    site: int,
+    rolled: tuple[str, ...],
+    keys: Sequence[dict[str, int]] | None,
+) -> None:
+    target = rollup.target
+    filters = [f for f in rollup.filters if f not in rolled]
+    # A real value in a dim the keys pick needs no `!= ALL` test: the keys are real. Leaving
+    # it out is not only shorter: MariaDB 10.11 drops groups when `board_id != 0` meets a
+    # list of (board_id, user_id) pairs on the primary key.
+    real = [d for d in rollup.rolled if d not in rolled and (keys is None or d not in filters)]
+    # the rows of this kind: "every" in the rolled dims, a real value in the others
+    mine = [target.c.site_id == site]
+    mine += [target.c[d] == ALL[d] for d in rolled] + [target.c[d] != ALL[d] for d in real]
+    if rolled:  # summed from the rows that roll one dim fewer
+        source = target
+        unrolled = rolled[-1]
+        where = [source.c.site_id == site]
+        where += [source.c[d] == ALL[d] for d in rolled if d != unrolled]
+        where += [source.c[d] != ALL[d] for d in (*real, unrolled)]
+    else:
+        source = rollup.source
+        where = [source.c.site_id == site]
+    group = [source.c[d] for d in rollup.dims if d not in rolled]
+    # the selected values are named apart from the columns they read (so no database takes a
+    # name in GROUP BY for the other); `names` places them by position
+    columns: list[Any] = [sa.literal(site).label("v_site_id")]
+    columns += [
+        (sa.literal(ALL[d]) if d in rolled else source.c[d]).label(f"v_{d}") for d in rollup.dims
+    ]
+    columns += [sa.func.max(source.c[c]).label(f"v_{c}") for c in rollup.carried]
+    columns += [sa.func.sum(source.c[m]).label(f"v_{m}") for m in rollup.sums]
+    names = ["site_id", *rollup.dims, *rollup.carried, *rollup.sums]
+    if target is forum_poster_totals:
+        posts = sa.func.sum(source.c.post_count)
+        length = sa.cast(sa.func.sum(source.c.length_sum), sa.Float)
+        columns.append(
+            sa.case((posts > 0, length / posts), else_=sa.literal(0.0)).label("v_avg_post_length")
+        )
+        names.append("avg_post_length")
+    if keys is None:
+        chunks: Iterable[list[tuple[int, ...]] | None] = [None]
+    else:
+        wanted = sorted({tuple(k[f] for f in filters) for k in keys})
+        chunks = [wanted[i : i + CHUNK] for i in range(0, len(wanted), CHUNK)]
+    for chunk in chunks:
+        picked_target = sa.and_(*mine, *_picked(target, filters, chunk))
+        picked_source = sa.and_(*where, *_picked(source, filters, chunk))
+        conn.execute(target.delete().where(picked_target))
+        select = sa.select(*columns).where(picked_source).group_by(*group)
+        conn.execute(target.insert().from_select(names, select))
+
+
+def _picked(
+    table: sa.Table, filters: list[str], chunk: list[tuple[int, ...]] | None
+) -> list[sa.ColumnElement[bool]]:
+    if chunk is None or not filters:
+        return []
+    if len(filters) == 1:
+        return [table.c[filters[0]].in_([v[0] for v in chunk])]
+    return [sa.tuple_(*(table.c[f] for f in filters)).in_(chunk)]
