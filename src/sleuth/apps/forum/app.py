@@ -59,8 +59,9 @@ def _periodic(settings: Settings) -> Sequence[Periodic]:
 
 def _blueprints() -> Sequence[Blueprint]:
     from sleuth.apps.forum.api import blueprints
+    from sleuth.apps.forum.page import blueprint as page
 
-    return blueprints()
+    return [*blueprints(), page]
 
 
 def _cli() -> click.Group:
