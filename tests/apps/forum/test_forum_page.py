@@ -55,6 +55,7 @@ READ_PAGE = """() => {
       rows(`#domains-${kind} tbody tr[data-domain]`).map((tr) => [tr.dataset.domain,
         Number(tr.cells[1].textContent)])])),
     posts: document.querySelector("#totals dd[data-total=posts]").textContent,
+    threads: document.querySelector("#totals dd[data-total=threads]").textContent,
     boards: rows("select[name=bid] option").map((o) => o.value).filter(Boolean),
     yearsOffered: rows("select[name=year] option").map((o) => o.value).filter(Boolean),
     location: location.search,
@@ -187,6 +188,7 @@ def _check_everything(
     posts = sum(daily.values())
     assert drawn["posts"] == f"{posts:,}"
     assert sum(c for _, _, c, _ in drawn["week"]) == posts
+    assert drawn["threads"] == f"{_api(server, 'thread-stats', **scope)['threads']:,}"
 
     years = _api(server, "year-over-year-stats", site=site, bid=bid)["rows"]
     assert drawn["years"] == [[y, n["post_count"], y == str(year)] for y, n in years.items()]

@@ -17,8 +17,10 @@
   const rankings = document.getElementById("rankings");
   const orderSelect = rankings.querySelector("select[name=order_by_column]");
   const kindSelect = document.querySelector("select[name=kind]");
-  let pages = []; // the keyset arguments of the rankings pages before the one shown
-  let shownPage = null; // {after, next} of the rankings page shown
+  // The rankings page shown: the keyset arguments of each page up to it (null: the first),
+  // and those of the page after it (null: it is the last).
+  let pages = [null];
+  let nextPage = null;
 
   function element(tag, props = {}, children = []) {
     const node = document.createElement(tag);
@@ -92,20 +94,18 @@
     const posts = Object.values(daily.rows).reduce((sum, r) => sum + r.post_count, 0);
     const hours = (s) => (s === null ? "–" : `${(s / 3600).toFixed(1)} h`);
     const items = [
-      ["posts", posts.toLocaleString("en")],
-      ["threads started", threads.threads.toLocaleString("en")],
-      ["first answer (median)", hours(threads.first_response.median_seconds)],
-      ["thread lifetime (median)", hours(threads.lifetime.median_seconds)],
+      ["posts", "posts", posts.toLocaleString("en")],
+      ["threads", "threads started", threads.threads.toLocaleString("en")],
+      ["first-response", "first answer (median)", hours(threads.first_response.median_seconds)],
+      ["lifetime", "thread lifetime (median)", hours(threads.lifetime.median_seconds)],
     ];
     totalsEl.replaceChildren(
-      ...items.map(([label, value]) =>
-        element("div", {}, [
-          element("dt", { textContent: label }),
-          element("dd", { textContent: value, className: "value" }),
-        ])
-      )
+      ...items.map(([key, label, value]) => {
+        const dd = element("dd", { textContent: value });
+        dd.dataset.total = key;
+        return element("div", {}, [element("dt", { textContent: label }), dd]);
+      })
     );
-    totalsEl.querySelectorAll("dd")[0].dataset.total = "posts";
   }
 
   function drawRankings(answer, first) {
@@ -125,9 +125,9 @@
       })
     );
     rankings.querySelector("button[name=next]").disabled = answer.next === null;
-    rankings.querySelector("button[name=previous]").disabled = pages.length === 0;
-    rankings.querySelector("button[name=first]").disabled = pages.length === 0;
-    rankings.dataset.page = String(pages.length + 1);
+    rankings.querySelector("button[name=previous]").disabled = pages.length === 1;
+    rankings.querySelector("button[name=first]").disabled = pages.length === 1;
+    rankings.dataset.page = String(pages.length);
   }
 
   function drawWeek(hourly) {
@@ -307,6 +307,8 @@
 
   function replaceChart(id, chart) {
     const figure = document.getElementById(id);
+    chart.setAttribute("role", "img");
+    chart.setAttribute("aria-label", figure.querySelector("figcaption").textContent);
     figure.querySelector("svg")?.remove();
     figure.prepend(chart);
   }
@@ -341,12 +343,13 @@
     }
   }
 
-  async function loadRankings(after, mine) {
+  async function loadRankings(upTo, mine) {
     const params = { ...scope(), limit: pageSize, order_by_column: orderSelect.value };
-    const answer = await get("poster-stats", { ...params, ...(after || {}) });
+    const answer = await get("poster-stats", { ...params, ...(upTo[upTo.length - 1] || {}) });
     if (mine.rankings !== turns.rankings) return;
-    shownPage = { after, next: answer.next };
-    drawRankings(answer, pages.length * pageSize);
+    pages = upTo;
+    nextPage = answer.next;
+    drawRankings(answer, (pages.length - 1) * pageSize);
   }
 
   async function loadGraph(mine) {
@@ -360,7 +363,6 @@
     const chosen = scope();
     history.replaceState(null, "", `?${new URLSearchParams(chosen)}`);
     errorEl.hidden = true;
-    pages = [];
     const everyYear = { site: chosen.site, ...(chosen.bid ? { bid: chosen.bid } : {}) };
     return run(["all", "rankings", "graph"], async (mine) => {
       const [boards, years, hourly, daily, threads, ...domains] = await Promise.all([
@@ -371,7 +373,7 @@
         get("thread-stats", chosen),
         ...["link", "image", "video"].map((type) =>
           get("domains", { ...chosen, type, limit: domainRows })),
-        loadRankings(null, mine),
+        loadRankings([null], mine),
         loadGraph(mine),
       ]);
       if (mine.all !== turns.all) return;
@@ -385,8 +387,8 @@
     });
   }
 
-  function turnPage(after) {
-    return run(["rankings"], (mine) => loadRankings(after, mine));
+  function turnPage(upTo) {
+    return run(["rankings"], (mine) => loadRankings(upTo, mine));
   }
 
   // -- choices ----------------------------------------------------------------------------
@@ -409,22 +411,14 @@
   form.elements.year.addEventListener("change", refresh);
   form.elements.bid.addEventListener("change", refresh);
   form.addEventListener("submit", (event) => event.preventDefault());
-  orderSelect.addEventListener("change", () => {
-    pages = [];
-    turnPage(null);
-  });
+  orderSelect.addEventListener("change", () => turnPage([null]));
   rankings.querySelector("button[name=next]").addEventListener("click", () => {
-    if (!shownPage || !shownPage.next) return;
-    pages.push(shownPage.after);
-    turnPage(shownPage.next);
+    if (nextPage) turnPage([...pages, nextPage]);
   });
   rankings.querySelector("button[name=previous]").addEventListener("click", () => {
-    if (pages.length) turnPage(pages.pop());
+    if (pages.length > 1) turnPage(pages.slice(0, -1));
   });
-  rankings.querySelector("button[name=first]").addEventListener("click", () => {
-    pages = [];
-    turnPage(null);
-  });
+  rankings.querySelector("button[name=first]").addEventListener("click", () => turnPage([null]));
   kindSelect.addEventListener("change", () => run(["graph"], loadGraph));
   refresh();
 })();
