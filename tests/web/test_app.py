@@ -59,6 +59,7 @@ ROUTES = {
     "/metrics",
     "/aotf/query",
     "/finder",
+    "/forum",
     "/api/finder/query",
     "/api/finder/accounts",
     "/api/finder/accounts/{network}/{account_id}/posts",

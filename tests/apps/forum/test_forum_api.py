@@ -3,7 +3,6 @@ the ETag cache and its invalidation, embedded and on Redis + PostgreSQL."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 from collections.abc import Iterator
@@ -14,13 +13,11 @@ from flask.testing import FlaskClient
 from openapi_schema_validator import OAS31Validator
 
 from sleuth.apps.forum.analytics import analyze
-from sleuth.apps.forum.crawl import crawl_discourse
 from sleuth.emulator import EmulatorServer, create_imagehost_app
 from sleuth.emulator.forums import Forum, Forums
-from sleuth.net.fetcher import Fetcher
 from sleuth.services import Services
-from sleuth.sources.discourse import DiscourseClient, forum_base, profile
 from sleuth.web.app import create_app
+from tests.apps.forum.helpers import crawl_emulated
 
 PREFIXES = ["/api/forum", "/potstats2/api"]
 
@@ -34,18 +31,9 @@ def forum() -> Forum:
 def crawled(deployed_services: Services, forum: Forum) -> Iterator[tuple[Services, str]]:
     forums = Forums({"main": forum}, rate_limits=False)
     with EmulatorServer(create_imagehost_app(seed=0, forums=forums)) as url:
-        _crawl(deployed_services, url)
+        crawl_emulated(deployed_services, url)
         analyze(deployed_services.engine)
         yield deployed_services, url
-
-
-def _crawl(services: Services, url: str) -> None:
-    async def go() -> None:
-        async with Fetcher(allow_private=True) as fetcher:
-            base = forum_base(f"{url}/discourse/main/latest")
-            await crawl_discourse(services.engine, DiscourseClient(fetcher, base, profile(0)))
-
-    asyncio.run(go())
 
 
 @pytest.fixture
@@ -173,7 +161,7 @@ def test_answers_are_cached_with_etags_and_go_stale_only_where_changed(
         assert again.status_code == 304 and again.data == b""
         assert again.headers["X-Cache"] == "hit" and again.headers["ETag"] == tags[path]
     forum.advance(forum.topic_gap * 4)  # new posts, in the latest year only
-    _crawl(services, url)
+    crawl_emulated(services, url)
     assert client.get(every).headers["X-Cache"] == "hit"  # not analyzed yet: still true
     report = analyze(services.engine)
     assert first_year not in report.years[1]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sleuth.app import App, Outcome, StatusLine
+from sleuth.app import App, DemoRun, Outcome, StatusLine
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -59,8 +59,9 @@ def _periodic(settings: Settings) -> Sequence[Periodic]:
 
 def _blueprints() -> Sequence[Blueprint]:
     from sleuth.apps.forum.api import blueprints
+    from sleuth.apps.forum.page import blueprint as page
 
-    return blueprints()
+    return [*blueprints(), page]
 
 
 def _cli() -> click.Group:
@@ -90,6 +91,12 @@ def _status(services: Services) -> list[StatusLine]:
     return [StatusLine("forums", f"{sites} crawled: {topics} topics, {posts} posts, {users} users")]
 
 
+def _demo(run: DemoRun) -> None:
+    from sleuth.apps.forum.demo import demo_step
+
+    demo_step(run)
+
+
 app = App(
     name=NAME,
     description="Forums (Discourse, the bB XML API) crawled into SQL, for their statistics.",
@@ -101,6 +108,7 @@ app = App(
     blueprints=_blueprints,
     cli=_cli,
     status=_status,
+    demo=_demo,
     outcomes=(Outcome(CRAWLED, "crawled", "#1b9e77"), Outcome("error", "error", "#d7301f")),
     outcome_unit="topics",
     crawl_jobs=_crawl_jobs,
