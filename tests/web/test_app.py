@@ -51,6 +51,8 @@ ROUTES = {
     "/api/graph/errors",
     "/lookup/id/{ident}",
     "/lookup/handle/{handle}",
+    "/graph",
+    "/api/graph/monitor",
     "/search",
     "/api/engine/queues",
     "/api/engine/workers",

@@ -74,6 +74,41 @@ QUEUE_STATS = schema(
         }
     ),
 )
+WORKER = schema(
+    "EngineWorker",
+    _object(
+        {
+            "consumer": {"type": "string"},
+            "state": {"enum": ["live", "lost", "stopped"]},
+            "host": {"type": "string"},
+            "pid": {"type": "integer"},
+            "version": {"type": "string"},
+            "queues": {"type": "array", "items": {"type": "string"}},
+            "started_at": _TIME,
+            "heartbeat_at": _TIME,
+            "heartbeat_age": {"type": "number"},
+            "heartbeat_interval": {"type": "number"},
+            "stopped_at": {"type": ["string", "null"], "format": "date-time"},
+            "loop_lag": {
+                "type": "number",
+                "description": "seconds its event loop had not run at the last heartbeat",
+            },
+            "loop_blocked": {"type": "boolean"},
+            "current": {
+                "type": "array",
+                "description": "the jobs it runs now, oldest first",
+                "items": _object(
+                    {
+                        "job_id": {"type": "string"},
+                        "queue": {"type": "string"},
+                        "since": _TIME,
+                        "running_for": {"type": "number"},
+                    }
+                ),
+            },
+        }
+    ),
+)
 WORKERS_ANSWER = schema(
     "EngineWorkers",
     _object(
@@ -81,39 +116,7 @@ WORKERS_ANSWER = schema(
             "workers": {
                 "type": "array",
                 "description": "live first, then lost, then stopped",
-                "items": _object(
-                    {
-                        "consumer": {"type": "string"},
-                        "state": {"enum": ["live", "lost", "stopped"]},
-                        "host": {"type": "string"},
-                        "pid": {"type": "integer"},
-                        "version": {"type": "string"},
-                        "queues": {"type": "array", "items": {"type": "string"}},
-                        "started_at": _TIME,
-                        "heartbeat_at": _TIME,
-                        "heartbeat_age": {"type": "number"},
-                        "heartbeat_interval": {"type": "number"},
-                        "stopped_at": {"type": ["string", "null"], "format": "date-time"},
-                        "loop_lag": {
-                            "type": "number",
-                            "description": "seconds its event loop had not run at the "
-                            "last heartbeat",
-                        },
-                        "loop_blocked": {"type": "boolean"},
-                        "current": {
-                            "type": "array",
-                            "description": "the jobs it runs now, oldest first",
-                            "items": _object(
-                                {
-                                    "job_id": {"type": "string"},
-                                    "queue": {"type": "string"},
-                                    "since": _TIME,
-                                    "running_for": {"type": "number"},
-                                }
-                            ),
-                        },
-                    }
-                ),
+                "items": WORKER,
             },
             "generated_at": _TIME,
         }
