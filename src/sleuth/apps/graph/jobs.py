@@ -13,11 +13,18 @@ items a kill left without one). A cursor sent back unchanged fails the item `stu
 empty first page of an account that counts some is recorded as hidden. A failure that waiting
 may cure (a 429, a 5xx, a timeout) is raised for the queue to retry later; any other fails the
 item with its reason.
+
+Each page of followers or follows and each page of a timeline, once committed, is told on the
+`graph` channel of the live events (`observe.events`): `{"type": "followers"|"following"|
+"timeline", "network", "account", "page", "items", "state", "at"}` (`page` numbers the pages
+of that operation on that account, from 1; a U's event has `"page": null` and its new posts).
+(network, account, type, page) makes an event unique: a job run again tells its page again.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -66,6 +73,7 @@ from sleuth.crawl import runs
 from sleuth.jobs.tasks import Task
 from sleuth.jobs.worker import JobContext, JobKind
 from sleuth.net.fetcher import Fetcher
+from sleuth.observe.events import live_events
 from sleuth.services import Services
 from sleuth.sources import bluesky
 from sleuth.sources.social import Account, Post, SourceError, newer
@@ -279,6 +287,22 @@ class Crawler:
         self.sources = services.settings.sources
         self.timeline_pages = max(1, services.settings.app(NAME).timeline_pages)
         self.fetcher = fetcher
+        self.events = live_events(services.queue)
+
+    def _tell(
+        self, kind: str, network: str, ident: str, page: int | None, items: int, state: str
+    ) -> None:
+        """Publish a stored page on the live events (after its transaction committed)."""
+        event = {
+            "type": kind,
+            "network": network,
+            "account": ident,
+            "page": page,
+            "items": items,
+            "state": state,
+            "at": time.time(),
+        }
+        self.events.publish(NAME, event)
 
     async def handle(self, job: GraphJob, ctx: JobContext) -> None:
         target = json.loads(job.target)
@@ -395,6 +419,7 @@ class Crawler:
                 None if state == RUNNING else HIDDEN if hidden else CRAWLED,
             )
             self._queue(ctx, in_transaction(self.engine, write))
+            self._tell(kind, network, ident, cursor.pages + 1, len(write.others), state)
             if state != RUNNING:
                 return
 
@@ -501,6 +526,7 @@ class Crawler:
                     lines = read_timeline(self.blobs, network, ident)
                     set_lang(conn, network, ident, _main_lang([p.get("lang") for p in lines]))
                     runs.resolve(conn, NAME, job.run, job.key, CRAWLED)
+            self._tell(TIMELINE, network, ident, pages, len(page.items), state)
             if done:
                 return
 
@@ -531,6 +557,7 @@ class Crawler:
                 replace(cursor, found=held, state=state, newest=newest),
             )
             runs.resolve(conn, NAME, job.run, job.key, CRAWLED, f"{len(found)} new posts")
+        self._tell(TIMELINE, network, ident, None, len(found), state)
 
 
 def _newest(stored: str | None, posts: Sequence[Post]) -> str | None:
