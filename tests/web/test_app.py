@@ -53,6 +53,7 @@ ROUTES = {
     "/lookup/handle/{handle}",
     "/graph",
     "/api/graph/monitor",
+    "/api/graph/posts",
     "/search",
     "/api/engine/queues",
     "/api/engine/workers",

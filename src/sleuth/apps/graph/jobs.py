@@ -57,6 +57,7 @@ from sleuth.apps.graph.networks import (
 from sleuth.apps.graph.records import (
     Cursor,
     add_edges,
+    add_posts,
     merge_timeline,
     neighbours,
     nodes,
@@ -518,6 +519,7 @@ class Crawler:
             newest = _newest(cursor.newest, page.items)
             with self.engine.begin() as conn:
                 upsert_node(conn, account, int(target["depth"]))
+                add_posts(conn, ident, page.items)
                 state = DONE if done else RUNNING
                 save_cursor(
                     conn, network, ident, TIMELINE, Cursor(page.next, pages, held, state, newest)
@@ -547,6 +549,7 @@ class Crawler:
             following = page.next
         held = merge_timeline(self.blobs, network, ident, found)
         with self.engine.begin() as conn:
+            add_posts(conn, ident, found)
             newest = _newest(cursor.newest, found)
             state = cursor.state if cursor.state != RUNNING else DONE
             save_cursor(
