@@ -1,6 +1,7 @@
 """The `/graph` monitor page in a real headless Chromium: after a crawl of world 0's
 rate-limited emulators it shows the figures of `/api/graph/monitor`, and it follows new ones
-(a crawl queued, a failure recorded) without a reload, asking nothing off loopback."""
+(a crawl queued, a failure recorded) without a reload, and its form finds the collected
+posts that `/api/graph/posts` finds, asking nothing off loopback."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from werkzeug.serving import make_server
 
 from sleuth.apps.graph.app import NAME
 from sleuth.apps.graph.cli import crawl_graph, open_graph_run
-from sleuth.apps.graph.jobs import F, Plan, item_job, seed_item
+from sleuth.apps.graph.jobs import F, Plan, T, item_job, seed_item
 from sleuth.crawl import runs
 from sleuth.emulator.artworld import ArtWorld
 from sleuth.services import Services
@@ -43,11 +44,11 @@ READ_PAGE = """() => ({
 
 @pytest.fixture
 def crawled(tmp_path: Path, limited_url: str, world: ArtWorld) -> Iterator[Services]:  # noqa: F811
-    """Services after a crawl of a Mastodon seed's followers and a seed that is none (run
-    before the browser starts: Playwright's loop owns the test's thread then)."""
+    """Services after a crawl of a Mastodon seed's timeline and followers and a seed that is
+    none (run before the browser starts: Playwright's loop owns the test's thread then)."""
     services = Services(graph_settings(tmp_path, limited_url))
     seeds = _seeds(tmp_path, _seed(world, "mastodon").url, "not a seed!")
-    assert crawl_graph(services, seeds, Plan((F,), depth=1))[1].finished
+    assert crawl_graph(services, seeds, Plan((T, F), depth=0))[1].finished
     yield services
     services.close()
 
@@ -128,4 +129,19 @@ def test_the_page_shows_the_figures_and_follows_them(
     _drawn_as(drawn, data)
     assert drawn["figures"]["frontier/queues/graph.analysis/ready"] == "3"  # seed:3's job too
     assert sorted(drawn["errors"]) == [["account_not_found", "1"], ["bad_input", "1"]]
+
+    # The search form: the posts holding both words, as the API answers them.
+    query = "post 1"
+    page.fill("#post-search input[name=q]", query)
+    page.click("#post-search button[type=submit]")
+    page.wait_for_function(
+        "() => /found$/.test(document.getElementById('posts-status').textContent)"
+    )
+    shown = page.evaluate(
+        """() => [...document.querySelectorAll("#posts li.post")].map((li) =>
+          [li.dataset.network, li.dataset.postId, li.querySelector("p").textContent])"""
+    )
+    answer = httpx.get(f"{server}/api/graph/posts", params={"q": query}, timeout=PATIENCE).json()
+    assert shown == [[p["network"], p["post_id"], p["text"]] for p in answer["posts"]]
+    assert shown and all(text.lower().split().count("1") for _, _, text in shown)
     assert not problems, problems

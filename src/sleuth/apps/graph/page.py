@@ -1,6 +1,7 @@
 """The graph crawl's live monitor, as Twittomatic's: `GET /api/graph/monitor` (the figures of
 `monitor.snapshot` as JSON) and `GET /graph`, a page rendered with the same figures whose
-script asks the JSON again every `REFRESH_MS` and redraws them, without reloading."""
+script asks the JSON again every `REFRESH_MS` and redraws them, without reloading; its form
+searches the collected posts through `GET /api/graph/posts`."""
 
 from __future__ import annotations
 
@@ -137,7 +138,7 @@ def monitor_blueprint() -> Blueprint:
     @operation(
         "The graph crawl's live monitor page",
         description=f"An HTML page of `/api/graph/monitor`'s figures, asked again every "
-        f"{REFRESH_MS / 1000:g} s.",
+        f"{REFRESH_MS / 1000:g} s, and a search of the collected posts (`/api/graph/posts`).",
         tags=("graph",),
         responses={200: ResponseSpec("the page", {"text/html": {"type": "string"}})},
     )
@@ -147,6 +148,7 @@ def monitor_blueprint() -> Blueprint:
             data=snapshot(current_services()),
             operations=ITEM_OPERATIONS,
             json_url=url_for("graph_monitor.monitor_json"),
+            posts_url=url_for("graph_lookup.posts"),
             refresh=REFRESH_MS,
             script=url_for("graph_monitor.static", filename="graph.js"),
         )

@@ -1,5 +1,6 @@
 // The graph crawl's monitor: asks /api/graph/monitor every few seconds and puts the new
-// figures in the page the server rendered, without reloading it.
+// figures in the page the server rendered, without reloading it; its form searches the
+// collected posts through /api/graph/posts.
 "use strict";
 
 (() => {
@@ -62,6 +63,40 @@
       setTimeout(refresh, interval);
     }
   }
+
+  const search = document.getElementById("post-search");
+  const postsEl = document.getElementById("posts");
+  const postsStatus = document.getElementById("posts-status");
+
+  function post(p) {
+    const li = document.createElement("li");
+    li.className = "post";
+    Object.assign(li.dataset, { network: p.network, postId: p.post_id });
+    const who = document.createElement(p.url ? "a" : "span");
+    if (p.url) who.href = p.url;
+    who.textContent = `${p.network}: ${p.account_id}`;
+    const text = document.createElement("p");
+    text.textContent = p.text;
+    li.append(who, text);
+    return li;
+  }
+
+  search.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const q = new FormData(search).get("q");
+    postsStatus.textContent = "searching…";
+    try {
+      const response = await fetch(`${search.dataset.url}?${new URLSearchParams({ q })}`, {
+        headers: { Accept: "application/json" },
+      });
+      const answer = await response.json();
+      if (!response.ok) throw new Error(answer.error ? answer.error.message : response.status);
+      postsEl.replaceChildren(...answer.posts.map(post));
+      postsStatus.textContent = `${answer.posts.length} found`;
+    } catch (error) {
+      postsStatus.textContent = `Not searched: ${error.message}`;
+    }
+  });
 
   setTimeout(refresh, interval);
 })();
