@@ -14,7 +14,7 @@ from sleuth.apps.graph.monitor import ITEM_OPERATIONS, snapshot
 from sleuth.record import TIME
 from sleuth.web.context import current_services
 from sleuth.web.engine_api import WORKER
-from sleuth.web.openapi import ResponseSpec, json_response, operation, schema
+from sleuth.web.openapi import ResponseSpec, json_response, object_schema, operation, schema
 
 REFRESH_MS = 2000
 _TIME = dict(TIME.schema)
@@ -23,26 +23,15 @@ _OPTIONAL_TIME = {"type": ["string", "null"], "format": "date-time"}
 _OPTIONAL_INT = {"type": ["integer", "null"]}
 
 
-def _object(properties: dict[str, Any], description: str = "") -> dict[str, Any]:
-    """An object schema whose every property is required (the answer always carries all)."""
-    body: dict[str, Any] = {
-        "type": "object",
-        "required": list(properties),
-        "properties": properties,
-        "additionalProperties": False,
-    }
-    return body | ({"description": description} if description else {})
-
-
 def _per_operation(value: dict[str, Any], description: str) -> dict[str, Any]:
-    return _object({op: value for op in ITEM_OPERATIONS}, description)
+    return object_schema(dict.fromkeys(ITEM_OPERATIONS, value), description)
 
 
 MONITOR = schema(
     "GraphMonitor",
-    _object(
+    object_schema(
         {
-            "frontier": _object(
+            "frontier": object_schema(
                 {
                     "items": {
                         **_COUNT,
@@ -50,9 +39,9 @@ MONITOR = schema(
                         "outcome: accounts found and not yet expanded, and lists to analyse",
                     },
                     "by_operation": _per_operation(_COUNT, "those items per operation"),
-                    "queues": _object(
+                    "queues": object_schema(
                         {
-                            q: _object(
+                            q: object_schema(
                                 {
                                     "ready": _COUNT,
                                     "delayed": _COUNT,
@@ -66,11 +55,11 @@ MONITOR = schema(
                     ),
                 }
             ),
-            "rates": _object(
+            "rates": object_schema(
                 {
                     "window": {"type": "number", "description": "seconds measured over"},
                     "by_operation": _per_operation(
-                        _object({"settled": _COUNT, "per_second": {"type": "number"}}),
+                        object_schema({"settled": _COUNT, "per_second": {"type": "number"}}),
                         "items given their outcome (or failed) in the window, and per second",
                     ),
                 }
@@ -88,7 +77,7 @@ MONITOR = schema(
             "budgets": {
                 "type": "array",
                 "description": "each rate-limit budget the workers share, by host and source",
-                "items": _object(
+                "items": object_schema(
                     {
                         "host": {"type": "string"},
                         "source": {"type": "string", "description": "local address; '' default"},
@@ -104,7 +93,7 @@ MONITOR = schema(
                     }
                 ),
             },
-            "graph": _object({"nodes": _COUNT, "edges": _COUNT}),
+            "graph": object_schema({"nodes": _COUNT, "edges": _COUNT}),
             "generated_at": _TIME,
         }
     ),
