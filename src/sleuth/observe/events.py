@@ -8,8 +8,10 @@ group; embedded, a channel lives in this process's memory, for consumers in the 
 gives the events after the id `after`, oldest first, each with its id.
 
 An event is published after the transaction that stored what it tells, so it never tells
-what is not stored; a job that runs again publishes again (delivery is at least once), so an
-event carries what makes it unique and a consumer drops repeats by it."""
+what is not stored. A job that runs again publishes again, so an event carries what makes it
+unique and a consumer drops repeats by it; a publish that fails (Redis gone) fails the job,
+which the queue runs again, but the event of what was already committed is not sent again:
+events are for watching live, the database is the record."""
 
 from __future__ import annotations
 
