@@ -30,6 +30,7 @@ TEXTS = {
     "2": "A quick sketch of a sleeping dog, in pencil",
     "3": "Sunset over the harbour; quick colours",
     "4": "Nothing here but hedgehogs",
+    "5": "walrus\x00 " + "longer " * 12_000,  # a NUL, and past TEXT's 64 KiB
 }
 
 
@@ -50,12 +51,14 @@ def test_every_word_is_found_case_aside_and_no_query_fails(database_url: str) ->
         with engine.begin() as conn:
             add_posts(conn, "ada@one.example", posts)
     with engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(graph_posts)).scalar() == 4
+        assert conn.execute(sa.select(sa.func.count()).select_from(graph_posts)).scalar() == 5
         assert sorted(_found(conn, "quick")) == ["1", "2", "3"]
         assert sorted(_found(conn, "QUICK DOG")) == ["1", "2"]  # every word, any case
         assert _found(conn, "dog quick sleeping") == ["2"]
         assert _found(conn, "hedgehogs") == ["4"] and _found(conn, "hedgehog") == []
         assert _found(conn, "giraffe") == [] and _found(conn, "  ;;; ") == []
+        (long,) = search_posts(conn, "walrus longer")
+        assert long.text == TEXTS["5"].replace("\x00", "")
         # The engines' own syntax is no syntax here: every one of these is just its words.
         for query in ('"quick', "quick OR giraffe", "quick -dog", "NEAR(quick dog)", "quick*"):
             found = set(_found(conn, query))

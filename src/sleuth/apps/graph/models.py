@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from sleuth.observe.stacks import LONG_TEXT
 from sleuth.store.schema import fulltext_objects, metadata
 
 SEEN, SELECTED, REJECTED = "seen", "selected", "rejected"
@@ -80,7 +81,7 @@ graph_posts = sa.Table(
     sa.Column("url", sa.Text, nullable=True),
     sa.Column("created_at", sa.Double, nullable=True),
     sa.Column("lang", sa.String(16), nullable=True),
-    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("text", LONG_TEXT, nullable=False),  # an X post may pass TEXT's 64 KiB
     sa.UniqueConstraint("network", "post_id"),
     sa.Index("ix_graph_posts_network_account_id", "network", "account_id"),
 )

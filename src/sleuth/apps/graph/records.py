@@ -136,7 +136,7 @@ def add_posts(conn: Connection, account: str, posts: Sequence[Post]) -> None:
             "url": p.url,
             "created_at": p.created_at.timestamp() if p.created_at else None,
             "lang": p.lang,
-            "text": p.text,
+            "text": p.text.replace("\x00", ""),  # PostgreSQL text holds no NUL
         }
         for p in {p.id: p for p in posts}.values()
     ]

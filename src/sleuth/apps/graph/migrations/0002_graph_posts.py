@@ -9,6 +9,7 @@ PostgreSQL: a GIN index of to_tsvector('simple', text). MariaDB/MySQL: a FULLTEX
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import mysql
 
 revision = "graph_0002"
 down_revision = "graph_0001"
@@ -16,6 +17,7 @@ branch_labels = None
 depends_on = None
 
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+LONG_TEXT = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 
 _SQLITE = (
     "CREATE VIRTUAL TABLE graph_posts_fts USING fts5(text, content='graph_posts', "
@@ -42,7 +44,7 @@ def upgrade() -> None:
         sa.Column("url", sa.Text),
         sa.Column("created_at", sa.Double),
         sa.Column("lang", sa.String(16)),
-        sa.Column("text", sa.Text, nullable=False),
+        sa.Column("text", LONG_TEXT, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_graph_posts"),
         sa.UniqueConstraint("network", "post_id", name="uq_graph_posts_network_post_id"),
     )
