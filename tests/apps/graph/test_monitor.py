@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sleuth.apps.graph.app import NAME, QUEUES
 from sleuth.apps.graph.cli import crawl_graph, open_graph_run
 from sleuth.apps.graph.jobs import F, Plan, item_job, seed_item
-from sleuth.apps.graph.models import graph_edges, graph_nodes
+from sleuth.apps.graph.models import graph_edges, graph_nodes, graph_posts
 from sleuth.apps.graph.monitor import ITEM_OPERATIONS, RATE_WINDOW, snapshot
 from sleuth.crawl import runs
 from sleuth.crawl.models import QUEUED, crawl_failures, crawl_run_items
@@ -102,6 +102,7 @@ def test_a_crawl_s_figures_equal_the_database_and_the_queue(
     assert figures["graph"] == {
         "nodes": _count(services, graph_nodes),
         "edges": _count(services, graph_edges),
+        "posts": _count(services, graph_posts),
     }
     assert figures["graph"]["edges"] > 0
 

@@ -10,7 +10,8 @@ equals what the database and the queue hold:
 - the workers that serve a graph queue, with their state and heartbeat (`observe.registry`);
 - the unresolved failures by reason (`crawl.failures`);
 - every rate-limit budget per (host, source address) that the workers share, as it stands now
-  (`net.budgets.as_of`: a window past its reset is whole again).
+  (`net.budgets.as_of`: a window past its reset is whole again);
+- the accounts, follows and posts stored.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sqlalchemy import Connection
 
 from sleuth.apps.graph.app import NAME, QUEUES
 from sleuth.apps.graph.jobs import FOLLOWING_OP, SEED, A, F, T, U
-from sleuth.apps.graph.models import graph_edges, graph_nodes
+from sleuth.apps.graph.models import graph_edges, graph_nodes, graph_posts
 from sleuth.crawl.failures import by_reason
 from sleuth.crawl.models import QUEUED, crawl_run_items, crawl_runs
 from sleuth.net.budgets import Budget, as_of
@@ -34,6 +35,7 @@ from sleuth.timefmt import iso_utc
 
 RATE_WINDOW = 60.0  # seconds of settled items a rate is measured over
 ITEM_OPERATIONS = (SEED, A, T, F, FOLLOWING_OP, U)
+_STORED = (("nodes", graph_nodes), ("edges", graph_edges), ("posts", graph_posts))
 _I = crawl_run_items.c
 _OPERATION = sa.case(
     *((_I.item_key.like(f"{op}:%"), op) for op in ITEM_OPERATIONS), else_=sa.null()
@@ -116,7 +118,14 @@ def snapshot(services: Services, now: float | None = None) -> dict[str, Any]:
             if set(w.queues) & set(QUEUES)
         ]
         errors = by_reason(conn, NAME)
-        nodes, edges = _count(conn, graph_nodes), _count(conn, graph_edges)
+        graph = {
+            name: _count(conn, table)
+            for name, table in (
+                ("nodes", graph_nodes),
+                ("edges", graph_edges),
+                ("posts", graph_posts),
+            )
+        }
     return {
         "frontier": {"items": sum(waiting.values()), "by_operation": waiting, "queues": queues},
         "rates": {
@@ -129,6 +138,6 @@ def snapshot(services: Services, now: float | None = None) -> dict[str, Any]:
         "workers": workers,
         "errors_by_reason": errors,
         "budgets": [budget_dict(b, now) for b in budgets],
-        "graph": {"nodes": nodes, "edges": edges},
+        "graph": graph,
         "generated_at": iso_utc(now),
     }

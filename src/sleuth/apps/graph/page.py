@@ -93,7 +93,7 @@ MONITOR = schema(
                     }
                 ),
             },
-            "graph": object_schema({"nodes": _COUNT, "edges": _COUNT}),
+            "graph": object_schema({"nodes": _COUNT, "edges": _COUNT, "posts": _COUNT}),
             "generated_at": _TIME,
         }
     ),
