@@ -15,7 +15,7 @@ import sleuth
 from sleuth.app import migration_dirs
 from sleuth.observe.counters import count_outcome, histogram, outcome_counts
 from sleuth.store.db import alembic_config, make_engine, migrate
-from sleuth.store.schema import metadata
+from sleuth.store.schema import fulltext_objects, metadata
 from sleuth.store.upsert import insert_ignore, insert_ignore_many
 
 TABLES = {
@@ -59,7 +59,9 @@ def test_migrations_create_exactly_the_tables_the_code_declares(database_url: st
     engine = make_engine(database_url)
     migrate(engine, migration_dirs())
     with engine.connect() as conn:
-        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+        # A dialect's own full-text objects are no table's: they are left out.
+        opts = {"include_name": lambda name, kind, parents: name not in fulltext_objects}
+        assert compare_metadata(MigrationContext.configure(conn, opts=opts), metadata) == []
     assert set(metadata.tables) >= TABLES
     engine.dispose()
 

@@ -78,14 +78,21 @@ class Budget:
         return max(t for t in times if t is not None)
 
 
+def as_of(budget: Budget, now: float) -> Budget:
+    """The budget as it stands at `now`, changing nothing stored: once its window's reset has
+    passed, a new window whose budget is whole and whose end is unknown until an answer says
+    it (what monitors show, and where `claim` starts)."""
+    if budget.reset_at is not None and budget.reset_at <= now:
+        return replace(budget, remaining=budget.limit, reset_at=None, updated_at=now)
+    return budget
+
+
 def claim(budget: Budget, now: float) -> tuple[Budget, float]:
     """Take one request from `budget`: the budget after it and 0, or the budget unchanged (or
     only rolled into a new window) and the seconds to wait before asking again."""
     if budget.blocked_until is not None and budget.blocked_until > now:
         return budget, budget.blocked_until - now
-    if budget.reset_at is not None and budget.reset_at <= now:
-        # A new window: its budget is whole, its end unknown until an answer says it.
-        budget = replace(budget, remaining=budget.limit, reset_at=None, updated_at=now)
+    budget = as_of(budget, now)
     if budget.remaining is None:
         return budget, 0.0
     if budget.remaining > 0:

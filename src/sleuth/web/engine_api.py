@@ -20,7 +20,7 @@ from sleuth.observe.registry import (
 from sleuth.record import TIME
 from sleuth.timefmt import iso_utc
 from sleuth.web.context import current_services
-from sleuth.web.openapi import Param, json_response, operation, schema
+from sleuth.web.openapi import Param, json_response, object_schema, operation, schema
 from sleuth.web.params import BOOLEAN_SCHEMA, bool_arg, int_arg
 
 # The Flask name stays "engine": it prefixes endpoint and OpenAPI operation ids
@@ -33,24 +33,14 @@ _SECONDS = {"type": ["number", "null"], "description": "seconds; null when nothi
 _COUNT = {"type": "integer", "minimum": 0}
 
 
-def _object(properties: dict[str, Any]) -> dict[str, Any]:
-    """An object schema whose every property is required (the answers always carry all)."""
-    return {
-        "type": "object",
-        "required": list(properties),
-        "properties": properties,
-        "additionalProperties": False,
-    }
-
-
 QUEUE_STATS = schema(
     "EngineQueues",
-    _object(
+    object_schema(
         {
             "queues": {
                 "type": "array",
                 "description": "one entry per (queue, priority), highest priority first",
-                "items": _object(
+                "items": object_schema(
                     {
                         "queue": {"type": "string"},
                         "priority": {"type": "integer"},
@@ -74,46 +64,49 @@ QUEUE_STATS = schema(
         }
     ),
 )
+WORKER = schema(
+    "EngineWorker",
+    object_schema(
+        {
+            "consumer": {"type": "string"},
+            "state": {"enum": ["live", "lost", "stopped"]},
+            "host": {"type": "string"},
+            "pid": {"type": "integer"},
+            "version": {"type": "string"},
+            "queues": {"type": "array", "items": {"type": "string"}},
+            "started_at": _TIME,
+            "heartbeat_at": _TIME,
+            "heartbeat_age": {"type": "number"},
+            "heartbeat_interval": {"type": "number"},
+            "stopped_at": {"type": ["string", "null"], "format": "date-time"},
+            "loop_lag": {
+                "type": "number",
+                "description": "seconds its event loop had not run at the last heartbeat",
+            },
+            "loop_blocked": {"type": "boolean"},
+            "current": {
+                "type": "array",
+                "description": "the jobs it runs now, oldest first",
+                "items": object_schema(
+                    {
+                        "job_id": {"type": "string"},
+                        "queue": {"type": "string"},
+                        "since": _TIME,
+                        "running_for": {"type": "number"},
+                    }
+                ),
+            },
+        }
+    ),
+)
 WORKERS_ANSWER = schema(
     "EngineWorkers",
-    _object(
+    object_schema(
         {
             "workers": {
                 "type": "array",
                 "description": "live first, then lost, then stopped",
-                "items": _object(
-                    {
-                        "consumer": {"type": "string"},
-                        "state": {"enum": ["live", "lost", "stopped"]},
-                        "host": {"type": "string"},
-                        "pid": {"type": "integer"},
-                        "version": {"type": "string"},
-                        "queues": {"type": "array", "items": {"type": "string"}},
-                        "started_at": _TIME,
-                        "heartbeat_at": _TIME,
-                        "heartbeat_age": {"type": "number"},
-                        "heartbeat_interval": {"type": "number"},
-                        "stopped_at": {"type": ["string", "null"], "format": "date-time"},
-                        "loop_lag": {
-                            "type": "number",
-                            "description": "seconds its event loop had not run at the "
-                            "last heartbeat",
-                        },
-                        "loop_blocked": {"type": "boolean"},
-                        "current": {
-                            "type": "array",
-                            "description": "the jobs it runs now, oldest first",
-                            "items": _object(
-                                {
-                                    "job_id": {"type": "string"},
-                                    "queue": {"type": "string"},
-                                    "since": _TIME,
-                                    "running_for": {"type": "number"},
-                                }
-                            ),
-                        },
-                    }
-                ),
+                "items": WORKER,
             },
             "generated_at": _TIME,
         }
@@ -121,11 +114,11 @@ WORKERS_ANSWER = schema(
 )
 METRICS_ANSWER = schema(
     "EngineMetrics",
-    _object(
+    object_schema(
         {
             "stages": {
                 "type": "array",
-                "items": _object(
+                "items": object_schema(
                     {
                         "queue": {"type": "string"},
                         "count": {**_COUNT, "description": "jobs timed"},
@@ -135,7 +128,7 @@ METRICS_ANSWER = schema(
                         "p99": _SECONDS,
                         "max": _SECONDS,
                         "mean": _SECONDS,
-                        "outcomes": _object({name: _COUNT for name in OUTCOMES}),
+                        "outcomes": object_schema({name: _COUNT for name in OUTCOMES}),
                         "workers": {**_COUNT, "description": "workers whose timings merged"},
                     }
                 ),
@@ -146,12 +139,12 @@ METRICS_ANSWER = schema(
 )
 DEAD_LETTERS_ANSWER = schema(
     "EngineDeadLetters",
-    _object(
+    object_schema(
         {
             "dead_letters": {
                 "type": "array",
                 "description": "newest first",
-                "items": _object(
+                "items": object_schema(
                     {
                         "id": {"type": "string"},
                         "queue": {"type": "string"},

@@ -32,6 +32,18 @@ def schema(name: str, body: Mapping[str, Any]) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+def object_schema(properties: Mapping[str, Any], description: str = "") -> dict[str, Any]:
+    """An object schema whose every property is required and none other allowed (for answers
+    that always carry all their fields)."""
+    body: dict[str, Any] = {
+        "type": "object",
+        "required": list(properties),
+        "properties": dict(properties),
+        "additionalProperties": False,
+    }
+    return body | ({"description": description} if description else {})
+
+
 ERROR = schema(
     "Error",
     {

@@ -1,18 +1,21 @@
 """The lookup service, as Twittomatic's: `GET /lookup/id/<id>` and `GET /lookup/handle/<h>`
 answer the crawled accounts with that id or handle (on any network) as JSON, each with the
-follows stored from and to it."""
+follows stored from and to it; and `GET /api/graph/posts?q=`, the full-text search of the
+collected posts (`search.py`)."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import Connection
 
 from sleuth.apps.graph.models import graph_edges, graph_nodes
 from sleuth.apps.graph.records import Node, nodes_where
+from sleuth.apps.graph.search import MAX_WORDS, search_posts, words_of
 from sleuth.web.context import current_services
 from sleuth.web.errors import ApiError
 from sleuth.web.openapi import Param, json_response, operation, schema
+from sleuth.web.params import int_arg
 
 MAX_TEXT = 255
 _OPTIONAL_INT = {"type": ["integer", "null"]}
@@ -59,6 +62,52 @@ ACCOUNTS = schema(
         "properties": {"accounts": {"type": "array", "items": ACCOUNT}},
     },
 )
+
+
+POSTS = schema(
+    "GraphPosts",
+    {
+        "type": "object",
+        "required": ["query", "words", "posts"],
+        "additionalProperties": False,
+        "properties": {
+            "query": {"type": "string"},
+            "words": {
+                "type": "array",
+                "items": {"type": "string"},
+                "maxItems": MAX_WORDS,
+                "description": "the words every post found holds (lower-cased)",
+            },
+            "posts": {
+                "type": "array",
+                "description": "best matches first, then the newest",
+                "items": {
+                    "type": "object",
+                    "required": [
+                        "network",
+                        "post_id",
+                        "account_id",
+                        "url",
+                        "created_at",
+                        "lang",
+                        "text",
+                    ],
+                    "additionalProperties": False,
+                    "properties": {
+                        "network": {"type": "string", "enum": ["mastodon", "bluesky", "x"]},
+                        "post_id": {"type": "string"},
+                        "account_id": {"type": "string", "description": "the node's"},
+                        "url": _OPTIONAL_TEXT,
+                        "created_at": {"type": ["number", "null"], "description": "epoch s"},
+                        "lang": _OPTIONAL_TEXT,
+                        "text": {"type": "string"},
+                    },
+                },
+            },
+        },
+    },
+)
+MAX_POSTS = 200
 
 
 def _count(conn: Connection, where: sa.ColumnElement[bool]) -> int:
@@ -126,5 +175,35 @@ def lookup_blueprint() -> Blueprint:
         with current_services().engine.connect() as conn:
             found = nodes_where(conn, sa.func.lower(n.handle) == handle.lower())
             return _answer(conn, found)
+
+    @blueprint.get("/api/graph/posts")
+    @operation(
+        "Search the collected posts",
+        description="The posts of stored timelines holding every word of `q` (case does "
+        "not matter, no stemming), from each database's full-text index.",
+        tags=("graph",),
+        params=(
+            Param("q", "query", {**path, "minLength": 1}, "words to find", required=True),
+            Param(
+                "limit",
+                "query",
+                {"type": "integer", "minimum": 1, "maximum": MAX_POSTS, "default": 50},
+                "at most this many posts",
+            ),
+        ),
+        responses={200: json_response("the posts found", POSTS)},
+        errors=(400,),
+    )
+    def posts() -> Response:
+        query = request.args.get("q")
+        if not query:
+            raise ApiError(400, "invalid_parameter", "q is required: words to find")
+        query = _text(query)
+        limit = int_arg("limit", 50, 1, MAX_POSTS)
+        with current_services().engine.connect() as conn:
+            found = search_posts(conn, query, limit)
+        return jsonify(
+            {"query": query, "words": words_of(query), "posts": [vars(p) for p in found]}
+        )
 
     return blueprint

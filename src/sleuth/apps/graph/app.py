@@ -51,8 +51,9 @@ def _cli() -> click.Group:
 
 def _blueprints() -> list[Blueprint]:
     from sleuth.apps.graph.api import lookup_blueprint
+    from sleuth.apps.graph.page import monitor_blueprint
 
-    return [lookup_blueprint()]
+    return [lookup_blueprint(), monitor_blueprint()]
 
 
 def _crawl_jobs() -> JobFor:

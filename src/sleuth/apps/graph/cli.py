@@ -3,11 +3,13 @@
 A crawl is a run of the crawl layer named by its seeds file and its plan: the same command
 resumes an unfinished one (its seeds are added again, and every item still waiting gets its
 job again), and after a finished one starts a new run in which every operation already done
-on an account is skipped (its cursor says so), so it adds no edge."""
+on an account is skipped (its cursor says so), so it adds no edge. A finished crawl writes
+its frontier (`frontier.py`), a seeds file for the next step."""
 
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import json
 import time
 from collections.abc import Callable
@@ -19,10 +21,12 @@ from sqlalchemy import Engine
 
 from sleuth.apps.graph.app import NAME, QUEUES
 from sleuth.apps.graph.export import FORMATS, ExportError, export
+from sleuth.apps.graph.frontier import write_frontier
 from sleuth.apps.graph.jobs import (
     BFS,
     DFS,
     FOLLOWING_OP,
+    FRONTIER,
     F,
     Plan,
     T,
@@ -51,9 +55,14 @@ def graph() -> None:
 
 
 def read_seeds(path: Path) -> list[str]:
-    """The seeds of a file: one handle, profile URL or id a line; blank lines and lines
-    starting with `#` skipped (a URL may hold one: `twitter.com/#!/name`)."""
-    lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+    """The seeds of a file (gzip when named `*.gz`, as a frontier is): one handle, profile
+    URL or id a line; blank lines and lines starting with `#` skipped (a URL may hold one:
+    `twitter.com/#!/name`)."""
+    if path.suffix == ".gz":
+        text = gzip.decompress(path.read_bytes()).decode("utf-8")
+    else:
+        text = path.read_text(encoding="utf-8")
+    lines = (line.strip() for line in text.splitlines())
     return [line for line in lines if line and not line.startswith("#")]
 
 
@@ -79,13 +88,16 @@ def _updates(engine: Engine, run: str, plan: Plan) -> list[runs.RunItem]:
     """A U item for every account whose timeline is stored."""
     c, n = graph_cursors.c, graph_nodes.c
     query = (
-        sa.select(c.network, c.account_id, n.depth)
+        sa.select(c.network, c.account_id, n.depth, n.followers_count)
         .join(graph_nodes, (n.network == c.network) & (n.account_id == c.account_id))
         .where(c.operation == TIMELINE, c.state == DONE)
     )
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    return [account_item(run, U, net, ident, depth, plan) for net, ident, depth in rows]
+    return [
+        account_item(run, U, net, ident, depth, plan, followers)
+        for net, ident, depth, followers in rows
+    ]
 
 
 def crawl_graph(
@@ -141,7 +153,7 @@ def crawl_graph(
     "--seeds",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     required=True,
-    help="A file of seed accounts: a handle, profile URL or id a line.",
+    help="A file of seed accounts: a handle, profile URL or id a line (or a frontier .gz).",
 )
 @click.option("-T", "timeline", is_flag=True, help="Store each selected account's latest posts.")
 @click.option("-F", "followers", is_flag=True, help="Read each selected account's followers.")
@@ -154,12 +166,24 @@ def crawl_graph(
 @click.option("--bfs", "order", flag_value=BFS, default=True, help="Breadth first (the default).")
 @click.option("--dfs", "order", flag_value=DFS, help="Depth first.")
 @click.option(
+    "--frontier",
+    "order",
+    flag_value=FRONTIER,
+    help="The most-followed accounts first (in powers of two of their followers).",
+)
+@click.option(
     "--select",
     "select",
     default=None,
     help="The analysis rule, e.g. \"lang == 'it' and statuses_count > 100\".",
 )
 @click.option("--workers", type=click.IntRange(min=0), default=None, help="0: only queue.")
+@click.option(
+    "--frontier-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where a finished crawl writes frontier-<run>.gz (default: the data folder).",
+)
 @pass_context
 def crawl(
     ctx: Context,
@@ -173,6 +197,7 @@ def crawl(
     order: str,
     select: str | None,
     workers: int | None,
+    frontier_dir: Path | None,
 ) -> None:
     """Crawl the follow graph from the seed accounts. Interrupt with Ctrl-C (or kill) and run
     the same command again to resume; running it again once finished adds nothing."""
@@ -198,6 +223,9 @@ def crawl(
     if not final.finished:
         click.echo("Not finished: run the same command again to resume.", err=True)
         raise click.exceptions.Exit(1)
+    folder = frontier_dir if frontier_dir is not None else ctx.settings.data_dir
+    path, count = write_frontier(ctx.services.engine, folder, run)
+    click.echo(f"Frontier ({count} accounts found, not expanded) saved into {path}")
 
 
 @graph.command(name="export")

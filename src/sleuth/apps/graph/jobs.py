@@ -13,13 +13,20 @@ items a kill left without one). A cursor sent back unchanged fails the item `stu
 empty first page of an account that counts some is recorded as hidden. A failure that waiting
 may cure (a 429, a 5xx, a timeout) is raised for the queue to retry later; any other fails the
 item with its reason.
+
+Each page of followers or follows and each page of a timeline, once committed, is told on the
+`graph` channel of the live events (`observe.events`): `{"type": "followers"|"following"|
+"timeline", "network", "account", "page", "items", "state", "at"}` (`page` numbers the pages
+of that operation on that account, from 1; a U's event has `"page": null` and its new posts).
+(network, account, type, page) makes an event unique: a job run again tells its page again.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -50,6 +57,7 @@ from sleuth.apps.graph.networks import (
 from sleuth.apps.graph.records import (
     Cursor,
     add_edges,
+    add_posts,
     merge_timeline,
     neighbours,
     nodes,
@@ -66,6 +74,7 @@ from sleuth.crawl import runs
 from sleuth.jobs.tasks import Task
 from sleuth.jobs.worker import JobContext, JobKind
 from sleuth.net.fetcher import Fetcher
+from sleuth.observe.events import live_events
 from sleuth.services import Services
 from sleuth.sources import bluesky
 from sleuth.sources.social import Account, Post, SourceError, newer
@@ -73,7 +82,12 @@ from sleuth.store.retry import in_transaction
 
 T, F, FOLLOWING_OP, A, U, SEED = "T", "F", "following", "A", "U", "seed"
 OPERATIONS = (T, F, FOLLOWING_OP)  # what a crawl may run on each account it selects
-BFS, DFS = "bfs", "dfs"
+BFS, DFS, FRONTIER = "bfs", "dfs", "frontier"
+ORDERS = (BFS, DFS, FRONTIER)
+# --frontier: seeds and analyses first (they choose the accounts and learn their counts), then
+# the operations of the most-followed accounts, in powers of two of their followers (a few
+# priority levels, not one per count: the Redis queue keeps a stream per level).
+FRONTIER_FIRST = 64
 STORED_BATCH = 100  # accounts per analysis of a list stored by an earlier crawl
 
 
@@ -81,7 +95,8 @@ STORED_BATCH = 100  # accounts per analysis of a list stored by an earlier crawl
 class Plan:
     """What a crawl does: the operations on each selected account, whether A selects the
     accounts lists meet (by `select`; without A every one is selected), how many hops from
-    the seeds accounts are selected, and in which order the queue serves them."""
+    the seeds accounts are selected, and in which order the queue serves them: the nearest
+    first (BFS), the deepest first (DFS) or the most-followed first (FRONTIER)."""
 
     operations: tuple[str, ...]
     analyse: bool = False
@@ -93,8 +108,8 @@ class Plan:
         unknown = set(self.operations) - set(OPERATIONS)
         if unknown:
             raise ValueError(f"unknown operations {sorted(unknown)}: they are {OPERATIONS}")
-        if self.order not in (BFS, DFS):
-            raise ValueError(f"the order is {BFS} or {DFS}, not {self.order!r}")
+        if self.order not in ORDERS:
+            raise ValueError(f"the order is one of {ORDERS}, not {self.order!r}")
         if self.depth < 0:
             raise ValueError("the depth is 0 or more")
         if self.select is not None:
@@ -141,9 +156,17 @@ def seed_item(run: str, number: int, text: str, plan: Plan) -> runs.RunItem:
 
 
 def account_item(
-    run: str, op: str, network: str, account: str, depth: int, plan: Plan
+    run: str,
+    op: str,
+    network: str,
+    account: str,
+    depth: int,
+    plan: Plan,
+    followers: int | None = None,
 ) -> runs.RunItem:
-    target = {"op": op, "network": network, "id": account, "depth": depth}
+    """An operation on an account; `followers`, its count when known, ranks it in the
+    FRONTIER order."""
+    target = {"op": op, "network": network, "id": account, "depth": depth, "followers": followers}
     return runs.RunItem(
         run, f"{op}:{network}:{account}", json.dumps(target | {"plan": plan.to_json()})
     )
@@ -156,32 +179,58 @@ def _analysis_item(
     return runs.RunItem(run, f"A:{network}:{where}", json.dumps(target | {"plan": plan.to_json()}))
 
 
+def _priority(target: dict[str, Any], order: str) -> int:
+    depth = int(target["depth"])
+    if order == DFS:
+        return depth
+    if order == FRONTIER:
+        if target["op"] in (SEED, A):
+            return FRONTIER_FIRST
+        return int(target.get("followers") or 0).bit_length()
+    return -depth
+
+
 def item_job(item: runs.RunItem) -> runs.ItemJob:
-    """An item's job: on its operation's queue, deeper ones later (BFS) or sooner (DFS)."""
+    """An item's job: on its operation's queue, deeper ones later (BFS), sooner (DFS), or the
+    most-followed accounts' sooner (FRONTIER)."""
     target = json.loads(item.target)
     plan = Plan.from_json(target["plan"])
-    depth = int(target["depth"])
     task = TASKS[_QUEUE_OF[target["op"]]]
-    task = replace(task, priority=depth if plan.order == DFS else -depth)
+    task = replace(task, priority=_priority(target, plan.order))
     return runs.ItemJob(
         task, GraphJob(item.run, item.key, item.target), f"graph:{item.run}:{item.key}"
     )
 
 
-def _operations(run: str, network: str, account: str, depth: int, plan: Plan) -> list[runs.RunItem]:
-    return [account_item(run, op, network, account, depth, plan) for op in plan.operations]
+def _operations(
+    run: str, network: str, account: str, depth: int, plan: Plan, followers: int | None
+) -> list[runs.RunItem]:
+    return [
+        account_item(run, op, network, account, depth, plan, followers) for op in plan.operations
+    ]
 
 
 def _found(
-    run: str, network: str, ids: list[str], depth: int, plan: Plan, where: str
+    run: str,
+    network: str,
+    ids: list[str],
+    depth: int,
+    plan: Plan,
+    where: str,
+    followers: Mapping[str, int | None],
 ) -> list[runs.RunItem]:
     """The items of the accounts a list of an account at `depth` holds: one analysis of them
-    (A), or every one's operations, unless they lie deeper than the plan goes."""
+    (A), or every one's operations (with its count of `followers`, when known), unless they
+    lie deeper than the plan goes."""
     if not ids or depth + 1 > plan.depth:
         return []
     if plan.analyse:
         return [_analysis_item(run, network, ids, depth + 1, plan, where)]
-    return [i for other in ids for i in _operations(run, network, other, depth + 1, plan)]
+    return [
+        i
+        for other in ids
+        for i in _operations(run, network, other, depth + 1, plan, followers.get(other))
+    ]
 
 
 def _main_lang(langs: Sequence[str | None]) -> str | None:
@@ -219,9 +268,11 @@ class _PageWrite:
         pairs = [(o, self.ident) if self.kind == FOLLOWERS else (self.ident, o) for o in ids]
         add_edges(conn, network, pairs)
         where = f"{self.ident}:{self.kind}:{self.cursor.pages}"
-        todo = runs.add_items_in(conn, _found(self.job.run, network, ids, depth, plan, where))
-        found = self.cursor.found + len(ids)
-        following = Cursor(self.next, self.cursor.pages + 1, found, self.state)
+        counts = {i: o.followers_count for i, o in self.others.items()}
+        found = _found(self.job.run, network, ids, depth, plan, where, counts)
+        todo = runs.add_items_in(conn, found)
+        held = self.cursor.found + len(ids)
+        following = Cursor(self.next, self.cursor.pages + 1, held, self.state)
         save_cursor(conn, network, self.ident, self.kind, following)
         if self.outcome is not None:
             runs.resolve(conn, NAME, self.job.run, self.job.key, self.outcome)
@@ -237,6 +288,22 @@ class Crawler:
         self.sources = services.settings.sources
         self.timeline_pages = max(1, services.settings.app(NAME).timeline_pages)
         self.fetcher = fetcher
+        self.events = live_events(services.queue)
+
+    def _tell(
+        self, kind: str, network: str, ident: str, page: int | None, items: int, state: str
+    ) -> None:
+        """Publish a stored page on the live events (after its transaction committed)."""
+        event = {
+            "type": kind,
+            "network": network,
+            "account": ident,
+            "page": page,
+            "items": items,
+            "state": state,
+            "at": time.time(),
+        }
+        self.events.publish(NAME, event)
 
     async def handle(self, job: GraphJob, ctx: JobContext) -> None:
         target = json.loads(job.target)
@@ -277,7 +344,8 @@ class Crawler:
         ident = node_id(account)
         with self.engine.begin() as conn:
             upsert_node(conn, account, 0, SELECTED)
-            todo = runs.add_items_in(conn, _operations(job.run, network, ident, 0, plan))
+            ops = _operations(job.run, network, ident, 0, plan, account.followers_count)
+            todo = runs.add_items_in(conn, ops)
             runs.resolve(conn, NAME, job.run, job.key, CRAWLED, f"{network}:{ident}")
         self._queue(ctx, todo)
 
@@ -300,6 +368,7 @@ class Crawler:
             if cursor.state != RUNNING:  # read to its end by an earlier crawl
                 with self.engine.begin() as conn:
                     known = neighbours(conn, network, ident, kind)
+                    counts = {i: n.followers_count for i, n in nodes(conn, network, known).items()}
                     if expand and not plan.analyse:
                         reach(conn, network, known, depth + 1, SELECTED)
                     else:
@@ -314,6 +383,7 @@ class Crawler:
                             depth,
                             plan,
                             f"{ident}:{kind}:stored:{start}",
+                            counts,
                         )
                     ]
                     todo = runs.add_items_in(conn, items)
@@ -350,6 +420,7 @@ class Crawler:
                 None if state == RUNNING else HIDDEN if hidden else CRAWLED,
             )
             self._queue(ctx, in_transaction(self.engine, write))
+            self._tell(kind, network, ident, cursor.pages + 1, len(write.others), state)
             if state != RUNNING:
                 return
 
@@ -402,7 +473,12 @@ class Crawler:
                 set_state(conn, network, ident, SELECTED if keep else REJECTED)
                 if keep:
                     selected.append(ident)
-            items = [i for c in selected for i in _operations(job.run, network, c, depth, plan)]
+            counts = {i: n.followers_count for i, n in (stored | with_counts).items()}
+            items = [
+                i
+                for c in selected
+                for i in _operations(job.run, network, c, depth, plan, counts.get(c))
+            ]
             todo = runs.add_items_in(conn, items)
             runs.resolve(conn, NAME, job.run, job.key, CRAWLED, f"{len(selected)} selected")
             return todo
@@ -443,6 +519,7 @@ class Crawler:
             newest = _newest(cursor.newest, page.items)
             with self.engine.begin() as conn:
                 upsert_node(conn, account, int(target["depth"]))
+                add_posts(conn, ident, page.items)
                 state = DONE if done else RUNNING
                 save_cursor(
                     conn, network, ident, TIMELINE, Cursor(page.next, pages, held, state, newest)
@@ -451,6 +528,7 @@ class Crawler:
                     lines = read_timeline(self.blobs, network, ident)
                     set_lang(conn, network, ident, _main_lang([p.get("lang") for p in lines]))
                     runs.resolve(conn, NAME, job.run, job.key, CRAWLED)
+            self._tell(TIMELINE, network, ident, pages, len(page.items), state)
             if done:
                 return
 
@@ -471,6 +549,7 @@ class Crawler:
             following = page.next
         held = merge_timeline(self.blobs, network, ident, found)
         with self.engine.begin() as conn:
+            add_posts(conn, ident, found)
             newest = _newest(cursor.newest, found)
             state = cursor.state if cursor.state != RUNNING else DONE
             save_cursor(
@@ -481,6 +560,7 @@ class Crawler:
                 replace(cursor, found=held, state=state, newest=newest),
             )
             runs.resolve(conn, NAME, job.run, job.key, CRAWLED, f"{len(found)} new posts")
+        self._tell(TIMELINE, network, ident, None, len(found), state)
 
 
 def _newest(stored: str | None, posts: Sequence[Post]) -> str | None:

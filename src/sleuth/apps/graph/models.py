@@ -7,13 +7,16 @@ servers that know it; its address has one). An edge points follower -> followed 
 on (network, src, dst, kind), so a page read twice, or a follow seen from both ends, is one
 row. A cursor row is what a paged operation (followers, following, timeline) on one account has
 done: the next page's cursor, committed with that page's edges, so a killed job resumes there.
+A post row is one post of a stored timeline, kept for the full-text index of the posts
+(`search.py`; the index itself is each dialect's own, made by migration graph_0002).
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-from sleuth.store.schema import metadata
+from sleuth.observe.stacks import LONG_TEXT
+from sleuth.store.schema import fulltext_objects, metadata
 
 SEEN, SELECTED, REJECTED = "seen", "selected", "rejected"
 """A node's state: met in a list, chosen for the traversal (a seed, or by the analysis), not
@@ -63,4 +66,32 @@ graph_cursors = sa.Table(
     sa.Column("state", sa.String(16), nullable=False),  # RUNNING, DONE or HIDDEN
     sa.Column("newest", sa.String(64), nullable=True),  # timeline: the newest post id stored
     sa.Column("updated_at", sa.Double, nullable=False),
+)
+
+# SQLite numbers rows itself only for an INTEGER PRIMARY KEY: the FTS5 index refers to it.
+_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+graph_posts = sa.Table(
+    "graph_posts",
+    metadata,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("network", sa.String(16), nullable=False),
+    sa.Column("post_id", sa.String(255), nullable=False),  # the network's: an X id, an AT URI
+    sa.Column("account_id", sa.String(255), nullable=False),  # the node's
+    sa.Column("url", sa.Text, nullable=True),
+    sa.Column("created_at", sa.Double, nullable=True),
+    sa.Column("lang", sa.String(16), nullable=True),
+    sa.Column("text", LONG_TEXT, nullable=False),  # an X post may pass TEXT's 64 KiB
+    sa.UniqueConstraint("network", "post_id"),
+    sa.Index("ix_graph_posts_network_account_id", "network", "account_id"),
+)
+
+POSTS_FTS = "graph_posts_fts"  # SQLite: the FTS5 table over graph_posts.text
+POSTS_SEARCH_INDEX = "ix_graph_posts_text_search"  # PostgreSQL GIN, MariaDB FULLTEXT
+fulltext_objects.update(
+    {
+        POSTS_FTS,
+        POSTS_SEARCH_INDEX,
+        *(f"{POSTS_FTS}_{s}" for s in ("data", "idx", "docsize", "config")),
+    }
 )

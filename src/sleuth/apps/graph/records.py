@@ -2,7 +2,8 @@
 
 Every write here runs in the caller's transaction, so a page's accounts, its edges, its
 cursor and the crawl-layer items it gives rise to commit together. A timeline is a blob of
-gzip JSON lines, one post a line, newest first, under its account's id-prefix path."""
+gzip JSON lines, one post a line, newest first, under its account's id-prefix path; its posts
+are also rows of `graph_posts`, inserted once each, for the full-text index."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from sleuth.apps.graph.models import (
     graph_cursors,
     graph_edges,
     graph_nodes,
+    graph_posts,
 )
 from sleuth.apps.graph.networks import FOLLOWERS, node_id
 from sleuth.sources.social import Account, Post, newer
@@ -121,6 +123,24 @@ def add_edges(conn: Connection, network: str, pairs: Iterable[tuple[str, str]]) 
     ]
     if rows:
         insert_ignore_many(conn, graph_edges, rows)
+
+
+def add_posts(conn: Connection, account: str, posts: Sequence[Post]) -> None:
+    """The posts of the node `account`, as rows of the full-text index; those stored already
+    are left as they are."""
+    rows = [
+        {
+            "network": p.network,
+            "post_id": p.id,
+            "account_id": account,
+            "url": p.url,
+            "created_at": p.created_at.timestamp() if p.created_at else None,
+            "lang": p.lang,
+            "text": p.text.replace("\x00", ""),  # PostgreSQL text holds no NUL
+        }
+        for p in {p.id: p for p in posts}.values()
+    ]
+    insert_ignore_many(conn, graph_posts, rows)
 
 
 def neighbours(conn: Connection, network: str, account: str, kind: str) -> list[str]:
