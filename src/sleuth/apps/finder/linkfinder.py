@@ -3,7 +3,10 @@
 The page's site (Danbooru, Derpibooru, Furbooru, DeviantArt, Pixiv) gives the image URLs and
 the links its artist left; those links are read as accounts, or, when they are link hubs
 (Linktree, carrd), followed: the site's links are depth 1, a hub's links one deeper, and no hub
-is read beyond `max_depth` (AOTF's MAX_DEPTH, 2) or twice. The accounts found, lower-cased and
+is read beyond `max_depth` (AOTF's MAX_DEPTH, 2) or twice. A booru's sources (the Pixiv or
+DeviantArt work it was taken from) are read as artwork pages too, one hop further: their links
+are depth 2, with one more hop allowed (AOTF's +1 from a booru source), and the sources of a
+source are not followed. The accounts found, lower-cased and
 de-duplicated, lose the names no artist has (AOTF's) and a configurable block list; each one
 left is checked by the injected `exists` (the social connectors).
 
@@ -71,6 +74,23 @@ class LinkFinderResult:
     artists: tuple[str, ...]  # the artist names the site gives
     accounts: tuple[AccountRef, ...]
     image_headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Link:
+    """A link to read: found at `depth`, no hub followed at `limit` or deeper; a booru's
+    `source` may be an artwork page, read for its own links."""
+
+    url: str
+    depth: int
+    limit: int
+    source: bool = False
+
+
+def _links_of(page: ArtPage, depth: int, limit: int) -> list[_Link]:
+    """The page's links and those written in its texts, found at `depth`."""
+    urls = [*page.links, *(link for text in page.texts for link in links_in_text(text))]
+    return [_Link(url, depth, limit) for url in urls]
 
 
 def _split(url: str) -> SplitResult:
@@ -163,27 +183,38 @@ class LinkFinder:
         raise LinkFinderError("NOT_AN_ARTWORK_PAGE", f"{url[:256]} is no artwork's page")
 
     async def accounts(self, page: ArtPage) -> list[AccountRef]:
-        """Every account the page's links name, directly or through hubs (breadth first)."""
-        todo = [(link, 1) for link in page.links]
-        todo += [(link, 1) for text in page.texts for link in links_in_text(text)]
-        seen: set[HubRef] = set()
+        """Every account the page's links name, directly, through hubs or through the pages
+        it was taken from (breadth first)."""
+        todo = _links_of(page, 1, self.max_depth)
+        todo += [_Link(source, 1, self.max_depth + 1, source=True) for source in page.sources]
+        seen_hubs: set[HubRef] = set()
+        seen_pages = {page.url}
         refs: list[AccountRef] = []
         while todo:
-            link, depth = todo.pop(0)
-            ref = parse_profile_url(link)
+            link = todo.pop(0)
+            ref = parse_profile_url(link.url)
             if ref is not None:
                 refs.append(ref)
                 continue
-            hub = hub_of(link)
-            if hub is None or hub in seen or depth >= self.max_depth:
-                continue
-            seen.add(hub)
-            try:
-                found = await self.hubs.links(hub)
-            except ArtSiteError as exc:
-                log.info("link hub %s/%s skipped: %s", hub.kind, hub.name, exc)
-                continue
-            todo += [(next_link, depth + 1) for next_link in found]
+            hub = hub_of(link.url)
+            if hub is not None:
+                if hub in seen_hubs or link.depth >= link.limit:
+                    continue
+                seen_hubs.add(hub)
+                try:
+                    found = await self.hubs.links(hub)
+                except ArtSiteError as exc:
+                    log.info("link hub %s/%s skipped: %s", hub.kind, hub.name, exc)
+                    continue
+                todo += [_Link(url, link.depth + 1, link.limit) for url in found]
+            elif link.source and link.url not in seen_pages:
+                seen_pages.add(link.url)
+                try:
+                    work = await self.page(link.url)
+                except LinkFinderError as exc:
+                    log.info("source %s of %s skipped: %s", link.url, page.url, exc)
+                    continue
+                todo += _links_of(work, link.depth + 1, link.limit)
         return unique(refs)
 
     def is_blocked(self, ref: AccountRef) -> bool:
