@@ -2,9 +2,10 @@
 image indexing, and the maintenance chores.
 
 A query goes `finder.link` (find the artwork's images and accounts, hash the artwork, ask
-for the scans it needs) → `finder.scan` per account (list the posts newer than the cursor,
-queue their images) → `finder.index` (download and hash each image, in batches) →
-`finder.search` (once no account of the request is being scanned: compare the hashes).
+for the scans it needs) → `finder.scan` per account that needs one (list the posts newer than
+the cursor, queue their images) → `finder.index` (download and hash each image, in batches) →
+`finder.search` (once no account of the request is being scanned: compare the hashes). When
+no account needs a scan, the link step searches itself: a warm query is one job.
 Every step may run twice: requests only move forward, rows are keyed by the network's ids,
 and an account's cursor moves only once every post it listed is indexed, so a kill at any
 moment leaves the database consistent. A step that keeps failing ends its request with
