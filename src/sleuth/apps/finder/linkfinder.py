@@ -133,7 +133,11 @@ class LinkFinder:
         self.pixiv = pixiv.Pixiv(fetcher, sources.pixiv_url)
 
     async def find(self, url: str) -> LinkFinderResult:
-        page = await self.page(url)
+        return await self.result(await self.page(url))
+
+    async def result(self, page: ArtPage) -> LinkFinderResult:
+        """The page's accounts that exist (`find`'s second half, for a caller that downloads
+        the page's image meanwhile)."""
         found = [r for r in await self.accounts(page) if not self.is_blocked(r)]
         if not found:
             raise LinkFinderError("NO_TWITTER_ACCOUNT_FOUND", f"{page.site} names no account")
@@ -184,38 +188,47 @@ class LinkFinder:
 
     async def accounts(self, page: ArtPage) -> list[AccountRef]:
         """Every account the page's links name, directly, through hubs or through the pages
-        it was taken from (breadth first)."""
+        it was taken from (breadth first; the hubs and pages of one depth read at once)."""
         todo = _links_of(page, 1, self.max_depth)
         todo += [_Link(source, 1, self.max_depth + 1, source=True) for source in page.sources]
         seen_hubs: set[HubRef] = set()
         seen_pages = {page.url}
         refs: list[AccountRef] = []
         while todo:
-            link = todo.pop(0)
-            ref = parse_profile_url(link.url)
-            if ref is not None:
-                refs.append(ref)
-                continue
-            hub = hub_of(link.url)
-            if hub is not None:
-                if hub in seen_hubs or link.depth >= link.limit:
-                    continue
-                seen_hubs.add(hub)
-                try:
-                    found = await self.hubs.links(hub)
-                except ArtSiteError as exc:
-                    log.info("link hub %s/%s skipped: %s", hub.kind, hub.name, exc)
-                    continue
-                todo += [_Link(url, link.depth + 1, link.limit) for url in found]
-            elif link.source and link.url not in seen_pages:
-                seen_pages.add(link.url)
-                try:
-                    work = await self.page(link.url)
-                except LinkFinderError as exc:
-                    log.info("source %s of %s skipped: %s", link.url, page.url, exc)
-                    continue
-                todo += _links_of(work, link.depth + 1, link.limit)
+            reads: list[Awaitable[list[_Link]]] = []
+            for link in todo:
+                ref = parse_profile_url(link.url)
+                hub = None if ref is not None else hub_of(link.url)
+                if ref is not None:
+                    refs.append(ref)
+                elif hub is not None:
+                    if hub not in seen_hubs and link.depth < link.limit:
+                        seen_hubs.add(hub)
+                        reads.append(self._hub_links(hub, link))
+                elif link.source and link.url not in seen_pages:
+                    seen_pages.add(link.url)
+                    reads.append(self._source_links(link, page.url))
+            todo = [found for links in await asyncio.gather(*reads) for found in links]
         return unique(refs)
+
+    async def _hub_links(self, hub: HubRef, link: _Link) -> list[_Link]:
+        """The links of the hub `link` names, one deeper; none when it cannot be read."""
+        try:
+            found = await self.hubs.links(hub)
+        except ArtSiteError as exc:
+            log.info("link hub %s/%s skipped: %s", hub.kind, hub.name, exc)
+            return []
+        return [_Link(url, link.depth + 1, link.limit) for url in found]
+
+    async def _source_links(self, link: _Link, of: str) -> list[_Link]:
+        """The links of the artwork page a booru's source is, one deeper; none when it is no
+        artwork page the finder reads (its own sources are not followed)."""
+        try:
+            work = await self.page(link.url)
+        except LinkFinderError as exc:
+            log.info("source %s of %s skipped: %s", link.url, of, exc)
+            return []
+        return _links_of(work, link.depth + 1, link.limit)
 
     def is_blocked(self, ref: AccountRef) -> bool:
         """A site's own account, or one on the block list (by name, or as `str(ref)`)."""

@@ -147,10 +147,18 @@ class FinderPipeline:
 
         finder = LinkFinder(self.fetcher, self.sources, exists, block_list=self.cfg.block_list)
         try:
-            result = await finder.find(request.url)
-            first = await fetch_first_image(
-                self.fetcher, result.image_urls, headers=result.image_headers
+            page = await finder.page(request.url)
+            # The accounts are looked for while the image downloads; the link finder's error,
+            # if any, is the request's.
+            result, first = await asyncio.gather(
+                finder.result(page),
+                fetch_first_image(self.fetcher, page.image_urls, headers=page.image_headers),
+                return_exceptions=True,
             )
+            if isinstance(result, BaseException):
+                raise result
+            if isinstance(first, BaseException):
+                raise first
             hashed = await ctx.run_cpu(hash_image, first.body, self.max_pixels)
         except LinkFinderError as exc:
             if exc.code == "PROCESSING_ERROR":
