@@ -34,7 +34,7 @@ def test_the_images_app_is_installed_by_its_entry_point() -> None:
 
 def test_installed_apps_are_cached_until_cleared(sample_app: object) -> None:
     assert installed_apps() is installed_apps()
-    assert [a.name for a in installed_apps()] == ["images", "finder", "forum", "sample"]
+    assert [a.name for a in installed_apps()] == ["images", "finder", "forum", "graph", "sample"]
 
 
 def test_sleuth_s_own_apps_come_first_then_others_by_name(tmp_path: Path) -> None:
@@ -44,6 +44,7 @@ def test_sleuth_s_own_apps_come_first_then_others_by_name(tmp_path: Path) -> Non
             "images",
             "finder",
             "forum",
+            "graph",
             "alpha",
             "sample",
         ]
@@ -131,6 +132,7 @@ def test_a_broken_plugin_is_named_in_a_clear_error(
         "images",
         "finder",
         "forum",
+        "graph",
     ]  # uninstalled: gone again
 
 

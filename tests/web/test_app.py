@@ -30,6 +30,27 @@ ROUTES = {
     "/api/images/search",
     "/api/images/errors",
     "/api/forum/errors",
+    *(
+        f"{prefix}{path}"
+        for prefix in ("/api/forum", "/potstats2/api")
+        for path in (
+            "/",
+            "/boards",
+            "/poster-stats",
+            "/weekday-stats",
+            "/hourly-stats",
+            "/year-over-year-stats",
+            "/daily-stats",
+            "/poster-development",
+            "/social-graph",
+            "/user-domains",
+            "/domains",
+            "/thread-stats",
+        )
+    ),
+    "/api/graph/errors",
+    "/lookup/id/{ident}",
+    "/lookup/handle/{handle}",
     "/search",
     "/api/engine/queues",
     "/api/engine/workers",

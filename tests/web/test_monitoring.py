@@ -147,7 +147,7 @@ def test_the_default_is_the_first_installed_app_and_others_are_refused(
     response = client.get("/monitoring?format=json&app=nosuchapp")
     assert response.status_code == 400
     assert (
-        "one of ['images', 'forum', 'sample'], not 'nosuchapp'"
+        "one of ['images', 'forum', 'graph', 'sample'], not 'nosuchapp'"
         in response.get_json()["error"]["message"]
     )
 

@@ -192,4 +192,9 @@ def test_another_app_is_drawn_with_its_declared_outcomes(
     assert drawn["legend"] == ["saved", "refused"]
     assert drawn["title"] == "notes per minute"
     assert drawn["bars"] == [["saved", 3, "rgb(27, 158, 119)"], ["rejected", 2, "rgb(217, 95, 2)"]]
-    assert drawn["options"] == ["images", "forum", "sample"]  # the apps that count outcomes
+    assert drawn["options"] == [
+        "images",
+        "forum",
+        "graph",
+        "sample",
+    ]  # the apps that count outcomes

@@ -1,6 +1,7 @@
 """The OpenAPI document is exact: schemathesis fuzzes every operation of `/openapi.json`
 against the real app (SQLite, stored images with their gray blobs, the offline image host
-for fetched queries) and no answer contradicts the document and none is a 5xx.
+for fetched queries, a crawled and analyzed emulated forum) and no answer contradicts the
+document and none is a 5xx.
 
 Positive cases (requests the schema allows) must be accepted and answered as documented;
 negative cases (requests it forbids) must be refused with a 4xx. The run is bounded and
@@ -16,6 +17,7 @@ Three things no schema can state are handled here, each narrowly:
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
 from collections.abc import Iterator
@@ -30,12 +32,17 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from sleuth.apps.forum.analytics import analyze
+from sleuth.apps.forum.crawl import crawl_discourse
 from sleuth.apps.images.api import URL_PATTERN
 from sleuth.config import Settings
+from sleuth.emulator.forums import Forum, Forums
 from sleuth.emulator.imagehost import create_imagehost_app
 from sleuth.emulator.server import EmulatorServer
 from sleuth.imaging.decode import REASONS
+from sleuth.net.fetcher import Fetcher
 from sleuth.services import Services
+from sleuth.sources.discourse import DiscourseClient, forum_base, profile
 from sleuth.web.app import create_app
 from tests.web.conftest import Library
 
@@ -60,9 +67,23 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
     library = Library(services)
     added = [library.add(9 + i, 7, phash=0x0123456789ABCDEF ^ (1 << i)) for i in range(3)]
     library.add(same_as=added[0], url="http://127.0.0.1:9/again.png")
-    with EmulatorServer(create_imagehost_app(seed=0)) as host:
+    forums = Forums({"main": Forum(3, 150)}, rate_limits=False)
+    with EmulatorServer(create_imagehost_app(seed=0, forums=forums)) as host:
+        _crawl_forum(services, f"{host}/discourse/main/latest")
         yield Fuzzed(create_app(services), tuple(a.md5 for a in added), f"{host}/id/1/64/48")
     services.close()
+
+
+def _crawl_forum(services: Services, url: str) -> None:
+    """A crawled, analyzed forum, so that the forum API's answers have rows to fuzz."""
+
+    async def crawl() -> None:
+        async with Fetcher(allow_private=True) as fetcher:
+            client = DiscourseClient(fetcher, forum_base(url), profile(0))
+            await crawl_discourse(services.engine, client)
+
+    asyncio.run(crawl())
+    analyze(services.engine)
 
 
 def _semantic_400(ctx: Any, response: Any, case: Any) -> bool | None:

@@ -132,16 +132,33 @@ def add_items(
     job of every one not yet resolved; returns how many jobs were added."""
     todo: list[RunItem] = []
     for start in range(0, len(items), _CHUNK):
-        chunk = items[start : start + _CHUNK]
         with engine.begin() as conn:
-            rows = [
-                {"run_id": i.run, "item_key": i.key, "target": i.target, "state": QUEUED}
-                for i in chunk
-            ]
-            insert_ignore_many(conn, crawl_run_items, rows)
-            waiting = queued_keys(conn, chunk)
-        todo += [i for i in chunk if (i.run, i.key) in waiting]
+            todo += add_items_in(conn, items[start : start + _CHUNK])
     return enqueue_jobs(queue, (job_for(i) for i in todo)) if todo else 0
+
+
+def add_items_in(conn: Connection, items: Sequence[RunItem]) -> list[RunItem]:
+    """Add the items in the caller's transaction (those already there are kept as they are);
+    returns those not yet resolved, whose jobs the caller queues once it has committed (a
+    crawl that writes a page and the items it found together; a kill in between leaves
+    items without a job, which `queued_items` gives back to the command that resumes)."""
+    todo: list[RunItem] = []
+    for start in range(0, len(items), _CHUNK):
+        chunk = items[start : start + _CHUNK]
+        rows = [
+            {"run_id": i.run, "item_key": i.key, "target": i.target, "state": QUEUED} for i in chunk
+        ]
+        insert_ignore_many(conn, crawl_run_items, rows)
+        waiting = queued_keys(conn, chunk)
+        todo += [i for i in chunk if (i.run, i.key) in waiting]
+    return todo
+
+
+def queued_items(conn: Connection, run: str) -> list[RunItem]:
+    """Every item of the run still waiting for its outcome: what a resumed crawl queues again
+    (the dedup key of each job skips those whose job is still queued)."""
+    query = sa.select(_I.item_key, _I.target).where(_I.run_id == run, _I.state == QUEUED)
+    return [RunItem(run, key, target) for key, target in conn.execute(query)]
 
 
 def queued_keys(conn: Connection, items: Sequence[RunItem]) -> set[tuple[str, str]]:

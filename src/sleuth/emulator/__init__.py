@@ -3,6 +3,7 @@
 `server` runs any emulator WSGI app over loopback; `world` generates everything from a seed;
 `imagehost` is the picsum.photos-shaped image host; `artworld` the artists' world and its
 ground truth, served by `artsites` (Danbooru, Philomena, DeviantArt, Pixiv, link hubs);
+`socialworld` the same grown to thousands of accounts with a power-law follow graph;
 `urls` writes seed-shaped URL lists and the outcomes a crawl of them must report.
 """
 

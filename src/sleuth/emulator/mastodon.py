@@ -69,6 +69,9 @@ class MastodonEmulator:
         self.closed = frozenset(closed_servers)
         self.limiter = Limiter()
         self.files = PostMedia(world)
+        self._indexes: dict[
+            str, tuple[list[Account], dict[str, Account], dict[tuple[str, str], Account]]
+        ] = {}
 
     # -- who is where ---------------------------------------------------------------------
 
@@ -77,28 +80,36 @@ class MastodonEmulator:
 
     def known(self, server: str) -> list[Account]:
         """Accounts `server` can show: its own and the remote ones it has seen."""
-        return [
-            a
-            for a in self.world.accounts
-            if a.network == "mastodon" and (a.server == server or server in a.seen_from)
-        ]
+        return self._index(server)[0]
+
+    def _index(
+        self, server: str
+    ) -> tuple[list[Account], dict[str, Account], dict[tuple[str, str], Account]]:
+        """What `server` knows, by its id for them and by (username, home); built once, as a
+        world of thousands of accounts is looked up at every request."""
+        if server not in self._indexes:
+            known = [
+                a
+                for a in self.world.accounts
+                if a.network == "mastodon" and (a.server == server or server in a.seen_from)
+            ]
+            by_id: dict[str, Account] = {}
+            by_acct: dict[tuple[str, str], Account] = {}
+            for account in known:
+                by_id.setdefault(self.view_id(account, server), account)
+                by_acct.setdefault((account.username.lower(), account.server), account)
+            self._indexes[server] = (known, by_id, by_acct)
+        return self._indexes[server]
 
     def view_id(self, account: Account, server: str) -> str:
         return account.id if account.server == server else REMOTE_ID_PREFIX + account.id
 
     def by_id(self, server: str, ident: str) -> Account | None:
-        for account in self.known(server):
-            if self.view_id(account, server) == ident:
-                return account
-        return None
+        return self._index(server)[1].get(ident)
 
     def by_acct(self, server: str, acct: str) -> Account | None:
         user, _, home = acct.lstrip("@").partition("@")
-        home = home or server
-        for account in self.known(server):
-            if account.username.lower() == user.lower() and account.server == home:
-                return account
-        return None
+        return self._index(server)[2].get((user.lower(), home or server))
 
     # -- entities -------------------------------------------------------------------------
 

@@ -28,9 +28,11 @@ from sleuth.sources.social import (
     as_int,
     error_document,
     get_json,
+    lang_code,
     need,
     obj,
     parse_time,
+    seq,
     text_field,
     unique,
     urls_in_text,
@@ -167,6 +169,7 @@ def parse_post(data: Any, settings: SourcesSettings | None = None) -> Post:
         images=tuple(images),
         is_repost=isinstance(reason, dict) and reason.get("$type") == REPOST,
         is_reply=isinstance(data.get("reply"), dict) or isinstance(record.get("reply"), dict),
+        lang=lang_code(next(iter(seq(record, "langs")), None)),
     )
 
 
@@ -224,8 +227,10 @@ async def author_feed(
     account: Account,
     cursor: str | None = None,
     limit: int = FEED_LIMIT,
+    feed_filter: str = "posts_with_media",
 ) -> Page[Post]:
-    """One page of the account's posts with media, newest first (reposts flagged)."""
+    """One page of the account's posts, newest first (reposts flagged): those with media, or
+    as `feed_filter` asks (the AppView's `posts_no_replies`, `posts_and_author_threads`)."""
     what = f"Bluesky feed of {account.acct}"
     result = await get_json(
         fetcher,
@@ -233,7 +238,7 @@ async def author_feed(
         what,
         params={
             "actor": account.id,
-            "filter": "posts_with_media",
+            "filter": feed_filter,
             "limit": limit,
             "cursor": cursor,
         },

@@ -28,6 +28,7 @@ from sleuth.sources.social import (
     error_document,
     get_json,
     hrefs_in_html,
+    lang_code,
     need,
     obj,
     parse_time,
@@ -147,6 +148,7 @@ def parse_status(data: Any) -> Post:
         images=tuple(shown),
         is_repost=data.get("reblog") is not None,
         is_reply=data.get("in_reply_to_id") is not None,
+        lang=lang_code(data.get("language")),
     )
 
 

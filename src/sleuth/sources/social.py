@@ -126,6 +126,7 @@ class Post:
     images: tuple[Image, ...] = ()
     is_repost: bool = False
     is_reply: bool = False
+    lang: str | None = None  # the language the network says it is in (ISO 639-1)
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,21 @@ def hrefs_in_html(html: Any) -> list[str]:
 def unique(values: list[str]) -> tuple[str, ...]:
     """The values in first-seen order without repeats or empties."""
     return tuple(dict.fromkeys(v for v in values if v))
+
+
+def newer(post_id: str, than: str) -> bool:
+    """Whether a post id is newer than another of the same network (snowflakes compare as
+    numbers; Bluesky record keys as strings, being sortable TIDs)."""
+    if post_id.isdigit() and than.isdigit():
+        return int(post_id) > int(than)
+    return post_id > than
+
+
+def lang_code(value: Any) -> str | None:
+    """A post's language tag as its lower-case primary subtag (`pt-BR` -> `pt`), or None."""
+    if not isinstance(value, str) or not value:
+        return None
+    return value.split("-", 1)[0].lower()
 
 
 def as_int(value: Any) -> int | None:

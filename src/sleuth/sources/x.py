@@ -28,6 +28,7 @@ from sleuth.sources.social import (
     as_int,
     error_document,
     get_json,
+    lang_code,
     need,
     obj,
     parse_time,
@@ -47,7 +48,7 @@ NO_TOKEN = (
     "in sleuth.toml) to an app-only token of an X developer app"
 )
 USER_FIELDS = "created_at,description,entities,protected,public_metrics,url"
-TWEET_FIELDS = "created_at,attachments,referenced_tweets,author_id,in_reply_to_user_id"
+TWEET_FIELDS = "created_at,attachments,referenced_tweets,author_id,in_reply_to_user_id,lang"
 MEDIA_FIELDS = "url,width,height,type"
 PROBLEMS = "https://api.twitter.com/2/problems/"
 _USERNAME = re.compile(r"^@?([A-Za-z0-9_]{1,15})$")
@@ -179,6 +180,7 @@ def parse_tweets(body: Any, username: str | None = None) -> list[Post]:
                 ),
                 is_repost="retweeted" in kinds,
                 is_reply="replied_to" in kinds,
+                lang=lang_code(tweet.get("lang")),
             )
         )
     return posts

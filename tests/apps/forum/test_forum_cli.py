@@ -97,6 +97,12 @@ def test_the_command(
     result = runner.invoke(cli, ["forum", "crawl", f"{url}/discourse/main/latest"])
     assert result.exit_code == 0, result.output
     assert f"{forum.topic_count()} topics crawled, 0 failed" in result.output
+    posts = forum.ground_truth().posts
+    assert f"({posts} posts read)" in result.output  # the crawl's statistics, recomputed
+    result = runner.invoke(cli, ["forum", "analytics"])
+    assert result.exit_code == 0 and "0 (board, day, user) keys" in result.output
+    result = runner.invoke(cli, ["forum", "analytics", "--full"])
+    assert result.exit_code == 0 and f"({posts} posts read)" in result.output
     result = runner.invoke(cli, ["forum", "crawl", "--bbxml", f"{url}/bb/main", "--board", "99"])
     assert result.exit_code == 1 and "has no board 99" in result.output
 

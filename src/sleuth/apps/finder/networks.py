@@ -15,7 +15,7 @@ import sleuth.sources.x as x
 from sleuth.config import SourcesSettings
 from sleuth.net.fetcher import Fetcher
 from sleuth.sources.profiles import AccountRef
-from sleuth.sources.social import Account, Post, SourceError
+from sleuth.sources.social import Account, Post, SourceError, newer
 
 NETWORKS = ("x", "mastodon", "bluesky")
 
@@ -29,14 +29,6 @@ async def lookup(fetcher: Fetcher, sources: SourcesSettings, ref: AccountRef) ->
     if ref.network == "bluesky":
         return await bluesky.get_profile(fetcher, sources, ref.username)
     raise SourceError("bad_input", f"no connector for network {ref.network!r}")
-
-
-def newer(post_id: str, than: str) -> bool:
-    """Whether a post id is newer than another of the same network (snowflakes compare as
-    numbers; Bluesky record keys as strings, being sortable TIDs)."""
-    if post_id.isdigit() and than.isdigit():
-        return int(post_id) > int(than)
-    return post_id > than
 
 
 async def posts_since(

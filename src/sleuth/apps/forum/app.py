@@ -12,15 +12,21 @@ from typing import TYPE_CHECKING
 from sleuth.app import App, Outcome, StatusLine
 
 if TYPE_CHECKING:
-    import click
+    from collections.abc import Sequence
 
+    import click
+    from flask import Blueprint
+
+    from sleuth.config import Settings
     from sleuth.crawl.runs import JobFor
+    from sleuth.jobs.schedule import Periodic
     from sleuth.jobs.worker import Kind
     from sleuth.net.fetcher import Fetcher
     from sleuth.services import Services
 
 NAME = "forum"
 TOPIC_QUEUE = "forum.topic"
+ANALYTICS_QUEUE = "forum.analytics"
 CRAWLED = "crawled"  # a topic's outcome; a failed one counts as the crawl layer's "error"
 
 
@@ -29,12 +35,32 @@ class ForumSettings:
     # Requests a minute a Discourse crawl keeps under, for all its workers together:
     # Discourse's default max_reqs_per_ip_per_minute; 0 sends as fast as the forum answers.
     discourse_per_minute: float = 200.0
+    # Seconds between analytics passes of a running deployment (each recomputes only what the
+    # crawls since the last one changed; `sleuth forum crawl` also runs one when it ends).
+    analytics_every: float = 60.0
+    # Bytes of API answers a process keeps when the queue is not Redis (Redis: shared, expiring).
+    cache_bytes: int = 64 * 1024 * 1024
 
 
 def _job_kinds(services: Services, fetcher: Fetcher) -> list[Kind]:
-    from sleuth.apps.forum.jobs import topic_kind
+    from sleuth.apps.forum.jobs import analytics_kind, topic_kind
 
-    return [topic_kind(services, fetcher)]
+    return [topic_kind(services, fetcher), analytics_kind(services)]
+
+
+def _periodic(settings: Settings) -> Sequence[Periodic]:
+    """Analytics of what crawls changed, every `analytics_every` seconds."""
+    from sleuth.apps.forum.jobs import ANALYZE, Analyze
+    from sleuth.jobs.schedule import Periodic
+
+    every = settings.app(NAME).analytics_every
+    return [Periodic("forum.analytics", ANALYZE, Analyze("periodic"), every)]
+
+
+def _blueprints() -> Sequence[Blueprint]:
+    from sleuth.apps.forum.api import blueprints
+
+    return blueprints()
 
 
 def _cli() -> click.Group:
@@ -69,8 +95,10 @@ app = App(
     description="Forums (Discourse, the bB XML API) crawled into SQL, for their statistics.",
     settings=ForumSettings,
     migrations=Path(__file__).parent / "migrations",
-    queues=(TOPIC_QUEUE,),
+    queues=(TOPIC_QUEUE, ANALYTICS_QUEUE),
     job_kinds=_job_kinds,
+    periodic=_periodic,
+    blueprints=_blueprints,
     cli=_cli,
     status=_status,
     outcomes=(Outcome(CRAWLED, "crawled", "#1b9e77"), Outcome("error", "error", "#d7301f")),

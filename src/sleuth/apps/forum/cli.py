@@ -1,4 +1,5 @@
-"""`sleuth forum ...`: crawl a Discourse forum, or a board of a bB XML forum, on the job queue.
+"""`sleuth forum ...`: crawl a Discourse forum, or a board of a bB XML forum, on the job queue;
+recompute its statistics; make cached API answers stale.
 
 A crawl of the same forum (and board) that did not finish is resumed; one that finished is
 followed by a new, incremental one: only topics bumped since are listed and crawled."""
@@ -14,6 +15,7 @@ import click
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
+from sleuth.apps.forum.analytics import AnalyticsReport, analyze, bump_versions, rebuild
 from sleuth.apps.forum.app import NAME, TOPIC_QUEUE
 from sleuth.apps.forum.crawl import (
     Listing,
@@ -23,6 +25,7 @@ from sleuth.apps.forum.crawl import (
     discourse_listing,
 )
 from sleuth.apps.forum.jobs import item_job, topic_target
+from sleuth.apps.forum.models import forum_sites, forum_stats_versions
 from sleuth.cli.context import Context, pass_context
 from sleuth.crawl import runs
 from sleuth.crawl.follow import ListingError, follow_run
@@ -159,6 +162,46 @@ def crawl(
         f"{final.count('crawled')} topics crawled, {final.count('error')} failed, in "
         f"{format_duration(time.monotonic() - started)}."
     )
+    _echo_analytics(analyze(ctx.services.engine))
     if not final.finished:
         click.echo("Not finished: run the same command again to resume.", err=True)
         raise click.exceptions.Exit(1)
+
+
+def _echo_analytics(report: AnalyticsReport) -> None:
+    click.echo(
+        f"Statistics: {report.keys} (board, day, user) keys recomputed over {report.days} days "
+        f"({report.posts} posts read) in {format_duration(report.seconds)}."
+    )
+
+
+@forum.command()
+@click.option(
+    "--full", is_flag=True, help="Recompute every statistic of every forum from its posts."
+)
+@pass_context
+def analytics(ctx: Context, full: bool) -> None:
+    """Recompute the statistics that crawls changed (a running `sleuth serve` does this every
+    [forum] analytics_every seconds; a crawl does it when it ends)."""
+    engine = ctx.services.engine
+    if full:
+        with engine.connect() as conn:
+            sites = [int(s) for s in conn.execute(sa.select(forum_sites.c.id)).scalars()]
+        for site in sites:
+            _echo_analytics(rebuild(engine, site))
+    else:
+        _echo_analytics(analyze(engine))
+
+
+@forum.command("invalidate-cache")
+@pass_context
+def invalidate_cache(ctx: Context) -> None:
+    """Make every cached API answer stale (after the database was changed by hand)."""
+    with ctx.services.engine.begin() as conn:
+        sites = [int(s) for s in conn.execute(sa.select(forum_sites.c.id)).scalars()]
+        for site in sites:
+            years = conn.execute(
+                sa.select(forum_stats_versions.c.year).where(forum_stats_versions.c.site_id == site)
+            )
+            bump_versions(conn, site, [int(y) for y in years.scalars()])
+    click.echo(f"Cached answers of {len(sites)} forums are stale now.")

@@ -1,4 +1,5 @@
-"""The forum app's job kind on the crawl layer: one `forum.topic` job per changed topic.
+"""The forum app's job kinds: one `forum.topic` job per changed topic, on the crawl layer, and
+`forum.analytics`, the periodic pass over what the crawls changed.
 
 A crawl is a run of the forum app; each changed topic the listing finds is an item keyed by
 its id, whose target holds the topic as listed (JSON), so that the item alone gives its job
@@ -10,13 +11,15 @@ a document that is not what the API sends) fails the item with its reason.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import Connection
 
-from sleuth.apps.forum.app import CRAWLED, NAME, TOPIC_QUEUE
+from sleuth.apps.forum.analytics import analyze
+from sleuth.apps.forum.app import ANALYTICS_QUEUE, CRAWLED, NAME, TOPIC_QUEUE
 from sleuth.apps.forum.crawl import crawl_bb_thread, crawl_discourse_topic
 from sleuth.apps.forum.records import checkpoints
 from sleuth.crawl import runs
@@ -41,6 +44,16 @@ class TopicJob:
 
 
 TOPIC = Task(TOPIC_QUEUE, TopicJob, lease=120.0)
+
+
+@dataclass(frozen=True)
+class Analyze:
+    """Recompute the statistics the crawls changed (`reason`: who asked, for the logs)."""
+
+    reason: str
+
+
+ANALYZE = Task(ANALYTICS_QUEUE, Analyze, lease=600.0)
 
 
 def topic_target(kind: str, base: str, site: int, topic: ForumTopic) -> str:
@@ -90,3 +103,12 @@ def topic_kind(services: Services, fetcher: Fetcher) -> JobKind[TopicJob]:
                 runs.fail(conn, NAME, job.run, job.key, "bad_document", str(exc))
 
     return JobKind(TOPIC, handle)
+
+
+def analytics_kind(services: Services) -> JobKind[Analyze]:
+    engine = services.engine
+
+    async def handle(job: Analyze, ctx: JobContext) -> None:
+        await asyncio.to_thread(analyze, engine)
+
+    return JobKind(ANALYZE, handle)

@@ -8,6 +8,12 @@ potstats2's aliases did. Edits are the edit states seen (a post's edit count and
 so a re-crawl that finds a post edited again adds one. Quotes and replies (`forum_quotes`) and
 links (`forum_links`) are what a post's text says, the inputs of the quote graph and of links,
 images and videos by domain.
+
+The statistics (`analytics.py`) are kept per (board, UTC day, user): `forum_activity` (posts,
+edits, length, topics started, by hour), `forum_pair_days` (who quoted or answered whom) and
+`forum_link_days` (links by domain and kind). A crawl marks the (board, day, user) keys it
+touches in `forum_dirty`, in the transaction that writes the posts; analytics recomputes those
+keys only, so its cost follows what changed and not the forum's size.
 """
 
 from __future__ import annotations
@@ -117,7 +123,7 @@ forum_posts = sa.Table(
     sa.Column("cooked", sa.Text, nullable=True),
     sa.Index("ix_forum_posts_site_id_topic_id_number", "site_id", "topic_id", "number"),
     sa.Index("ix_forum_posts_site_id_created_at", "site_id", "created_at"),
-    sa.Index("ix_forum_posts_site_id_user_id", "site_id", "user_id"),
+    sa.Index("ix_forum_posts_site_id_user_id_created_at", "site_id", "user_id", "created_at"),
 )
 
 forum_edits = sa.Table(
@@ -143,6 +149,14 @@ forum_quotes = sa.Table(
     sa.Column("target_number", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("quoted_name", sa.String(255), nullable=False),  # as written when quoting
     sa.Column("count", sa.Integer, nullable=False),
+    # a post that arrives after a quote of it: who quoted it is found by these
+    sa.Index("ix_forum_quotes_site_id_target_post_id", "site_id", "target_post_id"),
+    sa.Index(
+        "ix_forum_quotes_site_id_target_topic_id_target_number",
+        "site_id",
+        "target_topic_id",
+        "target_number",
+    ),
 )
 
 forum_links = sa.Table(
@@ -157,3 +171,72 @@ forum_links = sa.Table(
     sa.Column("count", sa.Integer, nullable=False),
     sa.Index("ix_forum_links_site_id_domain", "site_id", "domain"),
 )
+
+forum_dirty = sa.Table(
+    "forum_dirty",
+    metadata,
+    sa.Column("site_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("board_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("day", sa.Integer, primary_key=True, autoincrement=False),  # UTC days since 1970
+    sa.Column("user_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    # set anew by every crawl that marks the key: analytics clears a key only if it is unchanged
+    sa.Column("mark", sa.BigInteger, nullable=False),
+)
+
+forum_activity = sa.Table(
+    "forum_activity",
+    metadata,
+    sa.Column("site_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("board_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("day", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("hour", sa.Integer, primary_key=True, autoincrement=False),  # 0..23, UTC
+    sa.Column("user_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("year", sa.Integer, nullable=False),
+    sa.Column("week", sa.Integer, nullable=False),  # 1..53, week 1 starting on January 1st
+    sa.Column("weekday", sa.Integer, nullable=False),  # ISO: 1 Monday .. 7 Sunday
+    sa.Column("post_count", sa.Integer, nullable=False),
+    sa.Column("edit_count", sa.Integer, nullable=False),
+    sa.Column("length_sum", sa.BigInteger, nullable=False),  # characters of the posts' text
+    sa.Column("threads_created", sa.Integer, nullable=False),
+    sa.Index("ix_forum_activity_site_id_year", "site_id", "year"),
+    sa.Index("ix_forum_activity_site_id_user_id", "site_id", "user_id"),
+)
+
+forum_pair_days = sa.Table(
+    "forum_pair_days",
+    metadata,
+    sa.Column("site_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("board_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("day", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("user_id", sa.BigInteger, primary_key=True, autoincrement=False),  # who quoted
+    sa.Column("kind", sa.String(8), primary_key=True),  # "quote" or "reply"
+    sa.Column("target_user_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("year", sa.Integer, nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Index("ix_forum_pair_days_site_id_year", "site_id", "year"),
+)
+
+forum_link_days = sa.Table(
+    "forum_link_days",
+    metadata,
+    sa.Column("site_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("board_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("day", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("user_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("kind", sa.String(8), primary_key=True),  # "link", "image" or "video"
+    sa.Column("domain", sa.String(255), primary_key=True),
+    sa.Column("year", sa.Integer, nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Index("ix_forum_link_days_site_id_year", "site_id", "year"),
+)
+
+forum_stats_versions = sa.Table(
+    "forum_stats_versions",
+    metadata,
+    sa.Column("site_id", sa.Integer, primary_key=True, autoincrement=False),
+    # a year whose statistics changed; 0 for the site's statistics over all years
+    sa.Column("year", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
+)
+"""Moves on each change of a site's statistics: cached answers are keyed by the versions they
+read, so a change makes only the answers that read it stale."""
