@@ -486,6 +486,15 @@ class FinderPipeline:
     async def index(self, jobs: list[IndexJob], ctx: JobContext) -> list[Outcome]:
         rows = await asyncio.to_thread(self._to_index, jobs)
         bodies = await asyncio.gather(*(self._download(row.media_url) for row in rows))
+        # The batch's images are hashed at once: each pool process takes one.
+        hashes = await asyncio.gather(
+            *(
+                ctx.run_cpu(hash_image, body, self.max_pixels)
+                for body in bodies
+                if not isinstance(body, FetchError)
+            )
+        )
+        hashed_bodies = iter(hashes)
         now = time.time()
         updates: list[dict[str, Any]] = []
         for row, body in zip(rows, bodies, strict=True):
@@ -502,7 +511,7 @@ class FinderPipeline:
                     }
                 )
                 continue
-            hashed = await ctx.run_cpu(hash_image, body, self.max_pixels)
+            hashed = next(hashed_bodies)
             if isinstance(hashed, str):
                 updates.append(
                     {
