@@ -54,7 +54,9 @@ class Danbooru:
         for artist in artists:
             links += await self.artist_urls(artist)
         sources = _sources(data)
-        for source in sources if not links else ():
+        for source in sources:
+            if links:
+                break
             links += await self.artist_urls(source, key="url_matches")
         return ArtPage(
             site=SITE,
