@@ -3,9 +3,18 @@ research/sources.md §C), with their hidden, merged and missing cases."""
 
 from __future__ import annotations
 
+import json
+import re
+
 import httpx
 
-from sleuth.emulator.artsites import HIDDEN_POST_OFFSET, MERGED_IMAGE_OFFSET, PIXIV_REFERER
+from sleuth.emulator.artsites import (
+    HIDDEN_POST_OFFSET,
+    LINKTREE_ACCOUNT_BASE,
+    MERGED_IMAGE_OFFSET,
+    PIXIV_REFERER,
+    ArtSites,
+)
 from sleuth.emulator.artworld import ArtWorld
 
 WORLD = ArtWorld(0)  # what the session's image host serves
@@ -92,3 +101,47 @@ def test_pixiv_images_need_the_referer(client: httpx.Client) -> None:
     assert missing.status_code == 404 and missing.json()["error"] is True
     user = client.get(f"/pixiv/ajax/user/{body['userId']}", params={"full": 1}).json()["body"]
     assert {"webpage", "social", "comment"} <= set(user)
+
+
+def test_an_untagged_danbooru_post_and_its_artist_by_url_matches(client: httpx.Client) -> None:
+    sites = ArtSites(WORLD)
+    artwork = next(
+        a
+        for a in WORLD.artworks.values()
+        if "danbooru" in a.pages and sites.danbooru_untagged(a)
+        and sites.danbooru_knows(sites.artist(a))
+    )  # fmt: skip
+    post = client.get(f"/danbooru/posts/{artwork.pages['danbooru']}.json").json()
+    assert post["tag_string_artist"] == "" and post["tag_string_meta"] == "artist_request"
+    assert "artist_request" in post["tag_string"].split()
+    assert post["source"] == sites.danbooru_source(artwork)
+    (artist,) = client.get(
+        "/danbooru/artists.json", params={"search[url_matches]": post["source"]}
+    ).json()
+    assert artist["name"] == sites.artist(artwork).name
+    nobody = {"search[url_matches]": "https://www.pixiv.net/artworks/1"}
+    assert client.get("/danbooru/artists.json", params=nobody).json() == []
+
+
+def test_linktree_gates_unlock_the_sensitive_links(client: httpx.Client) -> None:
+    artist = next(a for a in WORLD.artists if a.link_hub and a.index % 2 == 0)
+    page = client.get(f"/linktree/{artist.name}").text
+    script = re.search(r'<script id="__NEXT_DATA__"[^>]*>(.*?)</script>', page, re.S)
+    assert script is not None
+    data = json.loads(script.group(1))
+    props = data["props"]["pageProps"]
+    locked = [link for link in props["links"] if link["locked"]]
+    assert locked and all(link["url"] is None for link in locked)
+    gates = "/linktree/api/profiles/validation/gates"
+    body = {
+        "accountId": props["account"]["id"],
+        "validationInput": {"acceptedSensitiveContent": [link["id"] for link in locked]},
+        "requestSource": {"referrer": None},
+    }
+    unlocked = client.post(gates, json=body).json()["links"]
+    assert [link["id"] for link in unlocked] == [link["id"] for link in locked]
+    assert all(link["url"].startswith("https://") for link in unlocked)
+    assert client.post(gates, json={"accountId": 1}).status_code == 400
+    assert (
+        client.post(gates, json={**body, "accountId": LINKTREE_ACCOUNT_BASE - 1}).status_code == 404
+    )

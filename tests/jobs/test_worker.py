@@ -91,6 +91,25 @@ def test_handler_can_enqueue_follow_up_jobs(backend: QueueBackend) -> None:
     assert sorted(done) == list(range(5))
 
 
+def test_a_follow_up_job_and_the_end_need_no_poll(backend: QueueBackend) -> None:
+    """A job a handler sends is reserved at once, and `until` is asked as a call ends: with a
+    poll interval longer than the test's timeout, the chain still runs to its end."""
+    done: list[int] = []
+    second_task = Task("second", Num)
+
+    async def first(payload: Num, ctx: JobContext) -> None:
+        await ctx.send(second_task, Num(payload.i + 1))
+
+    async def second(payload: Num, ctx: JobContext) -> None:
+        done.append(payload.i)
+
+    backend.send(Task("first", Num), Num(1))
+    kinds = [JobKind(Task("first", Num), first), JobKind(second_task, second)]
+    worker = make_worker(backend, kinds, poll_interval=120.0)
+    run(worker, until=lambda: bool(done), timeout=60.0)
+    assert done == [2]
+
+
 def test_failures_retry_with_backoff_then_dead_letter(backend: QueueBackend) -> None:
     tries: list[tuple[int, float]] = []
 
@@ -138,6 +157,21 @@ def test_run_cpu_runs_in_the_process_pool(backend: QueueBackend) -> None:
     results: list[tuple[int, int]] = []
 
     async def crunch(payload: Num, ctx: JobContext) -> None:
+        results.append(await ctx.run_cpu(cpu_work, payload.i))
+
+    backend.enqueue_many("cpu", [({"i": n}, None) for n in (10, 1000)])
+    worker = make_worker(backend, [JobKind(Task("cpu", Num), crunch)], processes=1)
+    run(worker)
+    assert sorted(v for _, v in results) == [285, 332833500]
+    assert all(pid != os.getpid() for pid, _ in results)
+
+
+def test_a_pool_started_ahead_runs_the_later_calls(backend: QueueBackend) -> None:
+    results: list[tuple[int, int]] = []
+
+    async def crunch(payload: Num, ctx: JobContext) -> None:
+        ctx.start_cpu()
+        await asyncio.sleep(0.01)  # the I/O the pool process starts during
         results.append(await ctx.run_cpu(cpu_work, payload.i))
 
     backend.enqueue_many("cpu", [({"i": n}, None) for n in (10, 1000)])

@@ -3,6 +3,7 @@ artists, profile links, and every stated failure."""
 
 from __future__ import annotations
 
+import json
 import socket
 from dataclasses import replace
 from urllib.parse import urlsplit
@@ -12,14 +13,16 @@ import pytest
 from sleuth.emulator.artsites import (
     DELETED_IMAGE_OFFSET,
     HIDDEN_POST_OFFSET,
+    LINKTREE_ACCOUNT_BASE,
     MERGED_IMAGE_OFFSET,
     PIXIV_USER_BASE,
+    ArtSites,
 )
 from sleuth.emulator.artworld import Artwork
 from sleuth.net.errors import FetchError
 from sleuth.sources import danbooru, deviantart, philomena, pixiv
 from sleuth.sources.artpage import ArtSiteError
-from sleuth.sources.linkhubs import HubRef, LinkHubs, hub_of
+from sleuth.sources.linkhubs import HubRef, LinkHubs, hub_of, linktree_links
 from sleuth.sources.profiles import parse_profile_url
 from tests.sources.artweb import ArtWeb, ref
 
@@ -33,6 +36,10 @@ def on(web: ArtWeb, site: str, hub: bool = False) -> list[Artwork]:
         for a in web.world.artworks.values()
         if site in a.pages and (web.world.artists[a.artist].link_hub is not None) == hub
     ]
+
+
+def on_danbooru(web: ArtWeb) -> list[Artwork]:
+    return [a for a in web.world.artworks.values() if "danbooru" in a.pages]
 
 
 async def test_danbooru_post_gives_files_largest_first_date_and_active_links(
@@ -83,6 +90,56 @@ async def test_danbooru_hidden_and_missing_posts(art_web: ArtWeb) -> None:
             await client.page("https://danbooru.donmai.us/posts/1", "1")
         assert info.value.reason == "not_found" and info.value.status == 404
         assert await client.artist_urls("nobody") == []
+
+
+async def test_an_untagged_danbooru_post_finds_its_artist_by_its_source(art_web: ArtWeb) -> None:
+    sites = ArtSites(art_web.world)
+    artwork = next(
+        a
+        for a in on_danbooru(art_web)
+        if sites.danbooru_untagged(a) and sites.danbooru_knows(sites.artist(a))
+    )
+    artist = sites.artist(artwork)
+    async with art_web.fetcher() as fetcher:
+        client = danbooru.Danbooru(fetcher, art_web.sources.danbooru_url)
+        got = await client.page("u", artwork.pages["danbooru"])
+        by_url = await client.artist_urls(got.sources[0], key="url_matches")
+        unknown = await client.artist_urls("https://www.pixiv.net/artworks/1", key="url_matches")
+    assert got.artists == ()
+    assert got.sources[0] == sites.danbooru_source(artwork)
+    assert "/artworks/" in got.sources[0] or "/art/" in got.sources[0]
+    assert got.links and set(got.links) == set(by_url)
+    named = {parse_profile_url(link) for link in got.links} - {None}
+    hubs = {hub_of(link) for link in got.links} - {None}
+    assert named == {ref(a) for a in artist.accounts} or hubs
+    assert unknown == []
+
+
+async def test_an_artist_danbooru_does_not_know_leaves_only_the_source(art_web: ArtWeb) -> None:
+    sites = ArtSites(art_web.world)
+    artwork = next(a for a in on_danbooru(art_web) if not sites.danbooru_knows(sites.artist(a)))
+    async with art_web.fetcher() as fetcher:
+        client = danbooru.Danbooru(fetcher, art_web.sources.danbooru_url)
+        got = await client.page("u", artwork.pages["danbooru"])
+    assert got.links == ()
+    assert got.sources and got.sources[0] == sites.danbooru_source(artwork)
+
+
+async def test_a_danbooru_post_taken_from_x_cites_the_post(art_web: ArtWeb) -> None:
+    sites = ArtSites(art_web.world)
+    artwork = next(
+        a
+        for a in on_danbooru(art_web)
+        if sites.danbooru_source(a).startswith("https://twitter.com/")
+    )
+    async with art_web.fetcher() as fetcher:
+        client = danbooru.Danbooru(fetcher, art_web.sources.danbooru_url)
+        got = await client.page("u", artwork.pages["danbooru"])
+        by_url = await client.artist_urls(got.sources[0], key="url_matches")
+    x = next(a for a in sites.artist(artwork).accounts if a.network == "x")
+    assert got.sources[0].startswith(f"https://twitter.com/{x.username}/status/")
+    assert parse_profile_url(got.sources[0]) == ref(x)
+    assert set(by_url) == set(got.links)
 
 
 def test_danbooru_recognises_post_urls() -> None:
@@ -240,6 +297,50 @@ async def test_link_hubs(art_web: ArtWeb) -> None:
             await wrong.links(HubRef("linktree", hubbed[0].name))
     assert missing.value.reason == "not_found"
     assert unreadable.value.reason == "bad_response"
+
+
+async def test_linktree_sensitive_links_are_unlocked_through_the_gates(art_web: ArtWeb) -> None:
+    artist = next(a for a in art_web.world.artists if a.link_hub and a.index % 2 == 0)
+    gated = {ref(a) for a in artist.accounts if a.network != "x"}
+    assert gated
+    async with art_web.fetcher() as fetcher:
+        page = await fetcher.get(f"{art_web.sources.linktree_url}/{artist.name}")
+        tree = linktree_links(page.body.decode())
+        hubs = LinkHubs(fetcher, art_web.sources)
+        unlocked = await hubs.unlock(artist.name, LINKTREE_ACCOUNT_BASE + artist.index, tree.locked)
+        links = await hubs.links(HubRef("linktree", artist.name))
+        with pytest.raises(ArtSiteError) as nobody:
+            await hubs.unlock("nobody", LINKTREE_ACCOUNT_BASE - 1, tree.locked)
+        gates = f"{art_web.sources.linktree_url}/api/profiles/validation/gates"
+        with pytest.raises(FetchError) as bad:
+            await fetcher.post(gates, json={"accountId": "x"})
+    assert tree.account_id == LINKTREE_ACCOUNT_BASE + artist.index
+    assert len(tree.locked) == len(gated)
+    assert not {parse_profile_url(u) for u in tree.urls} & gated  # the page hides them
+    assert {parse_profile_url(u) for u in unlocked} == gated
+    assert {parse_profile_url(u) for u in links} - {None} == {ref(a) for a in artist.accounts}
+    assert nobody.value.reason == "not_found"
+    assert bad.value.status == 400
+
+
+def test_a_linktree_page_without_locked_links_needs_no_gate() -> None:
+    data = {
+        "props": {
+            "pageProps": {
+                "account": {"id": 7, "socialLinks": [{"type": "X", "url": "https://x.com/a"}]},
+                "links": [{"id": "5", "url": "https://bsky.app/profile/a.bsky.social"}],
+            }
+        }
+    }
+    html = f'<script id="__NEXT_DATA__">{json.dumps(data)}</script>'
+    assert linktree_links(html) == (
+        ["https://bsky.app/profile/a.bsky.social", "https://x.com/a"],
+        7,
+        [],
+    )
+    locked = {**data["props"]["pageProps"]["links"][0], "url": None, "locked": True}
+    data["props"]["pageProps"]["links"] = [locked]
+    assert linktree_links(f'<script id="__NEXT_DATA__">{json.dumps(data)}</script>').locked == [5]
 
 
 def test_hub_urls() -> None:

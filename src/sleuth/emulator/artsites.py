@@ -7,7 +7,10 @@ field names and errors: Danbooru (`/danbooru`), Derpibooru and Furbooru (`/derpi
 An artist's profile links point at their accounts in real form (`Account.url` and the other
 spellings people write), among links no account is behind; an artist with a link hub lists only
 the hub, whose page lists the accounts (depth 2). The hostile cases: a Danbooru post hidden
-from anonymous callers (`HIDDEN_POST_OFFSET`), merged and deleted Philomena images
+from anonymous callers (`HIDDEN_POST_OFFSET`), Danbooru posts with no artist tag (found by
+their source, `search[url_matches]`) and artists Danbooru does not know (found only through the
+Pixiv or DeviantArt work their posts' `source` names), Linktree links gated as sensitive
+(unlocked by POST `/linktree/api/profiles/validation/gates`), merged and deleted Philomena images
 (`MERGED_IMAGE_OFFSET`, `DELETED_IMAGE_OFFSET`), originals over any size cap or decompression
 bombs (`ArtWorld.original_quirk`: served by the image host's hostile routes), 404s.
 """
@@ -19,7 +22,9 @@ import json
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from functools import cached_property
 from html import escape
+from typing import Any
 
 from flask import Blueprint, Response, abort, request, url_for
 from PIL import Image
@@ -37,10 +42,13 @@ PIXIV_USER_BASE = 20_000_000
 """An artist's Pixiv user id is this plus the artist's index."""
 BANNED_PIXIV_USERS = 10
 """The Pixiv user ids just after the artists' are suspended: their profile answers 403."""
+LINKTREE_ACCOUNT_BASE = 3_000_000
+"""An artist's Linktree account id is this plus the artist's index."""
 PIXIV_REFERER = "https://www.pixiv.net/"
 PICTURE_CACHE_BYTES = 64 * 1024 * 1024
 """The encoded pictures kept, so that each size of an artwork is drawn once."""
 
+_X_STATUS = re.compile(r"^https?://(?:www\.|mobile\.)?(?:twitter|x)\.com/(\w{1,15})/status/[0-9]+")
 _DANBOORU_BOXES = {"180x180": 180, "360x360": 360, "720x720": 720}
 _DANBOORU_SAMPLE_WIDTH = 850
 _PHILOMENA_BOXES = {
@@ -128,6 +136,56 @@ class ArtSites:
 
     def artist_named(self, name: str) -> Artist | None:
         return next((a for a in self.world.artists if a.name == name.lower()), None)
+
+    def danbooru_untagged(self, artwork: Artwork) -> bool:
+        """Its Danbooru post lacks the artist tag (`artist_request`): it has a work to cite."""
+        return artwork.id % 4 == 1 and bool({"pixiv", "deviantart"} & artwork.pages.keys())
+
+    def danbooru_knows(self, artist: Artist) -> bool:
+        """Whether Danbooru has an artist entry: a few artists whose every post there cites a
+        Pixiv or DeviantArt work have none."""
+        cited = all(
+            {"pixiv", "deviantart"} & self.world.artworks[w].pages.keys()
+            for w in artist.artworks
+            if "danbooru" in self.world.artworks[w].pages
+        )
+        return not (artist.index % 3 == 2 and cited)
+
+    def danbooru_source(self, artwork: Artwork) -> str:
+        """The post's `source`: the Pixiv work, else the DeviantArt one, else the artist's X
+        post of it, else nothing."""
+        for site in ("pixiv", "deviantart"):
+            if site in artwork.pages:
+                return self.world.page_url(artwork, site)
+        for account in self.artist(artwork).accounts:
+            if account.network == "x":
+                for post in self.world.posts(account):
+                    if any(image.artwork == artwork.id for image in post.images):
+                        return f"https://twitter.com/{account.username}/status/{post.id}"
+        return ""
+
+    def danbooru_artist_matching(self, url: str) -> Artist | None:
+        """The artist Danbooru's source extractor finds for `url`: the maker of a Pixiv or
+        DeviantArt work, the owner of an X post or of a profile, when Danbooru knows them."""
+        found = self._made_by.get(url.strip())
+        status = _X_STATUS.match(url.strip())
+        if found is None and status:
+            account = self.world.account("x", status.group(1))
+            found = None if account is None else self.world.artist_of(account)
+        if found is None:
+            found = next(
+                (self.world.artist_of(a) for a in self.world.accounts if a.url == url), None
+            )
+        return found if found is not None and self.danbooru_knows(found) else None
+
+    @cached_property
+    def _made_by(self) -> dict[str, Artist]:
+        return {
+            self.world.page_url(artwork, site): self.artist(artwork)
+            for artwork in self.world.artworks.values()
+            for site in ("pixiv", "deviantart")
+            if site in artwork.pages
+        }
 
     def picture(self, artwork_id: int, box: tuple[int, int] | None, fmt: str) -> bytes:
         """The artwork (its original when `box` is None, else fitted in the box), encoded."""
@@ -238,25 +296,27 @@ def danbooru_blueprint(sites: ArtSites) -> Blueprint:
             }
         )
         md5 = f"{artwork.id:032x}"
-        source = sites.world.page_url(artwork, "pixiv") if "pixiv" in artwork.pages else ""
+        tagged = not sites.danbooru_untagged(artwork)
+        artist_tag = artist.name if tagged else ""
         post: dict[str, object] = {
             "id": post_id,
             "created_at": _iso(artwork.created_at + timedelta(hours=2), -5),
             "uploader_id": 1000 + artwork.artist,
             "score": 10 + artwork.id % 50,
-            "source": source,
+            "source": sites.danbooru_source(artwork),
             "md5": md5,
             "rating": "g",
             "image_width": w,
             "image_height": h,
-            "tag_string": f"{artist.name} 1girl original solo",
+            "tag_string": f"{artist_tag} 1girl original solo".lstrip()
+            + ("" if tagged else " artist_request"),
             "file_ext": "png",
             "file_size": w * h,
-            "tag_string_artist": artist.name,
+            "tag_string_artist": artist_tag,
             "tag_string_general": "1girl solo",
             "tag_string_character": "",
             "tag_string_copyright": "original",
-            "tag_string_meta": "",
+            "tag_string_meta": "" if tagged else "artist_request",
             "pixiv_id": int(artwork.pages["pixiv"]) if "pixiv" in artwork.pages else None,
             "parent_id": None,
             "has_large": has_large,
@@ -293,9 +353,11 @@ def danbooru_blueprint(sites: ArtSites) -> Blueprint:
 
     @bp.get("/artists.json")
     def artists() -> Response:
-        name = request.args.get("search[name]", "")
-        artist = sites.artist_named(name)
-        if artist is None:
+        if "search[url_matches]" in request.args:
+            artist = sites.danbooru_artist_matching(request.args["search[url_matches]"])
+        else:
+            artist = sites.artist_named(request.args.get("search[name]", ""))
+        if artist is None or not sites.danbooru_knows(artist):
             return _json([])
         urls = [*profile_links(artist, 1), f"https://twitter.com/{artist.name}_old"]
         entries = [
@@ -661,22 +723,39 @@ def linkhub_blueprints(sites: ArtSites) -> list[Blueprint]:
             abort(404)
         return artist
 
-    @linktree.get("/<name>")
-    def tree(name: str) -> Response:
-        artist = hub_artist(name)
-        links = [
-            {"id": 100 + i, "type": "CLASSIC", "title": a.network, "url": a.url}
+    def tree_links(artist: Artist) -> list[dict[str, object]]:
+        """The page's CLASSIC links: the accounts but X, then the carrd site; an artist with an
+        even index marks their account links sensitive."""
+        gated = artist.index % 2 == 0
+        links: list[dict[str, object]] = [
+            {
+                "id": 100 + i,
+                "type": "CLASSIC",
+                "title": a.network,
+                "url": a.url,
+                "locked": gated,
+                "rules": {"gate": {"activeOrder": ["sensitiveContent"] if gated else []}},
+            }
             for i, a in enumerate(artist.accounts)
             if a.network != "x"
         ]
-        links.append(
-            {"id": 99, "type": "CLASSIC", "title": "site", "url": f"https://{name}.carrd.co"}
-        )
+        site = f"https://{artist.name}.carrd.co"
+        links.append({"id": 99, "type": "CLASSIC", "title": "site", "url": site, "locked": False})
+        return links
+
+    @linktree.get("/<name>")
+    def tree(name: str) -> Response:
+        artist = hub_artist(name)
+        links = [{**link, "url": None} if link["locked"] else link for link in tree_links(artist)]
         social = [{"type": "TWITTER", "url": a.url} for a in artist.accounts if a.network == "x"]
         data = {
             "props": {
                 "pageProps": {
-                    "account": {"username": artist.name, "socialLinks": social},
+                    "account": {
+                        "id": LINKTREE_ACCOUNT_BASE + artist.index,
+                        "username": artist.name,
+                        "socialLinks": social,
+                    },
                     "links": links,
                 }
             },
@@ -685,6 +764,20 @@ def linkhub_blueprints(sites: ArtSites) -> list[Blueprint]:
         script = json.dumps(data).replace("</", "<\\/")
         body = f'<script id="__NEXT_DATA__" type="application/json">{script}</script>'
         return _html(body)
+
+    @linktree.post("/api/profiles/validation/gates")
+    def gates() -> Response:
+        body: Any = request.get_json(silent=True)
+        try:
+            index = int(body["accountId"]) - LINKTREE_ACCOUNT_BASE
+            wanted = {int(i) for i in body["validationInput"]["acceptedSensitiveContent"]}
+        except (TypeError, KeyError, ValueError):
+            return _json({"message": "Invalid request"}, 400)
+        if not 0 <= index < len(sites.world.artists) or sites.world.artists[index].link_hub is None:
+            return _json({"message": "Account not found"}, 404)
+        links = tree_links(sites.world.artists[index])
+        unlocked = [{**link, "locked": False} for link in links if link["id"] in wanted]
+        return _json({"links": unlocked})
 
     @carrd.get("/<name>")
     def site(name: str) -> Response:

@@ -62,6 +62,7 @@ class ArtPage:
     created_at: datetime | None
     artists: tuple[str, ...]
     links: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
     texts: tuple[str, ...] = ()
     image_headers: Mapping[str, str] = field(default_factory=dict)
 
@@ -74,17 +75,22 @@ async def get_document(
     params: Mapping[str, str | int] | None = None,
     expect: str = "json",
     profile: SourceProfile | None = None,
+    post_json: Any = None,
 ) -> Any:
-    """GET a JSON document (or, with `expect="html"`, a page's text), its failures turned into
-    `ArtSiteError`s that say what was asked (`what`): 404/410 `not_found`, a body that does not
-    parse `bad_response`, anything else `unavailable`."""
+    """GET a JSON document (or, with `expect="html"`, a page's text; with `post_json`, POST
+    that body instead), its failures turned into `ArtSiteError`s that say what was asked
+    (`what`): 404/410 `not_found`, a body that does not parse `bad_response`, anything else
+    `unavailable`."""
     options: dict[str, Any] = {"params": dict(params or {})}
+    if post_json is not None:
+        options["json"] = post_json
     if expect == "json":
         options["expect"] = "json"
     if profile is not None:
         options["profile"] = profile
     try:
-        result = await fetcher.get(url, **options)
+        method = "GET" if post_json is None else "POST"
+        result = await fetcher.request(method, url, **options)
     except FetchError as exc:
         if exc.status in (404, 410):
             raise ArtSiteError("not_found", f"{what}: {exc.detail}", status=exc.status) from None

@@ -1,5 +1,10 @@
-"""Danbooru: a post's image files and date (`posts/{id}.json`), and its artists' profile URLs
-(`artists.json?search[name]=...` with `urls`, dead ones skipped).
+"""Danbooru: a post's image files and date (`posts/{id}.json`), its artists' profile URLs
+(`artists.json?search[name]=...` with `urls`, dead ones skipped), and the pages it was taken
+from (`source`, `pixiv_id`).
+
+A post with no artist tag (`artist_request`), or whose tagged artists list no URL, is matched
+by its source instead: `artists.json?search[url_matches]=<source>` runs Danbooru's own source
+extractor, which maps a Pixiv or DeviantArt work (or a post) to the artist who made it.
 
 A post hidden from anonymous callers (banned, restricted tags) has no `file_url`,
 `large_file_url` or variants: it is `hidden`, not an image to search for.
@@ -48,35 +53,54 @@ class Danbooru:
         links: list[str] = []
         for artist in artists:
             links += await self.artist_urls(artist)
-        source = data.get("source")
+        sources = _sources(data)
+        for source in sources:
+            if links:
+                break
+            links += await self.artist_urls(source, key="url_matches")
         return ArtPage(
             site=SITE,
             url=url,
             image_urls=images,
             created_at=parse_time(data.get("created_at")),
             artists=artists,
-            links=(*links, *([source] if isinstance(source, str) and source else [])),
+            links=tuple(dict.fromkeys(links)),
+            sources=sources,
         )
 
-    async def artist_urls(self, name: str) -> list[str]:
-        """The active profile URLs of the artist tagged `name`."""
+    async def artist_urls(self, value: str, *, key: str = "name") -> list[str]:
+        """The active profile URLs of the artists found by `search[key]=value`: the artist
+        tagged `value` (`name`), or the one whose work or account `value` is (`url_matches`)."""
+        what = f"Danbooru artists with {key} {value}"
         found = await get_document(
             self.fetcher,
             f"{self.base}/artists.json",
-            what=f"Danbooru artist {name}",
+            what=what,
             params={
-                "search[name]": name,
+                f"search[{key}]": value,
                 "only": "id,name,other_names,group_name,is_banned,is_deleted,urls",
             },
         )
         out = []
-        for artist in need(found, list, f"Danbooru artists named {name}"):
+        for artist in need(found, list, what):
             if not isinstance(artist, dict) or artist.get("is_deleted"):
                 continue
             for entry in artist.get("urls") or []:
                 if isinstance(entry, dict) and entry.get("is_active") and entry.get("url"):
                     out.append(str(entry["url"]))
         return out
+
+
+def _sources(post: dict[str, Any]) -> tuple[str, ...]:
+    """The post's `source` URL, and its Pixiv work when `pixiv_id` names one the source does not."""
+    out = []
+    source = post.get("source")
+    if isinstance(source, str) and source.startswith(("http://", "https://")):
+        out.append(source)
+    pixiv_id = post.get("pixiv_id")
+    if isinstance(pixiv_id, int) and not any(str(pixiv_id) in s for s in out):
+        out.append(f"https://www.pixiv.net/artworks/{pixiv_id}")
+    return tuple(out)
 
 
 def _image_urls(post: dict[str, Any]) -> tuple[str, ...]:

@@ -1,6 +1,10 @@
 """Link hubs, the pages where artists list their accounts: Linktree-like pages (their links in
 the `__NEXT_DATA__` JSON that Next.js embeds) and carrd-like one-page sites (plain `<a href>`s).
 
+A Linktree link marked sensitive is `locked` with no `url` on the page; the page's visitor
+unlocks it by accepting the warning, which POSTs the link ids to
+`/api/profiles/validation/gates` and gets the links back with their URLs (AOTF did the same).
+
 `hub_of` recognises a hub's real URL (`https://linktr.ee/<name>`, `https://<name>.carrd.co`);
 `LinkHubs.links` reads it from the configured base URL.
 """
@@ -8,6 +12,7 @@ the `__NEXT_DATA__` JSON that Next.js embeds) and carrd-like one-page sites (pla
 from __future__ import annotations
 
 import json
+import logging
 import re
 from html.parser import HTMLParser
 from typing import Any, NamedTuple
@@ -15,7 +20,9 @@ from urllib.parse import quote, urlsplit
 
 from sleuth.config import SourcesSettings
 from sleuth.net.fetcher import Fetcher
-from sleuth.sources.artpage import ArtSiteError, get_document, page_links
+from sleuth.sources.artpage import ArtSiteError, get_document, need, page_links
+
+log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^[a-z0-9_.-]{1,64}$")
 
@@ -61,9 +68,18 @@ class _NextData(HTMLParser):
             self.text.append(data)
 
 
-def linktree_links(html: str) -> list[str]:
+class TreePage(NamedTuple):
+    """A Linktree page's URLs, and the ids of its locked links (with the account they need)."""
+
+    urls: list[str]
+    account_id: int | None
+    locked: list[int]
+
+
+def linktree_links(html: str) -> TreePage:
     """The URLs of a Linktree page: `pageProps.links[].url`, then the social icons
-    (`pageProps.account.socialLinks[].url`); `bad_response` without a readable `__NEXT_DATA__`."""
+    (`pageProps.account.socialLinks[].url`), and the locked links to unlock; `bad_response`
+    without a readable `__NEXT_DATA__`."""
     parser = _NextData()
     parser.feed(html)
     parser.close()
@@ -72,11 +88,16 @@ def linktree_links(html: str) -> list[str]:
         props = data["props"]["pageProps"]
     except (ValueError, KeyError, TypeError):
         raise ArtSiteError("bad_response", "Linktree page has no readable __NEXT_DATA__") from None
-    entries = list(props.get("links") or [])
+    entries = [e for e in props.get("links") or [] if isinstance(e, dict)]
+    locked = [str(e.get("id")) for e in entries if e.get("locked") and not e.get("url")]
     account = props.get("account")
+    account_id = None
     if isinstance(account, dict):
-        entries += account.get("socialLinks") or []
-    return [e["url"] for e in entries if isinstance(e, dict) and isinstance(e.get("url"), str)]
+        entries += [e for e in account.get("socialLinks") or [] if isinstance(e, dict)]
+        account_id = account.get("id")
+    urls = [e["url"] for e in entries if isinstance(e.get("url"), str) and e["url"]]
+    ids = [int(i) for i in locked if i.isdigit()]  # ids are numbers, some pages write strings
+    return TreePage(urls, account_id if isinstance(account_id, int) else None, ids)
 
 
 class LinkHubs:
@@ -87,11 +108,45 @@ class LinkHubs:
         self.sources = sources
 
     async def links(self, hub: HubRef) -> list[str]:
-        if hub.kind == "linktree":
-            url = f"{self.sources.linktree_url.rstrip('/')}/{quote(hub.name)}"
-        else:
+        """The hub's links, a Linktree's locked ones unlocked."""
+        if hub.kind == "carrd":
             url = self.sources.carrd_url.replace("{name}", quote(hub.name))
+            html = await get_document(
+                self.fetcher, url, what=f"carrd page {hub.name}", expect="html"
+            )
+            return page_links(html)
+        base = self.sources.linktree_url.rstrip("/")
         html = await get_document(
-            self.fetcher, url, what=f"{hub.kind} page {hub.name}", expect="html"
+            self.fetcher,
+            f"{base}/{quote(hub.name)}",
+            what=f"linktree page {hub.name}",
+            expect="html",
         )
-        return linktree_links(html) if hub.kind == "linktree" else page_links(html)
+        page = linktree_links(html)
+        if not page.locked:
+            return page.urls
+        try:
+            if page.account_id is None:
+                raise ArtSiteError("bad_response", f"linktree page {hub.name} has no account id")
+            return [*page.urls, *await self.unlock(hub.name, page.account_id, page.locked)]
+        except ArtSiteError as exc:  # the open links are still the artist's
+            log.warning(
+                "linktree %s: %d locked links left locked: %s", hub.name, len(page.locked), exc
+            )
+            return page.urls
+
+    async def unlock(self, name: str, account_id: int, link_ids: list[int]) -> list[str]:
+        """The URLs of the locked links `link_ids` of Linktree account `account_id`."""
+        what = f"linktree gates of {name}"
+        data = await get_document(
+            self.fetcher,
+            f"{self.sources.linktree_url.rstrip('/')}/api/profiles/validation/gates",
+            what=what,
+            post_json={
+                "accountId": account_id,
+                "validationInput": {"acceptedSensitiveContent": link_ids},
+                "requestSource": {"referrer": None},
+            },
+        )
+        unlocked = need(need(data, dict, what).get("links"), list, f"{what}' links")
+        return [e["url"] for e in unlocked if isinstance(e, dict) and isinstance(e.get("url"), str)]

@@ -67,7 +67,8 @@ class Philomena:
             image_urls=images,
             created_at=parse_time(data.get("created_at")),
             artists=artists,
-            links=tuple(dict.fromkeys([*_sources(data), *links])),
+            links=tuple(dict.fromkeys(links)),
+            sources=tuple(_sources(data)),
         )
 
     async def _image(self, image: str) -> dict[str, Any]:

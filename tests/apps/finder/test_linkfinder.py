@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from sleuth.apps.finder.linkfinder import Exists, LinkFinder, LinkFinderError
-from sleuth.emulator.artsites import DELETED_IMAGE_OFFSET, HIDDEN_POST_OFFSET
+from sleuth.emulator.artsites import DELETED_IMAGE_OFFSET, HIDDEN_POST_OFFSET, ArtSites
 from sleuth.emulator.artworld import ArtWorld
+from sleuth.sources.artpage import ArtPage
 from sleuth.sources.profiles import AccountRef
 from tests.sources.artweb import ArtWeb, ref
 
@@ -205,3 +206,79 @@ async def test_an_unreachable_site_is_a_retryable_processing_error(art_web: ArtW
                 "https://danbooru.donmai.us/posts/1"
             )
     assert info.value.code == "PROCESSING_ERROR" and info.value.retryable
+
+
+async def test_an_artist_danbooru_does_not_know_is_found_through_the_post_source(
+    art_web: ArtWeb,
+) -> None:
+    world = art_web.world
+    sites = ArtSites(world)
+    artwork = next(
+        a
+        for a in world.artworks.values()
+        if "danbooru" in a.pages and not sites.danbooru_knows(sites.artist(a))
+    )
+    url = world.page_url(artwork, "danbooru")
+    async with art_web.fetcher() as fetcher:
+        finder = LinkFinder(fetcher, art_web.sources, exists_in(world))
+        page = await finder.page(url)
+        result = await finder.find(url)
+    assert page.links == () and page.sources  # nothing but the work it was taken from
+    assert set(result.accounts) == {ref(a) for a in sites.artist(artwork).accounts}
+
+
+async def test_a_source_gets_one_more_hop_than_a_link(art_web: ArtWeb) -> None:
+    world = art_web.world
+    artwork = next(
+        a
+        for a in world.artworks.values()
+        if "pixiv" in a.pages and world.artists[a.artist].link_hub
+    )
+    work = world.page_url(artwork, "pixiv")
+    # The Pixiv profile names only the hub: depth 2 from a source, still followed at MAX_DEPTH 2.
+    as_source = ArtPage(
+        "danbooru", "https://danbooru.donmai.us/posts/1", (), None, (), sources=(work,)
+    )
+    as_link = replace(as_source, links=(work,), sources=())
+    async with art_web.fetcher() as fetcher:
+        finder = LinkFinder(fetcher, art_web.sources, exists_in(world))
+        found = await finder.accounts(as_source)
+        not_followed = await finder.accounts(as_link)
+        shallow = await LinkFinder(
+            fetcher, art_web.sources, exists_in(world), max_depth=1
+        ).accounts(as_source)
+    assert set(found) == {ref(a) for a in world.artists[artwork.artist].accounts}
+    assert not_followed == []  # a plain link to a work is no account, and not read
+    assert shallow == []  # the source's hub is at depth 2, beyond 1 + 1
+
+
+async def test_sources_that_cannot_be_read_are_skipped(art_web: ArtWeb) -> None:
+    world = art_web.world
+    artist = next(a for a in world.artists if any(x.network == "x" for x in a.accounts))
+    x = next(a for a in artist.accounts if a.network == "x")
+    page = ArtPage(
+        "derpibooru",
+        "https://derpibooru.org/images/1",
+        (),
+        None,
+        (),
+        sources=(
+            "https://www.pixiv.net/artworks/1",  # 404
+            "https://example.com/art/1",  # no site the finder reads
+            f"https://twitter.com/{x.username}/status/123",  # a post names its account
+        ),
+    )
+    async with art_web.fetcher() as fetcher:
+        found = await LinkFinder(fetcher, art_web.sources, exists_in(world)).accounts(page)
+    assert found == [ref(x)]
+
+
+async def test_gated_linktree_links_are_found(art_web: ArtWeb) -> None:
+    world = art_web.world
+    artist = next(a for a in world.artists if a.link_hub == "linktree" and a.index % 2 == 0)
+    artwork = world.artworks[artist.artworks[0]]
+    url = world.page_url(artwork, next(iter(artwork.pages)))
+    async with art_web.fetcher() as fetcher:
+        result = await LinkFinder(fetcher, art_web.sources, exists_in(world)).find(url)
+    gated = {ref(a) for a in artist.accounts if a.network != "x"}
+    assert gated and gated <= set(result.accounts)

@@ -50,6 +50,14 @@ def query(services: Services, url: str) -> reqs.FinderRequest:
     return run_query(services, url, quiet=True, handle_signals=False)
 
 
+def scans_of(services: Services) -> dict[tuple[str, str], float | None]:
+    with services.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(accounts.c.network, accounts.c.account_id, accounts.c.scanned_at)
+        ).all()
+    return {(r.network, r.account_id): r.scanned_at for r in rows}
+
+
 def found_posts(request: reqs.FinderRequest) -> set[tuple[str, str, str]]:
     return {(r["network"], r["tweet_id"], r["image_position"]) for r in request.results}
 
@@ -84,12 +92,15 @@ def test_a_query_finds_the_artists_posts_that_contain_the_artwork(
             ).scalar_one()
         assert scanned == len(names) and pending == 0
 
-        # Another artwork of the same artist: the accounts are indexed, no first-time scan.
+        # Another artwork of the same artist: the accounts are indexed, no first-time scan,
+        # and, the artwork being older than the scans, no scan at all.
         other = next(e for e in truth if e["artist"] == entry["artist"] and e is not entry)
         page = world.page_url(world.artworks[other["artwork"]], sorted(other["pages"])[0])
+        before = scans_of(services)
         again = query(services, page)
         assert again.error is None and not again.has_first_time_scan
         assert truth_posts(other) <= found_posts(again)
+        assert scans_of(services) == before
     finally:
         services.close()
 

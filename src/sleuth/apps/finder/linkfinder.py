@@ -3,7 +3,10 @@
 The page's site (Danbooru, Derpibooru, Furbooru, DeviantArt, Pixiv) gives the image URLs and
 the links its artist left; those links are read as accounts, or, when they are link hubs
 (Linktree, carrd), followed: the site's links are depth 1, a hub's links one deeper, and no hub
-is read beyond `max_depth` (AOTF's MAX_DEPTH, 2) or twice. The accounts found, lower-cased and
+is read beyond `max_depth` (AOTF's MAX_DEPTH, 2) or twice. A booru's sources (the Pixiv or
+DeviantArt work it was taken from) are read as artwork pages too, one hop further: their links
+are depth 2, with one more hop allowed (AOTF's +1 from a booru source), and the sources of a
+source are not followed. The accounts found, lower-cased and
 de-duplicated, lose the names no artist has (AOTF's) and a configurable block list; each one
 left is checked by the injected `exists` (the social connectors).
 
@@ -73,6 +76,23 @@ class LinkFinderResult:
     image_headers: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class _Link:
+    """A link to read: found at `depth`, no hub followed at `limit` or deeper; a booru's
+    `source` may be an artwork page, read for its own links."""
+
+    url: str
+    depth: int
+    limit: int
+    source: bool = False
+
+
+def _links_of(page: ArtPage, depth: int, limit: int) -> list[_Link]:
+    """The page's links and those written in its texts, found at `depth`."""
+    urls = [*page.links, *(link for text in page.texts for link in links_in_text(text))]
+    return [_Link(url, depth, limit) for url in urls]
+
+
 def _split(url: str) -> SplitResult:
     text = url.strip()
     try:
@@ -113,7 +133,11 @@ class LinkFinder:
         self.pixiv = pixiv.Pixiv(fetcher, sources.pixiv_url)
 
     async def find(self, url: str) -> LinkFinderResult:
-        page = await self.page(url)
+        return await self.result(await self.page(url))
+
+    async def result(self, page: ArtPage) -> LinkFinderResult:
+        """The page's accounts that exist (`find`'s second half, for a caller that downloads
+        the page's image meanwhile)."""
         found = [r for r in await self.accounts(page) if not self.is_blocked(r)]
         if not found:
             raise LinkFinderError("NO_TWITTER_ACCOUNT_FOUND", f"{page.site} names no account")
@@ -163,28 +187,48 @@ class LinkFinder:
         raise LinkFinderError("NOT_AN_ARTWORK_PAGE", f"{url[:256]} is no artwork's page")
 
     async def accounts(self, page: ArtPage) -> list[AccountRef]:
-        """Every account the page's links name, directly or through hubs (breadth first)."""
-        todo = [(link, 1) for link in page.links]
-        todo += [(link, 1) for text in page.texts for link in links_in_text(text)]
-        seen: set[HubRef] = set()
+        """Every account the page's links name, directly, through hubs or through the pages
+        it was taken from (breadth first; the hubs and pages of one depth read at once)."""
+        todo = _links_of(page, 1, self.max_depth)
+        todo += [_Link(source, 1, self.max_depth + 1, source=True) for source in page.sources]
+        seen_hubs: set[HubRef] = set()
+        seen_pages = {page.url}
         refs: list[AccountRef] = []
         while todo:
-            link, depth = todo.pop(0)
-            ref = parse_profile_url(link)
-            if ref is not None:
-                refs.append(ref)
-                continue
-            hub = hub_of(link)
-            if hub is None or hub in seen or depth >= self.max_depth:
-                continue
-            seen.add(hub)
-            try:
-                found = await self.hubs.links(hub)
-            except ArtSiteError as exc:
-                log.info("link hub %s/%s skipped: %s", hub.kind, hub.name, exc)
-                continue
-            todo += [(next_link, depth + 1) for next_link in found]
+            reads: list[Awaitable[list[_Link]]] = []
+            for link in todo:
+                ref = parse_profile_url(link.url)
+                hub = None if ref is not None else hub_of(link.url)
+                if ref is not None:
+                    refs.append(ref)
+                elif hub is not None:
+                    if hub not in seen_hubs and link.depth < link.limit:
+                        seen_hubs.add(hub)
+                        reads.append(self._hub_links(hub, link))
+                elif link.source and link.url not in seen_pages:
+                    seen_pages.add(link.url)
+                    reads.append(self._source_links(link, page.url))
+            todo = [found for links in await asyncio.gather(*reads) for found in links]
         return unique(refs)
+
+    async def _hub_links(self, hub: HubRef, link: _Link) -> list[_Link]:
+        """The links of the hub `link` names, one deeper; none when it cannot be read."""
+        try:
+            found = await self.hubs.links(hub)
+        except ArtSiteError as exc:
+            log.info("link hub %s/%s skipped: %s", hub.kind, hub.name, exc)
+            return []
+        return [_Link(url, link.depth + 1, link.limit) for url in found]
+
+    async def _source_links(self, link: _Link, of: str) -> list[_Link]:
+        """The links of the artwork page a booru's source is, one deeper; none when it is no
+        artwork page the finder reads (its own sources are not followed)."""
+        try:
+            work = await self.page(link.url)
+        except LinkFinderError as exc:
+            log.info("source %s of %s skipped: %s", link.url, of, exc)
+            return []
+        return _links_of(work, link.depth + 1, link.limit)
 
     def is_blocked(self, ref: AccountRef) -> bool:
         """A site's own account, or one on the block list (by name, or as `str(ref)`)."""

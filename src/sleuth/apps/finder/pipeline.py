@@ -2,9 +2,10 @@
 image indexing, and the maintenance chores.
 
 A query goes `finder.link` (find the artwork's images and accounts, hash the artwork, ask
-for the scans it needs) → `finder.scan` per account (list the posts newer than the cursor,
-queue their images) → `finder.index` (download and hash each image, in batches) →
-`finder.search` (once no account of the request is being scanned: compare the hashes).
+for the scans it needs) → `finder.scan` per account that needs one (list the posts newer than
+the cursor, queue their images) → `finder.index` (download and hash each image, in batches) →
+`finder.search` (once no account of the request is being scanned: compare the hashes). When
+no account needs a scan, the link step searches itself: a warm query is one job.
 Every step may run twice: requests only move forward, rows are keyed by the network's ids,
 and an account's cursor moves only once every post it listed is indexed, so a kill at any
 moment leaves the database consistent. A step that keeps failing ends its request with
@@ -127,6 +128,7 @@ class FinderPipeline:
         if request is None or request.finished or request.url is None:
             return
         now = time.time()
+        ctx.start_cpu()  # the artwork is hashed once found: its pool process starts meanwhile
         await asyncio.to_thread(reqs.advance, self.engine, request.id, reqs.LINK_FINDER, now)
         found: dict[AccountRef, Account] = {}
 
@@ -145,10 +147,18 @@ class FinderPipeline:
 
         finder = LinkFinder(self.fetcher, self.sources, exists, block_list=self.cfg.block_list)
         try:
-            result = await finder.find(request.url)
-            first = await fetch_first_image(
-                self.fetcher, result.image_urls, headers=result.image_headers
+            page = await finder.page(request.url)
+            # The accounts are looked for while the image downloads; the link finder's error,
+            # if any, is the request's.
+            result, first = await asyncio.gather(
+                finder.result(page),
+                fetch_first_image(self.fetcher, page.image_urls, headers=page.image_headers),
+                return_exceptions=True,
             )
+            if isinstance(result, BaseException):
+                raise result
+            if isinstance(first, BaseException):
+                raise first
             hashed = await ctx.run_cpu(hash_image, first.body, self.max_pixels)
         except LinkFinderError as exc:
             if exc.code == "PROCESSING_ERROR":
@@ -168,7 +178,7 @@ class FinderPipeline:
             return
         chosen = [found[ref] for ref in result.accounts]
         artwork_at = result.created_at.timestamp() if result.created_at else None
-        first_time = await asyncio.to_thread(self._ask_for_scans, chosen, artwork_at, now)
+        first_time, to_scan = await asyncio.to_thread(self._ask_for_scans, chosen, artwork_at, now)
         await asyncio.to_thread(
             reqs.advance,
             self.engine,
@@ -180,19 +190,38 @@ class FinderPipeline:
             hashes=(phash_to_db(hashed[0]), phash_to_db(hashed[1])),
             artwork_at=artwork_at,
         )
-        for account in chosen:
+        for account in to_scan:
             key = f"scan:{account.network}:{account.id}"
             await ctx.send(SCAN, ScanJob(account.network, account.id), dedup_key=key)
+        if not to_scan and await self._search_now(request.id):
+            return
         await ctx.send(SEARCH, RequestJob(request.id), dedup_key=f"search:{request.id}")
+
+    async def _search_now(self, request_id: str) -> bool:
+        """The search of a request whose accounts need no scan, in the link step rather than
+        one queue round trip later; False when it must wait for the search step after all (a
+        scan began meanwhile, or the search failed: that step retries it)."""
+        request = await asyncio.to_thread(self._request, request_id)
+        if request is None or request.finished:
+            return True
+        try:
+            await self._search_query(request, time.time())
+        except Retry:
+            return False
+        except Exception:
+            log.warning("request %s: search left to its own step", request_id, exc_info=True)
+            return False
+        return True
 
     def _ask_for_scans(
         self, chosen: Sequence[Account], artwork_at: float | None, now: float
-    ) -> bool:
+    ) -> tuple[bool, list[Account]]:
         """Record the accounts and ask for the scans the artwork needs: an account never
-        scanned, or scanned before the artwork was made (less the margin). True when one is
-        scanned for the first time."""
+        scanned, or scanned before the artwork was made (less the margin). Returns whether
+        one is scanned for the first time, and the accounts to scan."""
         margin = self.cfg.artwork_margin_days * 86400.0
         first_time = False
+        to_scan = []
         with self.engine.begin() as conn:
             for account in chosen:
                 scanned_at = record_account(conn, account)
@@ -201,7 +230,8 @@ class FinderPipeline:
                 elif artwork_at is not None and artwork_at <= scanned_at - margin:
                     continue  # the last scan saw it
                 want_scan(conn, account.network, account.id, now)
-        return first_time
+                to_scan.append(account)
+        return first_time, to_scan
 
     async def search(self, job: RequestJob, ctx: JobContext) -> None:
         request = await asyncio.to_thread(self._request, job.request)
@@ -456,6 +486,15 @@ class FinderPipeline:
     async def index(self, jobs: list[IndexJob], ctx: JobContext) -> list[Outcome]:
         rows = await asyncio.to_thread(self._to_index, jobs)
         bodies = await asyncio.gather(*(self._download(row.media_url) for row in rows))
+        # The batch's images are hashed at once: each pool process takes one.
+        hashes = await asyncio.gather(
+            *(
+                ctx.run_cpu(hash_image, body, self.max_pixels)
+                for body in bodies
+                if not isinstance(body, FetchError)
+            )
+        )
+        hashed_bodies = iter(hashes)
         now = time.time()
         updates: list[dict[str, Any]] = []
         for row, body in zip(rows, bodies, strict=True):
@@ -472,7 +511,7 @@ class FinderPipeline:
                     }
                 )
                 continue
-            hashed = await ctx.run_cpu(hash_image, body, self.max_pixels)
+            hashed = next(hashed_bodies)
             if isinstance(hashed, str):
                 updates.append(
                     {
