@@ -212,7 +212,7 @@ def test_a_key_marked_again_during_a_pass_stays_dirty(
     try:
         with engine.begin() as conn:
             report = analytics.AnalyticsReport()
-            analytics._analyze_day(conn, site, int(day), report)
+            analytics._analyze_days(conn, site, int(day), report)
     finally:
         analytics._pairs = original  # type: ignore[assignment]
     with engine.connect() as conn:

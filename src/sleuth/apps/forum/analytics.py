@@ -45,7 +45,7 @@ from sleuth.store.upsert import insert_ignore_many, insert_or_update
 
 TOTALS = tuple(r.target for r in ROLLUPS)
 
-Key = tuple[int, int]  # (board, user) within one day
+Key = tuple[int, int, int]  # (day, board, user)
 
 
 @dataclass
@@ -65,24 +65,28 @@ def week_of(moment: datetime) -> int:
     return (moment.timetuple().tm_yday - 1) // 7 + 1
 
 
-def analyze(engine: Engine, *, days_per_transaction: int = 1) -> AnalyticsReport:
-    """Recompute every dirty key, a day (or `days_per_transaction` days) per transaction; then
-    the totals those keys feed (`totals.refresh`), and move the versions of what changed."""
+WINDOW_DAYS = 31
+"""A pass reads the posts of at most this span of days at a time (one transaction): the
+dirty days in it are recomputed together, so a rebuild costs a few hundred transactions and
+an incremental pass reads no day that is not dirty but for its neighbours within the span."""
+
+
+def analyze(engine: Engine) -> AnalyticsReport:
+    """Recompute every dirty key, a window of days per transaction; then the totals those
+    keys feed (`totals.refresh`), and move the versions of what changed."""
     report = AnalyticsReport()
     started = time.monotonic()
     while True:
         with engine.connect() as conn:
-            days = conn.execute(
+            first = conn.execute(
                 sa.select(forum_dirty.c.site_id, forum_dirty.c.day)
-                .distinct()
                 .order_by(forum_dirty.c.site_id, forum_dirty.c.day)
-                .limit(days_per_transaction)
-            ).all()
-        if not days:
+                .limit(1)
+            ).first()
+        if first is None:
             break
         with engine.begin() as conn:
-            for site, day in days:
-                _analyze_day(conn, int(site), int(day), report)
+            _analyze_days(conn, int(first.site_id), int(first.day), report)
     report.years = refresh(engine)
     with engine.begin() as conn:
         for site, years in report.years.items():
@@ -128,16 +132,18 @@ def _length(conn: Connection) -> sa.Function[int]:
     return sa.func.char_length(forum_posts.c.raw)
 
 
-def _analyze_day(conn: Connection, site: int, day: int, report: AnalyticsReport) -> None:
+def _analyze_days(conn: Connection, site: int, first: int, report: AnalyticsReport) -> None:
+    """Recompute the dirty keys of `site` in the window of days starting at `first`."""
+    last = first + WINDOW_DAYS - 1
+    d = forum_dirty.c
     marks = {
-        (int(r.board_id), int(r.user_id)): int(r.mark)
+        (int(r.day), int(r.board_id), int(r.user_id)): int(r.mark)
         for r in conn.execute(
-            sa.select(forum_dirty.c.board_id, forum_dirty.c.user_id, forum_dirty.c.mark).where(
-                (forum_dirty.c.site_id == site) & (forum_dirty.c.day == day)
+            sa.select(d.day, d.board_id, d.user_id, d.mark).where(
+                (d.site_id == site) & (d.day >= first) & (d.day <= last)
             )
         )
     }
-    keys = set(marks)
     posts = conn.execute(
         sa.select(
             forum_posts.c.post_id,
@@ -152,20 +158,17 @@ def _analyze_day(conn: Connection, site: int, day: int, report: AnalyticsReport)
         .join(forum_topics, _topic_of_post())
         .where(
             (forum_posts.c.site_id == site)
-            & (forum_posts.c.created_at >= day * DAY)
-            & (forum_posts.c.created_at < (day + 1) * DAY)
+            & (forum_posts.c.created_at >= first * DAY)
+            & (forum_posts.c.created_at < (last + 1) * DAY)
         )
     ).all()
-    mine = {int(p.post_id): (int(p.board_id), int(p.user_id)) for p in posts}
-    mine = {post: key for post, key in mine.items() if key in keys}
-    moment = datetime.fromtimestamp(day * DAY, UTC)
-    year, week, weekday = moment.year, week_of(moment), moment.isoweekday()
-
-    activity: dict[tuple[int, int, int], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    mine: dict[int, tuple[int, int, int]] = {}  # post -> its (day, board, user) key
+    activity: dict[tuple[int, int, int, int], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for p in posts:
-        key = (int(p.board_id), int(p.user_id))
-        if key not in keys:
+        key = (day_of(float(p.created_at)), int(p.board_id), int(p.user_id))
+        if key not in marks:
             continue
+        mine[int(p.post_id)] = key
         hour = datetime.fromtimestamp(float(p.created_at), UTC).hour
         counts = activity[(*key, hour)]
         counts[0] += 1
@@ -175,73 +178,82 @@ def _analyze_day(conn: Connection, site: int, day: int, report: AnalyticsReport)
     pairs = _pairs(conn, site, mine)
     links = _links(conn, site, mine)
 
-    for table in (forum_activity, forum_pair_days, forum_link_days):
-        _delete_keys(conn, table, site, day, keys)
-    base = {"site_id": site, "day": day, "year": year}
+    keys = sorted(marks)
+    for table in (forum_activity, forum_pair_days, forum_link_days, forum_stale):
+        _delete_keys(conn, table, site, keys)
     insert_ignore_many(
         conn,
         forum_activity,
         [
-            base
-            | {"board_id": b, "user_id": u, "hour": h, "week": week, "weekday": weekday}
+            _day_columns(site, day)
+            | {"board_id": b, "user_id": u, "hour": h}
             | {"post_count": c[0], "edit_count": c[1], "length_sum": c[2]}
             | {"threads_created": c[3]}
-            for (b, u, h), c in activity.items()
+            for (day, b, u, h), c in activity.items()
         ],
     )
     insert_ignore_many(
         conn,
         forum_pair_days,
         [
-            base | {"board_id": b, "user_id": u, "kind": k, "target_user_id": t, "count": n}
-            for (b, u, k, t), n in pairs.items()
+            _day_columns(site, day, week=False)
+            | {"board_id": b, "user_id": u, "kind": k, "target_user_id": t, "count": n}
+            for (day, b, u, k, t), n in pairs.items()
         ],
     )
     insert_ignore_many(
         conn,
         forum_link_days,
         [
-            base | {"board_id": b, "user_id": u, "kind": k, "domain": d, "count": n}
-            for (b, u, k, d), n in links.items()
+            _day_columns(site, day, week=False)
+            | {"board_id": b, "user_id": u, "kind": k, "domain": dom, "count": n}
+            for (day, b, u, k, dom), n in links.items()
         ],
     )
-    _mark_stale(conn, site, day, keys, report.token)
-    for (board, user), mark in marks.items():
+    insert_ignore_many(
+        conn,
+        forum_stale,
+        [
+            {"site_id": site, "day": day, "board_id": b, "user_id": u, "mark": report.token}
+            for day, b, u in keys
+        ],
+    )
+    marked = [(day, b, u, mark) for (day, b, u), mark in sorted(marks.items())]
+    for start in range(0, len(marked), CHUNK):
         conn.execute(
             forum_dirty.delete().where(
-                (forum_dirty.c.site_id == site)
-                & (forum_dirty.c.board_id == board)
-                & (forum_dirty.c.day == day)
-                & (forum_dirty.c.user_id == user)
-                & (forum_dirty.c.mark == mark)
+                (d.site_id == site)
+                & sa.tuple_(d.day, d.board_id, d.user_id, d.mark).in_(marked[start : start + CHUNK])
             )
         )
     report.keys += len(keys)
-    report.days += 1
+    report.days += len({day for day, _, _ in keys})
     report.posts += len(mine)
 
 
-def _mark_stale(conn: Connection, site: int, day: int, keys: set[Key], token: int) -> None:
-    """These keys' totals are to be recomputed: under this pass's token, so that a refresh that
-    read the stale keys before clears only what it read."""
-    _delete_keys(conn, forum_stale, site, day, keys)
-    rows = [
-        {"site_id": site, "board_id": b, "day": day, "user_id": u, "mark": token}
-        for b, u in sorted(keys)
-    ]
-    insert_ignore_many(conn, forum_stale, rows)
+def _day_columns(site: int, day: int, *, week: bool = True) -> dict[str, int]:
+    moment = datetime.fromtimestamp(day * DAY, UTC)
+    columns = {"site_id": site, "day": day, "year": moment.year}
+    if week:
+        columns |= {"week": week_of(moment), "weekday": moment.isoweekday()}
+    return columns
 
 
-def _delete_keys(conn: Connection, table: sa.Table, site: int, day: int, keys: set[Key]) -> None:
-    pairs = sorted(keys)
-    for start in range(0, len(pairs), 500):
+def _delete_keys(
+    conn: Connection, table: sa.Table, site: int, keys: list[tuple[int, int, int]]
+) -> None:
+    """Delete the rows of these (day, board, user) keys."""
+    t = table.c
+    for start in range(0, len(keys), CHUNK):
         conn.execute(
             table.delete().where(
-                (table.c.site_id == site)
-                & (table.c.day == day)
-                & sa.tuple_(table.c.board_id, table.c.user_id).in_(pairs[start : start + 500])
+                (t.site_id == site)
+                & sa.tuple_(t.day, t.board_id, t.user_id).in_(keys[start : start + CHUNK])
             )
         )
+
+
+CHUNK = 300
 
 
 def _chunks(ids: Iterable[int], size: int = 500) -> Iterable[list[int]]:
@@ -252,12 +264,12 @@ def _chunks(ids: Iterable[int], size: int = 500) -> Iterable[list[int]]:
 
 def _pairs(
     conn: Connection, site: int, posts: dict[int, Key]
-) -> Counter[tuple[int, int, str, int]]:
-    """(board, quoter, kind, quoted user) counts of these posts' quotes and replies whose target
-    post is stored (one not crawled yet counts once it is: the crawl marks its quoters)."""
+) -> Counter[tuple[int, int, int, str, int]]:
+    """(day, board, quoter, kind, quoted user) counts of these posts' quotes and replies whose
+    target post is stored (one not crawled yet counts once it is: the crawl marks its quoters)."""
     q = forum_quotes
     by_id, by_number = forum_posts.alias("by_id"), forum_posts.alias("by_number")
-    counts: Counter[tuple[int, int, str, int]] = Counter()
+    counts: Counter[tuple[int, int, int, str, int]] = Counter()
     for chunk in _chunks(posts):
         rows = conn.execute(
             sa.select(q.c.post_id, q.c.kind, q.c.count, by_id.c.user_id, by_number.c.user_id)
@@ -280,16 +292,16 @@ def _pairs(
         for post_id, kind, count, user_a, user_b in rows:
             target = user_a if user_a is not None else user_b
             if target is not None:
-                board, user = posts[int(post_id)]
-                counts[(board, user, str(kind), int(target))] += int(count)
+                day, board, user = posts[int(post_id)]
+                counts[(day, board, user, str(kind), int(target))] += int(count)
     return counts
 
 
 def _links(
     conn: Connection, site: int, posts: dict[int, Key]
-) -> Counter[tuple[int, int, str, str]]:
-    """(board, user, kind, domain) counts of these posts' links, images and videos."""
-    counts: Counter[tuple[int, int, str, str]] = Counter()
+) -> Counter[tuple[int, int, int, str, str]]:
+    """(day, board, user, kind, domain) counts of these posts' links, images and videos."""
+    counts: Counter[tuple[int, int, int, str, str]] = Counter()
     for chunk in _chunks(posts):
         rows = conn.execute(
             sa.select(
@@ -297,6 +309,6 @@ def _links(
             ).where((forum_links.c.site_id == site) & forum_links.c.post_id.in_(chunk))
         )
         for post_id, kind, domain, count in rows:
-            board, user = posts[int(post_id)]
-            counts[(board, user, str(kind), str(domain))] += int(count)
+            day, board, user = posts[int(post_id)]
+            counts[(day, board, user, str(kind), str(domain))] += int(count)
     return counts
