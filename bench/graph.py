@@ -216,8 +216,10 @@ def ceiling(args: argparse.Namespace, root: Path) -> list[str]:
         "|---|---|---|---|---|---|---|---|",
     ]
     base = None
+    runs: list[CeilingRun] = []
     for n in ADDRESS_COUNTS:
         run = ceiling_run(world, root, n, args)
+        runs.append(run)
         base = base or run.rate
         per_hour = run.rate / n * 3600
         low = min(run.served) / limit.requests if run.served else 0.0
@@ -227,7 +229,17 @@ def ceiling(args: argparse.Namespace, root: Path) -> list[str]:
         )
         print(row, flush=True)
         lines.append(row)
-    return lines
+    share = min(r.fraction for r in runs)
+    worst = max(max(r.refused, default=0) for r in runs)
+    scaling = runs[-1].rate / base if base else 0.0
+    verdict = (
+        f"Targets: >= 70% of the ceiling per address: {'met' if share >= 0.7 else 'MISSED'} "
+        f"({share:.1%} at worst); <= 1 HTTP 429 per window: {'met' if worst <= 1 else 'MISSED'} "
+        f"({worst}); >= 3.6x at 4 addresses: {'met' if scaling >= 3.6 else 'MISSED'} "
+        f"({scaling:.2f}x)."
+    )
+    print(verdict, flush=True)
+    return [*lines, "", verdict]
 
 
 # -- kill ------------------------------------------------------------------------------------
@@ -470,8 +482,8 @@ def kill(args: argparse.Namespace, root: Path) -> list[str]:
         f"Ground truth: {len(truth_nodes)} nodes, {len(truth_edges)} edges; the undisturbed run "
         f"{'matches' if truth else 'DIFFERS'}; the killed run has "
         f"{'the same' if same else 'DIFFERENT'} counts. Pages answered again per kill: "
-        f"{twice / kills if kills else 0:.1f}. The same command again: {hurt.rerun_edges} edges "
-        f"added, {hurt.rerun_pages} follower pages asked.",
+        f"{twice / kills if kills else 0:.1f} (target <= 1). The same command again: "
+        f"{hurt.rerun_edges} edges added, {hurt.rerun_pages} follower pages asked.",
     ]
     nodes, edges = calm.counts[:2]
     sizes = ", ".join(f"{t} {n / 2**10:.0f} KiB" for t, n in calm.tables.items())
@@ -571,6 +583,7 @@ def export(args: argparse.Namespace, root: Path) -> list[str]:
     _pid, status, usage = os.wait4(child.pid, 0)
     seconds = time.monotonic() - started
     said = child.stdout.read().decode().strip() if child.stdout else ""
+    said = said.split(" written to ")[0]  # not the temporary folder
     peak = usage.ru_maxrss * 1024 / 2**20  # kB on Linux
     size = sum(p.stat().st_size for p in ([out] if out.is_file() else out.rglob("*")))
     lines = [
