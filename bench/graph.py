@@ -52,10 +52,11 @@ from sleuth.apps.graph.models import FOLLOW, SELECTED, graph_edges, graph_nodes
 from sleuth.config import Settings
 from sleuth.crawl.models import crawl_run_items
 from sleuth.emulator import EmulatorServer, create_imagehost_app
-from sleuth.emulator.artworld import Account
+from sleuth.emulator.artworld import MASTODON_SERVERS, Account
 from sleuth.emulator.bluesky import LIMIT as BLUESKY_LIMIT
 from sleuth.emulator.cli import emulator_sources
 from sleuth.emulator.imagehost import SOCIAL
+from sleuth.emulator.mastodon import LIMIT as MASTODON_LIMIT
 from sleuth.emulator.ratelimits import Limit, Limiter
 from sleuth.emulator.socialworld import SocialWorld
 from sleuth.services import Services
@@ -77,7 +78,12 @@ SEED = 7
 PARTS = ("ceiling", "kill", "export")
 ADDRESS_COUNTS = (1, 2, 4)
 FOLLOWER_PATHS = ("/followers", "app.bsky.graph.getFollowers")
-REAL_BLUESKY_PER_HOUR = BLUESKY_LIMIT.requests * 3600 / BLUESKY_LIMIT.window
+CEILINGS = {
+    "bluesky": (BLUESKY_LIMIT, ("appview",)),
+    "mastodon": (MASTODON_LIMIT, MASTODON_SERVERS),
+}
+"""Per network: the real whole-API limit per address, and the emulator's buckets of it (both
+emulated Mastodon instances are one host to the client, so their windows are summed)."""
 
 
 def emulator_env(url: str) -> dict[str, str]:
@@ -143,17 +149,17 @@ class CeilingRun:
 
 
 def whole_windows(
-    limiter: Limiter, bucket: str, limit: Limit, ended: float
+    limiter: Limiter, buckets: tuple[str, ...], limit: Limit, ended: float
 ) -> tuple[dict[float, Counter[str]], dict[float, Counter[str]]]:
     """Served and refused per window start and client, for the windows that ended before
     `ended` but the first with any request (the crawl's start-up: budgets not known yet)."""
-    starts = [start for (name, _c, start) in limiter.served() if name == bucket]
+    starts = [start for (name, _c, start) in limiter.served() if name in buckets]
     first = min(starts, default=ended)
     served: dict[float, Counter[str]] = {}
     refused: dict[float, Counter[str]] = {}
     for counts, into in ((limiter.served(), served), (limiter.refused(), refused)):
         for (name, client, start), n in counts.items():
-            if name == bucket and first < start and start + limit.window <= ended:
+            if name in buckets and first < start and start + limit.window <= ended:
                 into.setdefault(start, Counter())[client] += n
     return served, refused
 
@@ -164,11 +170,13 @@ def ceiling_run(
     app = create_imagehost_app(
         SEED, world=world, window_scale=args.window_scale, quota_scale=args.quota_scale
     )
-    limit = BLUESKY_LIMIT.scaled(args.window_scale, args.quota_scale)
+    real, buckets = CEILINGS[args.network]
+    limit = real.scaled(args.window_scale, args.quota_scale)
     sources = tuple(f"127.0.0.{2 + i}" for i in range(addresses))
+    seed = most_followed(world, args.network)
     seeds = root / "seeds.txt"
-    seeds.write_text(most_followed(world, "bluesky").id + "\n")
-    home = root / f"addresses-{addresses}"
+    seeds.write_text((seed.acct if args.network == "mastodon" else seed.id) + "\n")
+    home = root / f"{args.network}-addresses-{addresses}"
     with EmulatorServer(app) as url:
         env = {
             **clean_environ(),
@@ -190,8 +198,8 @@ def ceiling_run(
             killpg(crawl)
         if finished:
             print(f"  warning: the crawl ended before {args.seconds} s: give a larger world")
-        limiter = app.extensions[SOCIAL]["bluesky"].limiter
-        served, refused = whole_windows(limiter, "appview", limit, ended)
+        limiter = app.extensions[SOCIAL][args.network].limiter
+        served, refused = whole_windows(limiter, buckets, limit, ended)
     per_address = [served[w][s] for w in sorted(served) for s in sources]
     refusals = [refused.get(w, Counter())[s] for w in sorted(served) for s in sources]
     return CeilingRun(
@@ -201,13 +209,16 @@ def ceiling_run(
 
 def ceiling(args: argparse.Namespace, root: Path) -> list[str]:
     world = SocialWorld(SEED, accounts=args.ceiling_accounts)
-    limit = BLUESKY_LIMIT.scaled(args.window_scale, args.quota_scale)
+    real, _buckets = CEILINGS[args.network]
+    limit = real.scaled(args.window_scale, args.quota_scale)
+    where = "Bluesky AppView" if args.network == "bluesky" else "Mastodon, both instances"
     lines = [
-        f"Ceiling: SocialWorld({SEED}, accounts={args.ceiling_accounts}) Bluesky AppView; "
-        f"its {BLUESKY_LIMIT.requests} requests / {BLUESKY_LIMIT.window:g} s per address scaled "
+        f"Ceiling: SocialWorld({SEED}, accounts={args.ceiling_accounts}) {where}; "
+        f"its {real.requests} requests / {real.window:g} s per address scaled "
         f"(windows x{args.window_scale:g}, counts x{args.quota_scale:g}) to {limit.requests} / "
         f"{limit.window:g} s = {limit.requests * 3600 / limit.window:.0f} requests/h per "
-        f"address (the real ceiling: {REAL_BLUESKY_PER_HOUR:.0f}/h); `graph crawl -F` for "
+        f"address (the real ceiling: {real.requests * 3600 / real.window:.0f}/h); "
+        "`graph crawl -F` for "
         f"{args.seconds:g} s per run, counted over the whole windows after the first that "
         "saw a request.",
         "",
@@ -603,6 +614,7 @@ def main() -> int:
     parser.add_argument("--window-scale", type=float, default=0.05)
     parser.add_argument("--quota-scale", type=float, default=0.02)
     parser.add_argument("--ceiling-accounts", type=int, default=20_000)
+    parser.add_argument("--network", choices=sorted(CEILINGS), default="bluesky", help="ceiling")
     parser.add_argument("--kill-accounts", type=int, default=3_000)
     parser.add_argument("--depth", type=int, default=6, help="kill: hops from the seeds")
     parser.add_argument("--worker-kills", type=int, default=20)
