@@ -165,7 +165,7 @@ def whole_windows(
 
 
 def ceiling_run(
-    world: SocialWorld, root: Path, addresses: int, args: argparse.Namespace
+    world: SocialWorld, seed: Account, root: Path, addresses: int, args: argparse.Namespace
 ) -> CeilingRun:
     app = create_imagehost_app(
         SEED, world=world, window_scale=args.window_scale, quota_scale=args.quota_scale
@@ -173,7 +173,6 @@ def ceiling_run(
     real, buckets = CEILINGS[args.network]
     limit = real.scaled(args.window_scale, args.quota_scale)
     sources = tuple(f"127.0.0.{2 + i}" for i in range(addresses))
-    seed = most_followed(world, args.network)
     seeds = root / "seeds.txt"
     seeds.write_text((seed.acct if args.network == "mastodon" else seed.id) + "\n")
     home = root / f"{args.network}-addresses-{addresses}"
@@ -211,6 +210,7 @@ def ceiling(args: argparse.Namespace, root: Path) -> list[str]:
     world = SocialWorld(SEED, accounts=args.ceiling_accounts)
     real, _buckets = CEILINGS[args.network]
     limit = real.scaled(args.window_scale, args.quota_scale)
+    seed = most_followed(world, args.network)  # slow on Mastodon: once for the three runs
     where = "Bluesky AppView" if args.network == "bluesky" else "Mastodon, both instances"
     lines = [
         f"Ceiling: SocialWorld({SEED}, accounts={args.ceiling_accounts}) {where}; "
@@ -229,7 +229,7 @@ def ceiling(args: argparse.Namespace, root: Path) -> list[str]:
     base = None
     runs: list[CeilingRun] = []
     for n in ADDRESS_COUNTS:
-        run = ceiling_run(world, root, n, args)
+        run = ceiling_run(world, seed, root, n, args)
         runs.append(run)
         base = base or run.rate
         per_hour = run.rate / n * 3600
