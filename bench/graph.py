@@ -226,6 +226,7 @@ def ceiling(args: argparse.Namespace, root: Path) -> list[str]:
         "429s per window (max) | requests/s | vs 1 address |",
         "|---|---|---|---|---|---|---|---|",
     ]
+    print("\n".join(lines), flush=True)
     base = None
     runs: list[CeilingRun] = []
     for n in ADDRESS_COUNTS:
