@@ -93,3 +93,35 @@ def test_serve_reports_a_port_in_use() -> None:
         result = CliRunner().invoke(emulator, ["serve", "--port", str(port)])
     assert result.exit_code == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.output
+
+
+def test_serve_with_scaled_windows_says_so_and_answers_with_them() -> None:
+    code = "from sleuth.emulator.cli import emulator; emulator()"
+    scale = ["--window-scale", "0.05", "--quota-scale", "0.05"]
+    with subprocess.Popen(
+        [sys.executable, "-c", code, "serve", "--port", "0", *scale],
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as process:
+        try:
+            assert process.stdout is not None
+            banner = process.stdout.readline()
+            assert "rate-limit windows x0.05, counts x0.05" in banner
+            match = re.search(r"http://127\.0\.0\.1:\d+", banner)
+            assert match, banner
+            answer = httpx.get(
+                match.group(0) + "/bsky/xrpc/app.bsky.actor.getProfile",
+                params={"actor": "nobody.bsky.social"},
+                timeout=PATIENCE,
+            )
+            assert answer.headers["RateLimit-Policy"] == "150;w=15"
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=PATIENCE) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+
+
+def test_serve_refuses_a_scale_that_is_not_positive() -> None:
+    result = CliRunner().invoke(emulator, ["serve", "--window-scale", "0"])
+    assert result.exit_code == 2 and "--window-scale" in result.output

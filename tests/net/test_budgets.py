@@ -19,10 +19,13 @@ import sqlalchemy as sa
 
 from sleuth.net.budgets import (
     ABSENT_TTL,
+    Budget,
     BudgetStore,
     MemoryBudgets,
     RedisBudgets,
     SqlBudgets,
+    claim,
+    observe,
     prune_budgets,
     rate_budgets,
 )
@@ -238,3 +241,23 @@ async def test_a_spent_budget_beyond_the_wait_cap_goes_back_as_rate_limited(
     assert (error.reason, error.retryable) == ("rate_limited", True)  # type: ignore[attr-defined]
     assert error.retry_after > 3000  # type: ignore[attr-defined]
     assert len(server.stats.arrivals[key]) == 1  # the spent budget sent nothing
+
+
+def test_a_late_answer_from_a_window_over_neither_stops_nor_renews_the_next_one() -> None:
+    """Answers of the window just over keep arriving after the client started the next one
+    (claimed at its reset, in flight meanwhile): the client keeps counting the new window."""
+    spent = Budget("h", "", limit=3, remaining=0, reset_at=100.0, updated_at=99.0)
+    budget, wait = claim(spent, 100.1)  # a new window, whole, its end unknown
+    assert (wait, budget.remaining, budget.reset_at) == (0.0, 2, None)
+    for status in (200, 429):
+        late = observe(budget, RateLimit(3, 0, 100.0), status, 100.2)
+        kept = late or budget
+        assert (kept.remaining, kept.reset_at, kept.blocked_until) == (2, None, None)
+    budget, _ = claim(budget, 100.3)
+    budget, _ = claim(budget, 100.3)
+    assert claim(budget, 100.4)[1] > 0  # the new window's 3 are spent: no fourth
+    # Once an answer of the new window has told its reset, a late one is ignored too.
+    told = observe(budget, RateLimit(3, 0, 103.0), 200, 100.5)
+    assert told is not None and told.reset_at == 103.0
+    late = observe(replace(told, remaining=2), RateLimit(3, 0, 100.0), 429, 100.6)
+    assert late is None or (late.remaining, late.blocked_until) == (2, None)

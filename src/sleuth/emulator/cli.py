@@ -62,15 +62,45 @@ def emulator() -> None:
     is_flag=True,
     help="Turn the social APIs' real rate limits off (benchmarks).",
 )
-def serve(host: str, port: int, seed: int, log_requests: bool, no_rate_limits: bool) -> None:
+@click.option(
+    "--window-scale",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0.0, min_open=True),
+    help="Scale the rate-limit windows (0.05: Mastodon's 5 minutes as 15 s).",
+)
+@click.option(
+    "--quota-scale",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0.0, min_open=True),
+    help="Scale the requests each window allows (with --window-scale: the real rate).",
+)
+def serve(
+    host: str,
+    port: int,
+    seed: int,
+    log_requests: bool,
+    no_rate_limits: bool,
+    window_scale: float,
+    quota_scale: float,
+) -> None:
     """Serve the image host (picsum.photos paths) and the emulated APIs until Ctrl-C."""
 
     def ready(url: str) -> None:
-        click.echo(f"Serving the offline web (seed {seed}) at {url} - Ctrl-C to stop")
+        scale = f", rate-limit windows x{window_scale:g}, counts x{quota_scale:g}"
+        scaled = scale if (window_scale, quota_scale) != (1.0, 1.0) else ""
+        click.echo(f"Serving the offline web (seed {seed}{scaled}) at {url} - Ctrl-C to stop")
 
     try:
+        app = create_imagehost_app(
+            seed,
+            rate_limits=not no_rate_limits,
+            window_scale=window_scale,
+            quota_scale=quota_scale,
+        )
         serve_forever(
-            create_imagehost_app(seed, rate_limits=not no_rate_limits),
+            app,
             host,
             port,
             on_ready=ready,

@@ -45,6 +45,7 @@ from sleuth.emulator.discourse import discourse_blueprint
 from sleuth.emulator.forums import Forums
 from sleuth.emulator.mastodon import LIMITS as MASTODON_LIMITS
 from sleuth.emulator.mastodon import MastodonEmulator, mastodon_blueprint
+from sleuth.emulator.ratelimits import Limit
 from sleuth.emulator.server import AbortConnection, stopping
 from sleuth.emulator.world import JPEG_QUALITY, ByteLRU, photo, photo_jpeg
 from sleuth.emulator.x_api import LIMITS as X_LIMITS
@@ -481,6 +482,10 @@ def imagehost_blueprint(host: ImageHost) -> Blueprint:
     return bp
 
 
+SOCIAL = "sleuth.social"
+"""The `app.extensions` key of the social emulators, by network."""
+
+
 def create_imagehost_app(
     seed: int = 0,
     *,
@@ -490,13 +495,17 @@ def create_imagehost_app(
     slow_bytes_per_second: int = DEFAULT_SLOW_BYTES_PER_SECOND,
     world: ArtWorld | None = None,
     rate_limits: bool = True,
+    window_scale: float = 1.0,
+    quota_scale: float = 1.0,
     forums: Forums | None = None,
 ) -> Flask:
     """A Flask app serving the image host of world `seed` at the root, as picsum.photos does,
     the emulated social APIs and art sites of `world` (default `ArtWorld(seed)`) under their
-    prefixes, with their real rate limits unless `rate_limits` is False (benchmarks), and the
+    prefixes, with their real rate limits unless `rate_limits` is False (benchmarks), their
+    windows and counts scaled by `window_scale` and `quota_scale` (`Limit.scaled`), and the
     emulated forums (`forums`, default `Forums.default(seed)`) under `/discourse/<name>` and
-    `/bb/<name>/xml`."""
+    `/bb/<name>/xml`. The social emulators (their limiters count what each client was served)
+    are in `app.extensions[SOCIAL]` by network."""
     world = world or ArtWorld(seed)
     host = ImageHost(
         seed,
@@ -508,13 +517,22 @@ def create_imagehost_app(
     app = Flask(__name__)
     app.register_blueprint(imagehost_blueprint(host))
     app.register_blueprint(artsites_blueprint(world))
-    app.register_blueprint(x_blueprint(XEmulator(world, limits=X_LIMITS if rate_limits else None)))
-    app.register_blueprint(
-        mastodon_blueprint(MastodonEmulator(world, limits=MASTODON_LIMITS if rate_limits else None))
+
+    def scaled(limit: Limit) -> Limit:
+        return limit.scaled(window_scale, quota_scale)
+
+    x = XEmulator(
+        world, limits={k: scaled(v) for k, v in X_LIMITS.items()} if rate_limits else None
     )
-    for blueprint in bluesky_blueprints(
-        BlueskyEmulator(world, limit=BLUESKY_LIMIT if rate_limits else None)
-    ):
+    mastodon = MastodonEmulator(
+        world,
+        limits=(scaled(MASTODON_LIMITS[0]), scaled(MASTODON_LIMITS[1])) if rate_limits else None,
+    )
+    bluesky = BlueskyEmulator(world, limit=scaled(BLUESKY_LIMIT) if rate_limits else None)
+    app.extensions[SOCIAL] = {"x": x, "mastodon": mastodon, "bluesky": bluesky}
+    app.register_blueprint(x_blueprint(x))
+    app.register_blueprint(mastodon_blueprint(mastodon))
+    for blueprint in bluesky_blueprints(bluesky):
         app.register_blueprint(blueprint)
     forums = forums or Forums.default(seed)
     app.register_blueprint(discourse_blueprint(forums))

@@ -111,12 +111,20 @@ def observe(budget: Budget, news: RateLimit, status: int, now: float) -> Budget 
     answers within a window: the local count is already the smaller).
 
     Within one window the smaller remaining count wins: answers arrive out of order, and the
-    requests claimed but not answered yet are already taken off the local count."""
+    requests claimed but not answered yet are already taken off the local count. An answer
+    that arrives late from a window already over says nothing of the current one: neither its
+    count (which would stop a fresh window's budget) nor its reset (which, already past, would
+    make the next claim start yet another whole window, and the client overrun the server's),
+    nor, when it is a 429, a block."""
     if not news.known and status != 429:
         return None
     limit = news.limit if news.limit is not None else budget.limit
     remaining, reset_at = budget.remaining, budget.reset_at
-    stale = news.reset_at is not None and news.reset_at < now - SAME_WINDOW
+    late = news.reset_at is not None and (
+        (reset_at is None and budget.limit is not None and news.reset_at <= now)
+        or (reset_at is not None and news.reset_at < reset_at - SAME_WINDOW)
+    )
+    stale = late or (news.reset_at is not None and news.reset_at < now - SAME_WINDOW)
     if not stale:
         if news.reset_at is not None and (
             reset_at is None or news.reset_at > reset_at + SAME_WINDOW
@@ -134,7 +142,7 @@ def observe(budget: Budget, news: RateLimit, status: int, now: float) -> Budget 
     blocked = still_blocked
     if news.retry_at is not None:
         blocked = max(blocked or 0.0, news.retry_at)
-    if status == 429:
+    if status == 429 and not late:
         if reset_at is not None and reset_at > now:
             remaining = 0  # spent until the reset; without one, the block alone says when
         if news.retry_at is None:

@@ -1,0 +1,89 @@
+"""A graph crawl bound to several local addresses (`[net] source_addresses`, Twittomatic's
+multi-IP setup on loopback aliases) spreads its requests over them, each under its own
+emulated ceiling: a crawl that would overrun one address's window finishes on two without a
+single 429."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import Counter
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from sleuth.apps.graph.cli import crawl_graph
+from sleuth.apps.graph.jobs import F, Plan
+from sleuth.apps.graph.models import graph_edges
+from sleuth.emulator import EmulatorServer, create_imagehost_app
+from sleuth.emulator.artworld import ArtWorld
+from sleuth.emulator.imagehost import SOCIAL
+from sleuth.emulator.mastodon import LIMIT
+from sleuth.emulator.ratelimits import Limiter
+from sleuth.services import Services
+from tests.apps.graph.conftest import graph_settings
+from tests.apps.graph.truth import follower_graph, followers
+
+WINDOWS = 1000.0  # no window ends during the test: a spent budget stays spent
+ADDRESSES = ("127.0.0.2", "127.0.0.3")
+
+
+def _crawl(
+    tmp: Path, world: ArtWorld, quota: int, addresses: tuple[str, ...]
+) -> tuple[Services, Limiter, bool]:
+    """Crawl a Mastodon seed's followers to depth 1 through an emulator allowing `quota`
+    requests a window per address, from `addresses`; the services, the emulator's
+    limiter and whether the crawl finished."""
+    app = create_imagehost_app(
+        0, world=world, window_scale=WINDOWS, quota_scale=quota / LIMIT.requests
+    )
+    seed = next(a for a in world.accounts if a.network == "mastodon" and followers(world, a))
+    tmp.mkdir()
+    seeds = tmp / "seeds.txt"
+    seeds.write_text(f"{seed.acct}\n")
+    with EmulatorServer(app) as url:
+        settings = graph_settings(tmp / "data", url)
+        net = dataclasses.replace(settings.net, source_addresses=addresses)
+        services = Services(dataclasses.replace(settings, net=net))
+        _run, final = crawl_graph(services, seeds, Plan((F,), depth=1))
+    return services, app.extensions[SOCIAL]["mastodon"].limiter, final.finished
+
+
+def _served(limiter: Limiter) -> Counter[str]:
+    """Mastodon API requests served per client address (the whole-API buckets)."""
+    served: Counter[str] = Counter()
+    for (bucket, client, _start), count in limiter.served().items():
+        if not bucket.endswith(" paging"):
+            served[client] += count
+    return served
+
+
+def _edges(services: Services) -> set[tuple[str, str]]:
+    with services.engine.connect() as conn:
+        rows = conn.execute(sa.select(graph_edges.c.src, graph_edges.c.dst)).all()
+    return {(src, dst) for src, dst in rows}
+
+
+def test_two_addresses_share_the_crawl_and_each_stays_under_its_ceiling(tmp_path: Path) -> None:
+    world = ArtWorld(0)
+    seed = next(a for a in world.accounts if a.network == "mastodon" and followers(world, a))
+    _nodes, edges = follower_graph(world, [seed], 1)
+    # How many requests the crawl takes, with room to spare on both addresses.
+    roomy, limiter, finished = _crawl(tmp_path / "roomy", world, LIMIT.requests, ADDRESSES)
+    try:
+        assert finished and _edges(roomy) == edges
+    finally:
+        roomy.close()
+    served = _served(limiter)
+    total = sum(served.values())
+    assert set(served) == set(ADDRESSES) and min(served.values()) >= total // 3, served
+    assert not limiter.refused()
+    # A ceiling of a bit over half of them per address: two addresses finish, no 429 sent.
+    quota = math.ceil(total / 2) + 2
+    shared, limiter, finished = _crawl(tmp_path / "shared", world, quota, ADDRESSES)
+    try:
+        assert finished and _edges(shared) == edges
+    finally:
+        shared.close()
+    assert max(_served(limiter).values()) <= quota
+    assert not limiter.refused()
