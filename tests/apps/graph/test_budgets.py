@@ -10,13 +10,17 @@ import math
 from collections import Counter
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 
 from sleuth.apps.graph.cli import crawl_graph
 from sleuth.apps.graph.jobs import F, Plan
 from sleuth.apps.graph.models import graph_edges
+from sleuth.cli.main import cli
 from sleuth.emulator import EmulatorServer, create_imagehost_app
 from sleuth.emulator.artworld import ArtWorld
+from sleuth.emulator.cli import emulator_sources
 from sleuth.emulator.imagehost import SOCIAL
 from sleuth.emulator.mastodon import LIMIT
 from sleuth.emulator.ratelimits import Limiter
@@ -87,3 +91,27 @@ def test_two_addresses_share_the_crawl_and_each_stays_under_its_ceiling(tmp_path
         shared.close()
     assert max(_served(limiter).values()) <= quota
     assert not limiter.refused()
+
+
+def test_the_command_binds_to_the_source_addresses_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = ArtWorld(0)
+    seed = next(a for a in world.accounts if a.network == "mastodon" and followers(world, a))
+    seeds = tmp_path / "seeds.txt"
+    seeds.write_text(f"{seed.acct}\n")
+    app = create_imagehost_app(0, world=world, window_scale=WINDOWS)
+    with EmulatorServer(app) as url:
+        for name, value in emulator_sources(url).items():
+            monkeypatch.setenv(f"SLEUTH_SOURCES_{name.upper()}", value)
+        monkeypatch.setenv("SLEUTH_DATA_DIR", str(tmp_path / "data"))
+        monkeypatch.setenv("SLEUTH_NET_ALLOW_PRIVATE", "true")
+        monkeypatch.setenv("SLEUTH_WORKER_PROCESSES", "1")
+        crawl = ["graph", "crawl", "--seeds", str(seeds), "-F", "--depth", "1"]
+        bad = CliRunner().invoke(cli, [*crawl, "--source-address", "eth0"])
+        assert bad.exit_code == 2 and "'eth0' is not an IP address" in bad.output
+        addresses = [arg for a in ADDRESSES for arg in ("--source-address", a)]
+        result = CliRunner().invoke(cli, [*crawl, *addresses])
+        assert result.exit_code == 0, result.output
+    served = _served(app.extensions[SOCIAL]["mastodon"].limiter)
+    assert set(served) == set(ADDRESSES), served

@@ -39,6 +39,7 @@ from sleuth.apps.graph.models import DONE, graph_cursors, graph_nodes
 from sleuth.apps.graph.networks import TIMELINE
 from sleuth.apps.graph.select import SelectError
 from sleuth.cli.context import Context, pass_context
+from sleuth.config import parse_source_addresses
 from sleuth.crawl import runs
 from sleuth.crawl.follow import follow_run
 from sleuth.crawl.models import crawl_runs
@@ -179,6 +180,13 @@ def crawl_graph(
 )
 @click.option("--workers", type=click.IntRange(min=0), default=None, help="0: only queue.")
 @click.option(
+    "--source-address",
+    "source_addresses",
+    multiple=True,
+    help="A local address to send from (again for more: each has its own rate-limit budget "
+    "on every host); default [net] source_addresses.",
+)
+@click.option(
     "--frontier-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
@@ -197,6 +205,7 @@ def crawl(
     order: str,
     select: str | None,
     workers: int | None,
+    source_addresses: tuple[str, ...],
     frontier_dir: Path | None,
 ) -> None:
     """Crawl the follow graph from the seed accounts. Interrupt with Ctrl-C (or kill) and run
@@ -213,6 +222,13 @@ def crawl(
     if workers:
         worker = dataclasses.replace(ctx.settings.worker, processes=workers)
         ctx.settings = dataclasses.replace(ctx.settings, worker=worker)
+    if source_addresses:
+        try:
+            bound = parse_source_addresses(list(source_addresses))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--source-address") from None
+        net = dataclasses.replace(ctx.settings.net, source_addresses=bound)
+        ctx.settings = dataclasses.replace(ctx.settings, net=net)
     started = time.monotonic()
     run, final = crawl_graph(ctx.services, seeds, plan, update=update, run_workers=workers != 0)
     click.echo(
