@@ -218,14 +218,17 @@ def _analyze_days(conn: Connection, site: int, first: int, report: AnalyticsRepo
             for day, b, u in keys
         ],
     )
-    marked = [(day, b, u, mark) for (day, b, u), mark in sorted(marks.items())]
-    for start in range(0, len(marked), CHUNK):
-        conn.execute(
-            forum_dirty.delete().where(
-                (d.site_id == site)
-                & sa.tuple_(d.day, d.board_id, d.user_id, d.mark).in_(marked[start : start + CHUNK])
+    for board, dated in sorted(_by_board(keys).items()):
+        for start in range(0, len(dated), CHUNK):
+            read = [(day, u, marks[(day, board, u)]) for day, u in dated[start : start + CHUNK]]
+            conn.execute(
+                forum_dirty.delete().where(
+                    (d.site_id == site)
+                    & (d.board_id == board)
+                    & d.day.between(min(r[0] for r in read), max(r[0] for r in read))
+                    & sa.tuple_(d.day, d.user_id, d.mark).in_(read)
+                )
             )
-        )
     report.keys += len(keys)
     report.days += len({day for day, _, _ in keys})
     report.posts += len(mine)
@@ -239,18 +242,31 @@ def _day_columns(site: int, day: int, *, week: bool = True) -> dict[str, int]:
     return columns
 
 
+def _by_board(keys: Iterable[tuple[int, int, int]]) -> dict[int, list[tuple[int, int]]]:
+    """(day, board, user) keys as the (day, user) pairs of each board: every table's primary
+    key starts (site, board, day), so a board's days are one index range."""
+    groups: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for day, board, user in keys:
+        groups[board].append((day, user))
+    return groups
+
+
 def _delete_keys(
     conn: Connection, table: sa.Table, site: int, keys: list[tuple[int, int, int]]
 ) -> None:
     """Delete the rows of these (day, board, user) keys."""
     t = table.c
-    for start in range(0, len(keys), CHUNK):
-        conn.execute(
-            table.delete().where(
-                (t.site_id == site)
-                & sa.tuple_(t.day, t.board_id, t.user_id).in_(keys[start : start + CHUNK])
+    for board, pairs in sorted(_by_board(keys).items()):
+        for start in range(0, len(pairs), CHUNK):
+            chunk = pairs[start : start + CHUNK]
+            conn.execute(
+                table.delete().where(
+                    (t.site_id == site)
+                    & (t.board_id == board)
+                    & t.day.between(min(d for d, _ in chunk), max(d for d, _ in chunk))
+                    & sa.tuple_(t.day, t.user_id).in_(chunk)
+                )
             )
-        )
 
 
 CHUNK = 300

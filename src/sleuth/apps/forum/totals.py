@@ -220,6 +220,19 @@ def _picked(
 ) -> list[sa.ColumnElement[bool]]:
     if chunk is None or not filters:
         return []
-    if len(filters) == 1:
-        return [table.c[filters[0]].in_([v[0] for v in chunk])]
-    return [sa.tuple_(*(table.c[f] for f in filters)).in_(chunk)]
+    *prefix, last = (table.c[f] for f in filters)
+    if not prefix:
+        return [last.in_([v[0] for v in chunk])]
+    # grouped by the leading dims (a few boards and years): each an index range, where a
+    # list of row values would be read by a scan
+    groups: dict[tuple[Any, ...], list[Any]] = {}
+    for value in chunk:
+        groups.setdefault(tuple(value[:-1]), []).append(value[-1])
+    return [
+        sa.or_(
+            *(
+                sa.and_(*(c == v for c, v in zip(prefix, lead, strict=True)), last.in_(tails))
+                for lead, tails in groups.items()
+            )
+        )
+    ]
