@@ -4,7 +4,7 @@ written as they come, so memory stays bounded whatever the graph's size.
 Edges point follower -> followed (Twittomatic's own GraphML script had them backwards). A
 node's id in every format is `network:account id`, so the networks share one file. Gephi's
 CSV import is two files with exactly the headers `Id,Label` and `Source,Target,Type,Weight`.
-Parquet needs pyarrow, which sleuth does not require."""
+Parquet needs pyarrow (`pip install sleuth[parquet]`); without it that export says so."""
 
 from __future__ import annotations
 
