@@ -96,7 +96,8 @@ class App:
     giving the job that (re)runs one of its items; with it the engine adds `sleuth <name>
     errors` and `retry-errors` to the app's group and serves `GET /api/<name>/errors`.
     `console`: short names `sleuth console` offers for the app's commands, as (name, the
-    command line it stands for) pairs (`("query", "finder query")`).
+    command line it stands for) pairs (`("query", "finder query")`). `pages`: its HTML pages
+    the top bar of every page links, as (label, path) pairs (`("forum", "/forum")`).
     """
 
     name: str
@@ -115,6 +116,7 @@ class App:
     demo: Callable[[DemoRun], None] | None = None
     crawl_jobs: Callable[[], JobFor] | None = None
     console: tuple[tuple[str, str], ...] = ()
+    pages: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if not APP_NAME.fullmatch(self.name):
@@ -136,6 +138,9 @@ class App:
             raise ValueError(f"app {self.name!r}: no migration folder at {self.migrations}")
         if bool(self.queues) != (self.job_kinds is not None):
             raise ValueError(f"app {self.name!r}: declare queues and job_kinds together")
+        for label, path in self.pages:
+            if not label or not path.startswith("/"):
+                raise ValueError(f"app {self.name!r}: a page is (label, /path), not {label, path}")
         if len(set(self.queues)) != len(self.queues):
             raise ValueError(f"app {self.name!r}: a queue is declared twice in {self.queues}")
         for alias, line in self.console:

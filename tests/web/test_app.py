@@ -208,3 +208,16 @@ def test_static_files_are_local(client: FlaskClient, app: Flask) -> None:
         page = client.get(path, headers={"Accept": BROWSER_ACCEPT}).text
         refs = re.findall(r'(?:src|href)="([^"]+)"', page)
         assert refs and all(ref.startswith("/") for ref in refs), refs
+
+
+def test_every_page_links_each_installed_apps_pages(client: FlaskClient) -> None:
+    from sleuth.app import installed_apps
+
+    pages = [page for app in installed_apps() for page in app.pages]
+    assert ("forum", "/forum") in pages and ("images", "/") in pages
+    expected = [(path, label) for label, path in pages]
+    expected += [("/monitoring", "monitoring"), ("/openapi.json", "API")]
+    for path in ("/monitoring", "/forum", "/finder", "/graph"):
+        html = client.get(path, headers={"Accept": "text/html"}).get_data(as_text=True)
+        nav = html.split("<nav>", 1)[1].split("</nav>", 1)[0]
+        assert re.findall(r'<a href="([^"]+)">([^<]+)</a>', nav) == expected, path

@@ -121,5 +121,7 @@ def create_app(
     app.register_blueprint(prometheus)
     for blueprint in installed_blueprints() if blueprints is None else blueprints:
         app.register_blueprint(blueprint)
+    pages = [p for a in installed_apps() for p in a.pages] if blueprints is None else []
+    app.context_processor(lambda: {"app_pages": pages})  # the top bar of every page
     check_documented(app)
     return app

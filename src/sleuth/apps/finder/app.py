@@ -104,6 +104,7 @@ app = App(
     job_kinds=_job_kinds,
     periodic=_periodic,
     blueprints=_blueprints,
+    pages=(("finder", "/finder"),),
     cli=_cli,
     status=_status,
     demo=_demo,

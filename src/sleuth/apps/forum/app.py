@@ -106,6 +106,7 @@ app = App(
     job_kinds=_job_kinds,
     periodic=_periodic,
     blueprints=_blueprints,
+    pages=(("forum", "/forum"),),
     cli=_cli,
     status=_status,
     demo=_demo,

@@ -94,6 +94,7 @@ app = App(
     queues=QUEUES,
     job_kinds=_job_kinds,
     blueprints=_blueprints,
+    pages=(("graph", "/graph"),),
     cli=_cli,
     status=_status,
     outcomes=(

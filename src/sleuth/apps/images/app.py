@@ -85,6 +85,7 @@ app = App(
     queues=STAGE_QUEUES,
     job_kinds=_job_kinds,
     blueprints=_blueprints,
+    pages=(("images", "/"), ("search", "/search")),
     cli=_cli,
     status=_status,
     outcomes=(
