@@ -12,7 +12,9 @@ Three things no schema can state are handled here, each narrowly:
 - a `url` the schema allows is replaced by one on the loopback image host before the request
   is sent, so the fuzzer never makes the server resolve or reach another address;
 - in a form body every value is text, so a negative value of another type (null, a number)
-  can serialize to text the schema allows; such cases are not sent.
+  can serialize to text the schema allows; such cases are not sent;
+- a negative case made by breaking one branch of an `anyOf` may still match another branch
+  (an empty `url` beside an uploaded image); a body the schema accepts is not sent as negative.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
+from jsonschema import Draft202012Validator
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
@@ -111,14 +114,26 @@ def _string_fields(case: Any) -> set[str]:
 
 
 def _ambiguous_form(case: Any) -> bool:
-    """A negative form case whose wrong-typed value is text the schema allows once sent."""
+    """A negative form case that is not one once sent: a wrong-typed value that serializes
+    to text the schema allows, or a body the schema accepts after all."""
     if case.media_type not in FORMS or not isinstance(case.body, dict):
         return False
     text_fields = _string_fields(case)
-    return any(
+    retyped = any(
         name in text_fields and not isinstance(value, (str, bytes))
         for name, value in case.body.items()
     )
+    return retyped or _schema_accepts(case)
+
+
+def _schema_accepts(case: Any) -> bool:
+    """A negative form case whose body the operation's schema accepts after all (files read
+    as the strings `format: binary` stands for)."""
+    if case.media_type not in FORMS or not isinstance(case.body, dict):
+        return False
+    body = case.operation.definition.raw["requestBody"]["content"][case.media_type]["schema"]
+    as_sent = {k: v.decode("latin-1") if isinstance(v, bytes) else v for k, v in case.body.items()}
+    return Draft202012Validator(body).is_valid(as_sent)
 
 
 def _prepare(case: Any, fuzzed: Fuzzed, md5: str | None) -> None:

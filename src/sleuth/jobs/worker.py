@@ -163,6 +163,7 @@ class JobContext:
     def __init__(self, worker: Worker, jobs: list[Job]) -> None:
         self._worker = worker
         self.jobs = jobs
+        self.sent = False  # the handler queued jobs: the worker looks for them when it ends
 
     @property
     def job(self) -> Job:
@@ -197,19 +198,19 @@ class JobContext:
         delay: float = 0.0,
         priority: int | None = None,
     ) -> str | None:
-        """`QueueBackend.send`, off the event loop; this worker looks for the job at once."""
+        """`QueueBackend.send`, off the event loop; this worker looks for the job as soon as
+        the handler ends (not before: a job reserved at once would free its dedup key while
+        the handler may still send it again)."""
         backend = self._worker.backend
-        sent = await self._worker.call(
+        self.sent = True
+        return await self._worker.call(
             backend.send, task, payload, dedup_key=dedup_key, delay=delay, priority=priority
         )
-        self._worker.work_added()
-        return sent
 
     async def send_many(self, task: Task[P], payloads: Sequence[tuple[P, str | None]]) -> int:
-        """`QueueBackend.send_many`, off the event loop; this worker looks for them at once."""
-        sent = await self._worker.call(self._worker.backend.send_many, task, payloads)
-        self._worker.work_added()
-        return sent
+        """`QueueBackend.send_many`, off the event loop; looked for when the handler ends."""
+        self.sent = True
+        return await self._worker.call(self._worker.backend.send_many, task, payloads)
 
     async def join_many(
         self, entries: Sequence[Entry], parts: Sequence[str]
@@ -439,8 +440,8 @@ class Worker:
     # -- reserving ------------------------------------------------------------------------------
 
     def work_added(self) -> None:
-        """A handler queued jobs: reserve now rather than after the poll interval (a request's
-        next step starts as its last one ends)."""
+        """A handler that queued jobs ended: reserve now rather than after the poll interval
+        (a request's next step starts as its last one ends)."""
         self._work_added.set()
 
     async def _reserve_loop(self, until: Callable[[], bool] | None) -> None:
@@ -667,6 +668,9 @@ class Worker:
             raise
         except Exception as exc:
             return [exc] * len(ready)
+        finally:
+            if ctx.sent:
+                self.work_added()
         if outcomes is None:
             return [None] * len(ready)
         if len(outcomes) != len(ready):
