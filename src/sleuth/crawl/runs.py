@@ -98,6 +98,25 @@ def open_run(engine: Engine, run: str, app: str, name: str) -> None:
         raise RunError(f"crawl {run} belongs to the {owner} app, not to {app}")
 
 
+def resume_or_open(engine: Engine, app: str, name: str) -> str:
+    """The app's unfinished run of this name, to resume, or a new run of that name: for a
+    crawl that, once finished, starts afresh (an incremental one) rather than resuming."""
+    with engine.connect() as conn:
+        unfinished = conn.execute(
+            sa.select(crawl_runs.c.id)
+            .where(
+                crawl_runs.c.app == app,
+                crawl_runs.c.name == name,
+                crawl_runs.c.finished_at.is_(None),
+            )
+            .order_by(crawl_runs.c.created_at.desc())
+            .limit(1)
+        ).scalar()
+    run = unfinished or run_id_for(f"{app} {name}", fresh=True)
+    open_run(engine, run, app, name)
+    return run
+
+
 def run_exists(conn: Connection, app: str, run: str) -> bool:
     query = sa.select(crawl_runs.c.id).where(crawl_runs.c.id == run, crawl_runs.c.app == app)
     return conn.execute(query).first() is not None

@@ -29,7 +29,7 @@ from sleuth.apps.forum.models import forum_sites, forum_stats_versions
 from sleuth.cli.context import Context, pass_context
 from sleuth.crawl import runs
 from sleuth.crawl.follow import ListingError, follow_run
-from sleuth.crawl.models import crawl_run_items, crawl_runs
+from sleuth.crawl.models import crawl_run_items
 from sleuth.crawl.progress import format_duration
 from sleuth.net.fetcher import Fetcher
 from sleuth.runner import app_queues, run_worker, shared_budgets, shared_politeness
@@ -48,20 +48,7 @@ def forum() -> None:
 
 def open_forum_run(engine: Engine, name: str) -> str:
     """The unfinished run of this name to resume, or a new one."""
-    with engine.connect() as conn:
-        unfinished = conn.execute(
-            sa.select(crawl_runs.c.id)
-            .where(
-                crawl_runs.c.app == NAME,
-                crawl_runs.c.name == name,
-                crawl_runs.c.finished_at.is_(None),
-            )
-            .order_by(crawl_runs.c.created_at.desc())
-            .limit(1)
-        ).scalar()
-    run = unfinished or runs.run_id_for(f"forum {name}", fresh=True)
-    runs.open_run(engine, run, NAME, name)
-    return run
+    return runs.resume_or_open(engine, NAME, name)
 
 
 def _items(engine: Engine, run: str) -> int:

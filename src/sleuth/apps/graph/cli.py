@@ -42,7 +42,6 @@ from sleuth.cli.context import Context, pass_context
 from sleuth.config import parse_source_addresses
 from sleuth.crawl import runs
 from sleuth.crawl.follow import follow_run
-from sleuth.crawl.models import crawl_runs
 from sleuth.crawl.progress import format_duration
 from sleuth.runner import app_queues, run_worker
 from sleuth.services import Services
@@ -69,20 +68,7 @@ def read_seeds(path: Path) -> list[str]:
 
 def open_graph_run(engine: Engine, name: str) -> str:
     """The unfinished run of this name to resume, or a new one."""
-    with engine.connect() as conn:
-        unfinished = conn.execute(
-            sa.select(crawl_runs.c.id)
-            .where(
-                crawl_runs.c.app == NAME,
-                crawl_runs.c.name == name,
-                crawl_runs.c.finished_at.is_(None),
-            )
-            .order_by(crawl_runs.c.created_at.desc())
-            .limit(1)
-        ).scalar()
-    run = unfinished or runs.run_id_for(f"graph {name}", fresh=True)
-    runs.open_run(engine, run, NAME, name)
-    return run
+    return runs.resume_or_open(engine, NAME, name)
 
 
 def _updates(engine: Engine, run: str, plan: Plan) -> list[runs.RunItem]:
