@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
+from datetime import datetime
 
 import httpx
 import pytest
@@ -271,15 +273,48 @@ def test_emulated_answers_have_the_recorded_shape(world: ArtWorld) -> None:
     assert real_401 == UNAUTHORIZED
 
 
-async def test_the_monthly_post_cap_is_not_a_rate_limit(fetcher: Fetcher, world: ArtWorld) -> None:
-    with EmulatorServer(x_app(XEmulator(world, post_cap=10))) as url:
+async def test_the_monthly_post_cap_blocks_every_endpoint_until_the_next_month(
+    fetcher: Fetcher, world: ArtWorld
+) -> None:
+    emulator = XEmulator(world, post_cap=10)
+    with EmulatorServer(x_app(emulator)) as url:
         settings = SourcesSettings(x_api_url=url + "/x", x_bearer_token=EMULATOR_TOKEN)
         account = await x.user(fetcher, settings, x_account(world).username)
         await x.timeline(fetcher, settings, account, limit=10)
-        with pytest.raises(SourceError) as info:
+        with pytest.raises(x.UsageCapped) as info:
             await x.timeline(fetcher, settings, account, limit=10)
-    assert info.value.reason == "forbidden" and "usage cap" in info.value.message
-    assert info.value.retry_after is None  # waiting for the window's reset would not help
+        asked = sum(emulator.limiter.served().values()) + sum(emulator.limiter.refused().values())
+        with pytest.raises(SourceError) as after:  # another endpoint: nothing is sent
+            await x.user(fetcher, settings, x_account(world).username)
+        assert (
+            sum(emulator.limiter.served().values()) + sum(emulator.limiter.refused().values())
+            == asked
+        )
+    capped = info.value
+    assert capped.reason == "rate_limited" and "usage cap reached (monthly)" in capped.message
+    # not the window's reset, which would not help: the first instant of the next UTC month
+    assert capped.until == x.cap_period_end("Monthly", time.time())
+    assert capped.retry_after is not None and capped.retry_after > 0
+    assert after.value.reason == "rate_limited"
+    assert after.value.retry_after is not None and after.value.retry_after > 0
+
+
+def test_cap_periods_end_at_the_next_utc_month_or_day() -> None:
+    def at(text: str) -> float:
+        return datetime.fromisoformat(text).timestamp()
+
+    assert x.cap_period_end("Monthly", at("2026-12-15T10:00:00+00:00")) == at("2027-01-01T00:00Z")
+    assert x.cap_period_end("Monthly", at("2026-03-31T23:59:59+00:00")) == at("2026-04-01T00:00Z")
+    assert x.cap_period_end("Daily", at("2026-12-31T10:00:00+00:00")) == at("2027-01-01T00:00Z")
+    assert x.cap_period_end("", at("2026-02-28T00:00:00+00:00")) == at("2026-03-01T00:00Z")
+
+
+def test_each_endpoint_has_its_own_budget_named_as_xs_table() -> None:
+    assert x.endpoint("users/by/username/artist_0") == "users/by/username"
+    assert x.endpoint("users/123/followers") == "users/:id/followers"
+    assert x.endpoint("users/123/tweets") == "users/:id/tweets"
+    assert x.endpoint("users/123") == "users/:id"
+    assert x.endpoint("tweets") == "tweets"
 
 
 async def test_an_invalid_id_is_bad_input(fetcher: Fetcher, sources: SourcesSettings) -> None:

@@ -1,5 +1,6 @@
 """Rate-limit budgets per (host, source address), shared by every worker, so a crawl runs at a
-source's announced ceiling and not over it.
+source's announced ceiling and not over it; a host that counts each endpoint apart (X) has one
+per (host endpoint, source address) too (`budget_key`).
 
 A budget is what the last responses said (`net.ratelimit`), minus the requests claimed since.
 Before a request, `claim` takes one from the remaining count, or says how long to wait: until the
@@ -43,6 +44,9 @@ DEFAULT_429_WAIT = 60.0
 ABSENT_TTL = 1.0
 # Reset times of one window differ by a fraction of a second between answers (Mastodon's do).
 SAME_WINDOW = 1.0
+# A request claimed this close to its window's reset may reach the server after it, and count
+# in the next window there: the next window starts with such requests already taken.
+STRADDLE = 1.0
 
 rate_budgets = sa.Table(
     "rate_budgets",
@@ -54,7 +58,15 @@ rate_budgets = sa.Table(
     sa.Column("reset_at", sa.Double, nullable=True),
     sa.Column("blocked_until", sa.Double, nullable=True),
     sa.Column("updated_at", sa.Double, nullable=False, index=True),
+    sa.Column("straddling", sa.Integer, nullable=False, server_default="0"),
 )
+
+
+def budget_key(host: str, budget: str = "") -> str:
+    """The key of one of a host's budgets: the host itself for its only one (which, when the
+    host also has per-endpoint ones, holds the blocks that stop them all: X's usage cap), and
+    `host endpoint` for one a host counts per endpoint (X's `users/:id/followers`)."""
+    return f"{host} {budget}" if budget else host
 
 
 @dataclass(frozen=True)
@@ -62,7 +74,8 @@ class Budget:
     """One (host, source address) budget; `source` is "" for the system's default address.
 
     `limit`/`remaining`/`reset_at` are the window's (None: unknown); `blocked_until` is set by
-    a 429 or a `Retry-After`; `updated_at` is when a response last told something."""
+    a 429 or a `Retry-After`; `updated_at` is when a response last told something;
+    `straddling` counts the requests claimed within `STRADDLE` of the window's reset."""
 
     host: str
     source: str
@@ -71,6 +84,7 @@ class Budget:
     reset_at: float | None = None
     blocked_until: float | None = None
     updated_at: float = 0.0
+    straddling: int = 0
 
     def expires_at(self) -> float:
         """When this budget says nothing any more and may be forgotten."""
@@ -80,10 +94,12 @@ class Budget:
 
 def as_of(budget: Budget, now: float) -> Budget:
     """The budget as it stands at `now`, changing nothing stored: once its window's reset has
-    passed, a new window whose budget is whole and whose end is unknown until an answer says
-    it (what monitors show, and where `claim` starts)."""
+    passed, a new window whose budget is whole but for the requests that straddled the reset,
+    and whose end is unknown until an answer says it (what monitors show, and where `claim`
+    starts)."""
     if budget.reset_at is not None and budget.reset_at <= now:
-        return replace(budget, remaining=budget.limit, reset_at=None, updated_at=now)
+        whole = None if budget.limit is None else max(0, budget.limit - budget.straddling)
+        return replace(budget, remaining=whole, reset_at=None, updated_at=now, straddling=0)
     return budget
 
 
@@ -96,7 +112,9 @@ def claim(budget: Budget, now: float) -> tuple[Budget, float]:
     if budget.remaining is None:
         return budget, 0.0
     if budget.remaining > 0:
-        return replace(budget, remaining=budget.remaining - 1), 0.0
+        late = budget.reset_at is not None and budget.reset_at - now < STRADDLE
+        taken = replace(budget, remaining=budget.remaining - 1)
+        return replace(taken, straddling=taken.straddling + 1) if late else taken, 0.0
     if budget.reset_at is not None:
         return budget, budget.reset_at - now
     trusted_at = budget.updated_at + UNKNOWN_RESET_WAIT
@@ -119,7 +137,7 @@ def observe(budget: Budget, news: RateLimit, status: int, now: float) -> Budget 
     if not news.known and status != 429:
         return None
     limit = news.limit if news.limit is not None else budget.limit
-    remaining, reset_at = budget.remaining, budget.reset_at
+    remaining, reset_at, straddling = budget.remaining, budget.reset_at, budget.straddling
     late = news.reset_at is not None and (
         (reset_at is None and budget.limit is not None and news.reset_at <= now)
         or (reset_at is not None and news.reset_at < reset_at - SAME_WINDOW)
@@ -131,6 +149,7 @@ def observe(budget: Budget, news: RateLimit, status: int, now: float) -> Budget 
         ):
             if news.remaining is not None and reset_at is not None:
                 remaining = news.remaining  # a later window than the one counted
+                straddling = 0  # the server counted them in it already
             elif news.remaining is not None:
                 remaining = news.remaining if remaining is None else min(remaining, news.remaining)
             reset_at = news.reset_at
@@ -148,11 +167,12 @@ def observe(budget: Budget, news: RateLimit, status: int, now: float) -> Budget 
         if news.retry_at is None:
             until = reset_at if reset_at is not None and reset_at > now else now + DEFAULT_429_WAIT
             blocked = max(blocked or 0.0, until)
-    if reset_at is not None and (limit, remaining, reset_at, blocked) == (
+    if reset_at is not None and (limit, remaining, reset_at, blocked, straddling) == (
         budget.limit,
         budget.remaining,
         budget.reset_at,
         still_blocked,
+        budget.straddling,
     ):
         return None  # said already (`updated_at` matters only while the reset is unknown)
     return replace(
@@ -162,6 +182,7 @@ def observe(budget: Budget, news: RateLimit, status: int, now: float) -> Budget 
         reset_at=reset_at,
         blocked_until=blocked,
         updated_at=now,
+        straddling=straddling,
     )
 
 
@@ -250,7 +271,7 @@ class _Absences:
         self._seen.pop((host, source), None)
 
 
-_FIELDS = ("limit", "remaining", "reset_at", "blocked_until", "updated_at")
+_FIELDS = ("limit", "remaining", "reset_at", "blocked_until", "updated_at", "straddling")
 
 
 def _to_hash(budget: Budget) -> dict[str, str]:
@@ -279,6 +300,7 @@ def _from_hash(host: str, source: str, raw: Mapping[Any, Any]) -> Budget:
         reset_at=number("reset_at", float),
         blocked_until=number("blocked_until", float),
         updated_at=number("updated_at", float) or 0.0,
+        straddling=number("straddling", int) or 0,
     )
 
 
@@ -359,6 +381,7 @@ def _budget_row(row: Any) -> Budget:
         reset_at=row.reset_at,
         blocked_until=row.blocked_until,
         updated_at=row.updated_at,
+        straddling=row.straddling,
     )
 
 
@@ -413,6 +436,7 @@ class SqlBudgets:
                     reset_at=after.reset_at,
                     blocked_until=after.blocked_until,
                     updated_at=after.updated_at,
+                    straddling=after.straddling,
                 )
             )
 

@@ -30,7 +30,7 @@ import httpx
 
 from sleuth.config import NetSettings
 from sleuth.net.body import ACCEPT, Expect, decode, discard_body, read_body
-from sleuth.net.budgets import Budget, BudgetStore, MemoryBudgets, observe
+from sleuth.net.budgets import Budget, BudgetStore, MemoryBudgets, budget_key, observe
 from sleuth.net.errors import FetchError
 from sleuth.net.guard import Guard
 from sleuth.net.politeness import Politeness, host_key
@@ -45,6 +45,8 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 # Never sent on to another origin: a redirect must not carry an API token elsewhere.
 CREDENTIAL_HEADERS = ("authorization", "proxy-authorization", "cookie")
 _HOST_LABELS = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9_-]{1,63})*\.?$")
+# The name of one of a host's budgets (`RequestOptions.budget`); "" is the host's own.
+_BUDGET_NAME = re.compile(r"[A-Za-z0-9_:/.-]{0,120}")
 _T = TypeVar("_T")
 
 
@@ -129,6 +131,7 @@ class RequestOptions(TypedDict, total=False):
     validators: Validators
     expect: Expect
     max_bytes: int
+    budget: str
 
 
 @dataclass(frozen=True)
@@ -174,6 +177,7 @@ class _Request:
     expect: Expect | None
     cap: int
     gap: float = 0.0  # the profile's min_interval
+    budget: str = ""  # which of the target host's budgets: "" its only one
 
 
 @dataclass(frozen=True)
@@ -268,7 +272,7 @@ class Fetcher:
         for client in self._clients.values():
             await client.aclose()
 
-    def wait_time(self, url: str) -> float:
+    def wait_time(self, url: str, budget: str = "") -> float:
         """Seconds until `url`'s host may be sent a request (its start gap, and its budget on
         the source address freest for it), so a job can be delayed instead of holding a
         worker; 0 for a malformed URL (its fetch fails at once with `bad_url`). Blocking when
@@ -279,13 +283,25 @@ class Fetcher:
             return 0.0
         host = host_key(target)
         now = time.time()
-        budget = min(
-            0.0
-            if self.budgets.surely_absent(host, source, now)
-            else self.budgets.peek(host, source, now)
-            for source in self.sources
-        )
-        return max(self.politeness.wait_time(host), budget)
+        keys = [host] if not budget else [host, budget_key(host, budget)]
+        soonest = min(max(self._peek(key, source, now) for key in keys) for source in self.sources)
+        return max(self.politeness.wait_time(host), soonest)
+
+    def _peek(self, key: str, source: str, now: float) -> float:
+        if self.budgets.surely_absent(key, source, now):
+            return 0.0
+        return self.budgets.peek(key, source, now)
+
+    async def block(self, url: str, until: float) -> None:
+        """Send nothing to `url`'s host, from any source address and on any of its budgets,
+        before `until` (epoch seconds): for a limit a source says in its body, not in headers
+        (X's usage cap)."""
+        host = host_key(parse_url(url))
+        now = time.time()
+        for source in self.sources:
+            await self._budget_call(
+                self.budgets.observe, host, source, RateLimit(retry_at=until), 429, now
+            )
 
     async def get(self, url: str, **options: Unpack[RequestOptions]) -> FetchResult:
         return await self.request("GET", url, **options)
@@ -306,7 +322,9 @@ class Fetcher:
         token, `headers` the call's own; `validators` makes the request conditional; `expect`
         ("image", "json", "xml") asks for that type and checks the body: an image by its first
         bytes (not the Content-Type, else `not_image`), a document parsed into `data` (else
-        `bad_json`/`bad_xml`); `max_bytes` overrides the size cap of the settings."""
+        `bad_json`/`bad_xml`); `max_bytes` overrides the size cap of the settings; `budget`
+        names the rate-limit budget the request draws on, for a host that counts each endpoint
+        apart (X): requests to the target's host share `budget_key(host, budget)`'s."""
         if self._closed:
             raise RuntimeError("this Fetcher is closed")
         method = method.upper()
@@ -374,8 +392,11 @@ class Fetcher:
                 headers.setdefault("Accept-Encoding", "identity")
         if "validators" in options:
             headers.update(options["validators"].request_headers())
+        budget = options.get("budget", "")
+        if not _BUDGET_NAME.fullmatch(budget):
+            raise ValueError(f"a budget is named by up to 120 of [A-Za-z0-9_:/.-], not {budget!r}")
         gap = options["profile"].min_interval if "profile" in options else 0.0
-        return _Request(method, headers, content, expect, cap, gap)
+        return _Request(method, headers, content, expect, cap, gap, budget)
 
     def _may_retry(self, exc: FetchError, method: str, attempt: int) -> bool:
         """Transient failures of requests that may be repeated, while retries are left."""
@@ -399,10 +420,12 @@ class Fetcher:
             return await asyncio.to_thread(call, *args)
         return call(*args)
 
-    async def _acquire(self, host: str) -> str:
-        """Claim one request of `host`'s budget on a source address, trying them in turn
-        from a rotating start; sleep when every one is spent, or raise `rate_limited` when
-        the soonest is further away than `max_retry_wait`."""
+    async def _acquire(self, host: str, budget: str) -> str:
+        """Claim one request of `host`'s budget (or of its endpoint `budget`, when `host`'s own
+        does not block it) on a source address, trying them in turn from a rotating start;
+        sleep when every one is spent, or raise `rate_limited` when the soonest is further
+        away than `max_retry_wait`."""
+        key = budget_key(host, budget)
         turns = self._turns.get(host)
         if turns is None:
             turns = self._turns[host] = itertools.cycle(range(len(self.sources)))
@@ -414,9 +437,13 @@ class Fetcher:
             for i in range(len(self.sources)):
                 source = self.sources[(first + i) % len(self.sources)]
                 now = time.time()
-                if self.budgets.surely_absent(host, source, now):
-                    return source
-                wait = await self._budget_call(self.budgets.claim, host, source, now)
+                wait = 0.0
+                if key != host and not self.budgets.surely_absent(host, source, now):
+                    wait = await self._budget_call(self.budgets.peek, host, source, now)
+                if wait <= 0:
+                    if self.budgets.surely_absent(key, source, now):
+                        return source
+                    wait = await self._budget_call(self.budgets.claim, key, source, now)
                 if wait <= 0:
                     return source
                 waits.append(wait)
@@ -424,7 +451,7 @@ class Fetcher:
             if soonest > self.max_retry_wait:
                 raise FetchError(
                     "rate_limited",
-                    f"{host}: the rate-limit budget of every source address is spent",
+                    f"{key}: the rate-limit budget of every source address is spent",
                     retry_after=soonest,
                 )
             await asyncio.sleep(soonest)
@@ -442,12 +469,13 @@ class Fetcher:
         visited = {str(target)}
         while True:
             host = host_key(current)
-            source = await self._acquire(host)
+            budget = request.budget if same_origin(current, target) else ""
+            source = await self._acquire(host, budget)
             async with self.politeness.slot(host, request.gap):
                 hop_started = time.monotonic()
                 try:
                     async with asyncio.timeout(timeout):
-                        outcome = await self._exchange(current, request, source)
+                        outcome = await self._exchange(current, request, source, budget)
                 except TimeoutError:
                     raise FetchError(
                         "timeout",
@@ -470,10 +498,10 @@ class Fetcher:
             current = location
 
     async def _exchange(
-        self, url: httpx.URL, request: _Request, source: str
+        self, url: httpx.URL, request: _Request, source: str, budget: str
     ) -> _Answer | tuple[int, httpx.URL]:
         """One request: the answer, or a redirect's status and the URL it points to. Its
-        rate-limit headers go into the budget of (host, source) whatever the status."""
+        rate-limit headers go into the budget it drew on, whatever the status."""
         client = self._clients[source]
         built = client.build_request(
             request.method, url, headers=request.headers, content=request.content
@@ -484,7 +512,7 @@ class Fetcher:
             unread = b""
             if status in REDIRECT_STATUSES or not (200 <= status < 300 or status == 304):
                 unread = await discard_body(response, url)
-            news = await self._observe(url, source, response)
+            news = await self._observe(url, source, budget, response)
             if status in REDIRECT_STATUSES:
                 return status, _redirect_target(url, status, response.headers.get("Location"))
             if not (200 <= status < 300 or status == 304):
@@ -504,13 +532,15 @@ class Fetcher:
         finally:
             await response.aclose()
 
-    async def _observe(self, url: httpx.URL, source: str, response: httpx.Response) -> RateLimit:
+    async def _observe(
+        self, url: httpx.URL, source: str, budget: str, response: httpx.Response
+    ) -> RateLimit:
         now = time.time()
         news = parse_rate_limit(response.headers, now)
         if news.known or response.status_code == 429:
-            host = host_key(url)
+            key = budget_key(host_key(url), budget)
             await self._budget_call(
-                self.budgets.observe, host, source, news, response.status_code, now
+                self.budgets.observe, key, source, news, response.status_code, now
             )
         return news
 
@@ -533,7 +563,9 @@ def _redirected(request: _Request, status: int, same: bool) -> _Request:
         headers = httpx.Headers(
             [(k, v) for k, v in headers.multi_items() if k not in CREDENTIAL_HEADERS]
         )
-    return _Request(method, headers, content, request.expect, request.cap, request.gap)
+    return _Request(
+        method, headers, content, request.expect, request.cap, request.gap, request.budget
+    )
 
 
 def _status_error(

@@ -248,10 +248,12 @@ async def get_json(
     params: Mapping[str, str | int | None] | None = None,
     profile: SourceProfile | None = None,
     classify: Classify | None = None,
+    budget: str = "",
 ) -> FetchResult:
     """GET `url` expecting JSON; a failure becomes a `SourceError` (the network's own reading
-    from `classify` first, then the generic one). `what` names the call in messages."""
-    options: dict[str, Any] = {"expect": "json"}
+    from `classify` first, then the generic one). `what` names the call in messages; `budget`
+    the host's rate-limit budget it draws on, for a host that counts endpoints apart."""
+    options: dict[str, Any] = {"expect": "json", "budget": budget}
     if params:
         options["params"] = {k: v for k, v in params.items() if v is not None}
     if profile is not None:

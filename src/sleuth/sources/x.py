@@ -6,14 +6,18 @@ answers a missing resource with HTTP 200 and an `errors` array (partial success)
 entries are read here: an unknown user is `not_found`, a protected one `private`, a
 suspended one `suspended`. The timeline asks for retweets and replies to be excluded and for
 photos by `attachments.media_keys`; X serves only the newest 3,200 posts of a timeline, so
-the listing simply ends there. `x-rate-limit-*` (epoch reset) reach the shared budgets through
-the fetcher; a 429 whose problem `type` is `usage-capped` is a monthly cap, not a window.
+the listing simply ends there. X counts each endpoint's window apart: every call draws on its
+endpoint's budget (`endpoint`), which its `x-rate-limit-*` headers (epoch reset) keep through
+the fetcher. A 429 whose problem `type` is `usage-capped` is the app's monthly (or daily) cap,
+not a window: it blocks every X endpoint until the cap's period ends (`UsageCapped`).
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from sleuth.config import SourcesSettings
@@ -72,6 +76,29 @@ def _profile(settings: SourcesSettings) -> SourceProfile:
     return SourceProfile("x", bearer_token=settings.x_bearer_token)
 
 
+class UsageCapped(SourceError):
+    """X's usage cap is spent: nothing is read from X before `until` (epoch seconds), when
+    the cap's period (a UTC month, or a day) starts again."""
+
+    def __init__(self, detail: str, period: str, until: float, now: float) -> None:
+        end = datetime.fromtimestamp(until, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        message = f"X usage cap reached ({period.lower()}), no call before {end}: {detail}"
+        super().__init__("rate_limited", message, 429, max(0.0, until - now))
+        self.until = until
+
+
+def cap_period_end(period: str, now: float) -> float:
+    """When a usage cap of this period starts again: the next UTC month for "Monthly", the
+    next UTC day for "Daily" (and for a period X does not name, so that a wrong guess costs
+    a day, not a month)."""
+    today = datetime.fromtimestamp(now, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "Monthly":
+        first = today.replace(day=1)
+        following = first.replace(year=first.year + first.month // 12, month=first.month % 12 + 1)
+        return following.timestamp()
+    return today.timestamp() + 86400.0
+
+
 def classify_error(exc: FetchError) -> SourceError | None:
     """X's reading of a failed call, from its problem body: a usage cap is no window to wait
     for; 401/403/429 keep X's `detail`. None: the generic reading applies."""
@@ -79,7 +106,9 @@ def classify_error(exc: FetchError) -> SourceError | None:
     detail = str(problem.get("detail") or problem.get("title") or exc.detail)
     kind = str(problem.get("type") or "")
     if exc.status == 429 and kind == PROBLEMS + "usage-capped":
-        return SourceError("forbidden", f"X usage cap reached: {detail}", 429)
+        now = time.time()
+        period = str(problem.get("period") or "")
+        return UsageCapped(detail, period or "unnamed period", cap_period_end(period, now), now)
     if exc.status == 401:
         return SourceError("unauthorized", f"X refused the bearer token: {detail}", 401)
     if exc.status == 403:
@@ -190,13 +219,33 @@ def _api(settings: SourcesSettings, path: str) -> str:
     return f"{settings.x_api_url.rstrip('/')}/2/{path}"
 
 
+def endpoint(path: str) -> str:
+    """The rate-limit budget a call of this API path draws on, named as X's rate-limit table
+    names its endpoints: `users/:id/followers`, `users/by/username`, `tweets`."""
+    parts = path.split("/")
+    if parts[:3] == ["users", "by", "username"]:
+        return "users/by/username"
+    return "/".join(":id" if part.isdigit() else part for part in parts)
+
+
 async def _get(
     fetcher: Fetcher, settings: SourcesSettings, path: str, what: str, params: Mapping[str, Any]
 ) -> Any:
     profile = _profile(settings)
-    result = await get_json(
-        fetcher, _api(settings, path), what, params=params, profile=profile, classify=classify_error
-    )
+    url = _api(settings, path)
+    try:
+        result = await get_json(
+            fetcher,
+            url,
+            what,
+            params=params,
+            profile=profile,
+            classify=classify_error,
+            budget=endpoint(path),
+        )
+    except UsageCapped as exc:
+        await fetcher.block(url, exc.until)
+        raise
     return result.data
 
 

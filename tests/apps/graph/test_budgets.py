@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from collections import Counter
 from pathlib import Path
+from typing import cast
 
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from flask import Flask
 
 from sleuth.apps.graph.cli import crawl_graph
-from sleuth.apps.graph.jobs import F, Plan
+from sleuth.apps.graph.jobs import Crawler, F, GraphJob, Plan, T, account_item
 from sleuth.apps.graph.models import graph_edges
 from sleuth.cli.main import cli
 from sleuth.emulator import EmulatorServer, create_imagehost_app
@@ -24,7 +27,11 @@ from sleuth.emulator.cli import emulator_sources
 from sleuth.emulator.imagehost import SOCIAL
 from sleuth.emulator.mastodon import LIMIT
 from sleuth.emulator.ratelimits import Limiter
+from sleuth.emulator.x_api import XEmulator, x_blueprint
+from sleuth.jobs.worker import JobContext, Retry
+from sleuth.net.fetcher import Fetcher
 from sleuth.services import Services
+from sleuth.sources.x import cap_period_end
 from tests.apps.graph.conftest import graph_settings
 from tests.apps.graph.truth import follower_graph, followers
 
@@ -115,3 +122,36 @@ def test_the_command_binds_to_the_source_addresses_given(
         assert result.exit_code == 0, result.output
     served = _served(app.extensions[SOCIAL]["mastodon"].limiter)
     assert set(served) == set(ADDRESSES), served
+
+
+@pytest.mark.anyio
+async def test_a_job_over_xs_usage_cap_waits_for_the_next_month_without_failing(
+    tmp_path: Path,
+) -> None:
+    """The cap's 429 postpones the job (not a failed attempt: five would kill it) until the
+    month's end, and blocks X: the same job asks nothing more of it meanwhile."""
+    world = ArtWorld(0)
+    seed = next(a for a in world.accounts if a.network == "x" and not a.private)
+    emulator = XEmulator(world, post_cap=0)
+    app = Flask(__name__)
+    app.register_blueprint(x_blueprint(emulator))
+    with EmulatorServer(app) as url:
+        services = Services(graph_settings(tmp_path, url))
+        try:
+            async with Fetcher(services.settings.net) as fetcher:
+                crawler = Crawler(services, fetcher)
+                item = account_item("run", T, "x", seed.id, 0, Plan((T,), depth=0))
+                job = GraphJob(item.run, item.key, item.target)
+                no_context = cast(JobContext, None)  # a T job sends no other jobs
+                with pytest.raises(Retry) as first:
+                    await crawler.handle(job, no_context)
+                asked = sum(emulator.limiter.served().values())
+                with pytest.raises(Retry) as again:
+                    await crawler.handle(job, no_context)
+        finally:
+            services.close()
+    assert "usage cap reached (monthly)" in first.value.reason
+    month_end = cap_period_end("Monthly", time.time())
+    assert month_end - 60 <= time.time() + first.value.after <= month_end + 1
+    assert again.value.after > 0
+    assert sum(emulator.limiter.served().values()) == asked

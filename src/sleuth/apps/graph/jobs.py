@@ -72,7 +72,7 @@ from sleuth.apps.graph.records import (
 from sleuth.apps.graph.select import Selector, parse
 from sleuth.crawl import runs
 from sleuth.jobs.tasks import Task
-from sleuth.jobs.worker import JobContext, JobKind
+from sleuth.jobs.worker import JobContext, JobKind, Retry
 from sleuth.net.fetcher import Fetcher
 from sleuth.observe.events import live_events
 from sleuth.services import Services
@@ -310,6 +310,10 @@ class Crawler:
         try:
             await self._run(job, target, ctx)
         except SourceError as exc:
+            if exc.reason == "rate_limited" and exc.retry_after is not None:
+                # A budget that resets in minutes, a usage cap in weeks: the job waits for it
+                # without spending its attempts, which a crawl at the ceiling would soon do.
+                raise Retry(after=exc.retry_after, reason=str(exc)) from None
             if exc.retryable:
                 raise
             with self.engine.begin() as conn:
