@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -36,16 +37,24 @@ def services(tmp_path: Path) -> Iterator[object]:
     svc.close()
 
 
-@pytest.fixture(params=DEPLOYMENTS)
-def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
-    """The `SLEUTH_*` environment of a fresh install: embedded (SQLite data and queue in a
-    data folder), or distributed (a new PostgreSQL database, a Redis queue of its own)."""
-    env = {"SLEUTH_DATA_DIR": str(tmp_path / "data")}
-    if request.param == "embedded":
+@contextmanager
+def fresh_install(kind: str, tmp: Path) -> Iterator[dict[str, str]]:
+    """The `SLEUTH_*` environment of a fresh install of `kind` (one of DEPLOYMENTS):
+    embedded (SQLite data and queue in a data folder under `tmp`), or distributed (a new
+    PostgreSQL database, a Redis queue of its own)."""
+    env = {"SLEUTH_DATA_DIR": str(tmp / "data")}
+    if kind == "embedded":
         yield env
         return
-    with scratch_database("postgresql") as database, redis_queue(tmp_path) as queue:
+    with scratch_database("postgresql") as database, redis_queue(tmp) as queue:
         yield {**env, "SLEUTH_DATABASE_URL": database, "SLEUTH_QUEUE_URL": queue}
+
+
+@pytest.fixture(params=DEPLOYMENTS)
+def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """A fresh install of each deployment (`fresh_install`)."""
+    with fresh_install(request.param, tmp_path) as env:
+        yield env
 
 
 @pytest.fixture

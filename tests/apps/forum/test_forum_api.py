@@ -1,11 +1,13 @@
 """potstats2's JSON API over a crawled emulated forum: shapes, values, keyset pages, errors,
-the ETag cache and its invalidation, embedded and on Redis + PostgreSQL."""
+the ETag cache and its invalidation, embedded and on Redis + PostgreSQL. The tests that only
+read share one crawl per deployment."""
 
 from __future__ import annotations
 
 import csv
 import io
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -13,31 +15,56 @@ from flask.testing import FlaskClient
 from openapi_schema_validator import OAS31Validator
 
 from sleuth.apps.forum.analytics import analyze
+from sleuth.config import load_settings
 from sleuth.emulator import EmulatorServer, create_imagehost_app
 from sleuth.emulator.forums import Forum, Forums
 from sleuth.services import Services
 from sleuth.web.app import create_app
 from tests.apps.forum.helpers import crawl_emulated
+from tests.conftest import DEPLOYMENTS, fresh_install
 
 PREFIXES = ["/api/forum", "/potstats2/api"]
 
 
 @pytest.fixture
 def forum() -> Forum:
+    """The forum every test reads: deterministic, so each instance has the same truth."""
     return Forum(5, 700)
+
+
+@contextmanager
+def crawl_of(services: Services, forum: Forum) -> Iterator[tuple[Services, str]]:
+    """`forum` served, crawled into `services` and analyzed; the services and its URL."""
+    forums = Forums({"main": forum}, rate_limits=False)
+    with EmulatorServer(create_imagehost_app(seed=0, forums=forums)) as url:
+        crawl_emulated(services, url)
+        analyze(services.engine)
+        yield services, url
+
+
+@pytest.fixture(scope="module", params=DEPLOYMENTS)
+def client(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FlaskClient]:
+    """A client of one crawl per deployment, shared by the tests that only read."""
+    with fresh_install(request.param, tmp_path_factory.mktemp("forum")) as env:
+        services = Services(load_settings(environ=env))
+        try:
+            with crawl_of(services, Forum(5, 700)):
+                yield create_app(services).test_client()
+        finally:
+            services.close()
 
 
 @pytest.fixture
 def crawled(deployed_services: Services, forum: Forum) -> Iterator[tuple[Services, str]]:
-    forums = Forums({"main": forum}, rate_limits=False)
-    with EmulatorServer(create_imagehost_app(seed=0, forums=forums)) as url:
-        crawl_emulated(deployed_services, url)
-        analyze(deployed_services.engine)
-        yield deployed_services, url
+    """A crawl of its own, for a test that changes the forum or the cache."""
+    with crawl_of(deployed_services, forum) as crawl:
+        yield crawl
 
 
 @pytest.fixture
-def client(crawled: tuple[Services, str]) -> FlaskClient:
+def own_client(crawled: tuple[Services, str]) -> FlaskClient:
     return create_app(crawled[0]).test_client()
 
 
@@ -146,8 +173,9 @@ def test_social_graph_intensity_and_kinds(client: FlaskClient, forum: Forum) -> 
 
 
 def test_answers_are_cached_with_etags_and_go_stale_only_where_changed(
-    crawled: tuple[Services, str], client: FlaskClient, forum: Forum
+    crawled: tuple[Services, str], own_client: FlaskClient, forum: Forum
 ) -> None:
+    client = own_client
     services, url = crawled
     first_year = min(forum.ground_truth().posts_by_year)
     old = f"/api/forum/weekday-stats?year={first_year}"
@@ -176,8 +204,9 @@ def test_answers_are_cached_with_etags_and_go_stale_only_where_changed(
 
 
 def test_invalidate_cache_makes_every_answer_stale(
-    crawled: tuple[Services, str], client: FlaskClient
+    crawled: tuple[Services, str], own_client: FlaskClient
 ) -> None:
+    client = own_client
     from click.testing import CliRunner
 
     from sleuth.cli.main import cli
