@@ -59,6 +59,7 @@ ROUTES = {
     "/api/engine/workers",
     "/api/engine/metrics",
     "/api/engine/dead-letters",
+    "/api/engine/events/{channel}",
     "/metrics",
     "/aotf/query",
     "/finder",

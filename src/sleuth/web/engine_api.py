@@ -1,15 +1,18 @@
-"""`/api/engine/*`: the job engine as JSON — queues, workers, per-stage timings, dead letters.
+"""`/api/engine/*`: the job engine as JSON — queues, workers, per-stage timings, dead letters,
+and the apps' live events.
 
 The same data as `sleuth queues`, `workers`, `metrics` and `dead-letter list`, read-only: a
 web page must not be able to redrive or drop jobs while the API has no authentication."""
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from sleuth.observe.events import START, EventIdError, live_events
 from sleuth.observe.metrics import OUTCOMES, merged_stages
 from sleuth.observe.registry import (
     dead_job_dict,
@@ -20,6 +23,7 @@ from sleuth.observe.registry import (
 from sleuth.record import TIME
 from sleuth.timefmt import iso_utc
 from sleuth.web.context import current_services
+from sleuth.web.errors import ApiError
 from sleuth.web.openapi import Param, json_response, object_schema, operation, schema
 from sleuth.web.params import BOOLEAN_SCHEMA, bool_arg, int_arg
 
@@ -28,6 +32,8 @@ from sleuth.web.params import BOOLEAN_SCHEMA, bool_arg, int_arg
 engine_api = Blueprint("engine", __name__, url_prefix="/api/engine")
 
 MAX_DEAD = 1000
+MAX_EVENT_PAGE = 1000
+CHANNEL = re.compile(r"^[a-z][a-z0-9_]{0,63}$")  # an app's name
 _TIME = dict(TIME.schema)
 _SECONDS = {"type": ["number", "null"], "description": "seconds; null when nothing was timed"}
 _COUNT = {"type": "integer", "minimum": 0}
@@ -249,3 +255,69 @@ def dead_letters() -> Response:
     limit = int_arg("limit", 100, 1, MAX_DEAD)
     found = current_services().queue.dead_letters(_queue_arg(), limit)
     return _answer("dead_letters", [dead_job_dict(d) for d in found])
+
+
+EVENTS_ANSWER = schema(
+    "EngineEvents",
+    object_schema(
+        {
+            "channel": {"type": "string"},
+            "events": {
+                "type": "array",
+                "description": "oldest first",
+                "items": object_schema({"id": {"type": "string"}, "data": {"type": "object"}}),
+            },
+            "last": {
+                "type": "string",
+                "description": "the id to ask `after` next time (`after` itself when none came)",
+            },
+            "generated_at": _TIME,
+        }
+    ),
+)
+
+
+@engine_api.get("/events/<channel>")
+@operation(
+    "Live events of a channel (an app's name): what its jobs have just stored",
+    description="The same events other programs read from the Redis Stream when the queue is "
+    "on Redis. Poll with `after` set to the last answer's `last`; events older than the newest "
+    "10,000 of a channel are gone.",
+    tags=("engine",),
+    params=(
+        Param("channel", "path", {"type": "string", "pattern": CHANNEL.pattern}, "the channel"),
+        Param(
+            "after",
+            "query",
+            {"type": "string", "pattern": r"^[0-9]{1,20}(-[0-9]{1,20})?$", "default": START},
+            "only the events after this id",
+        ),
+        Param(
+            "limit",
+            "query",
+            {"type": "integer", "minimum": 1, "maximum": MAX_EVENT_PAGE, "default": 100},
+            "how many at most",
+        ),
+    ),
+    responses={200: json_response("the events after `after`", EVENTS_ANSWER)},
+    errors=(400,),
+)
+def events(channel: str) -> Response:
+    if not CHANNEL.fullmatch(channel):
+        raise ApiError(400, "invalid_parameter", f"no channel is named {channel!r}")
+    after = request.args.get("after", START)
+    limit = int_arg("limit", 100, 1, MAX_EVENT_PAGE)
+    try:
+        found = live_events(current_services().queue).read(channel, after, limit)
+    except EventIdError as exc:
+        raise ApiError(400, "invalid_parameter", f"after: {exc}") from None
+    response = jsonify(
+        {
+            "channel": channel,
+            "events": [{"id": e.id, "data": e.data} for e in found],
+            "last": found[-1].id if found else after,
+            "generated_at": iso_utc(time.time()),
+        }
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,6 +1,6 @@
 """The graph's live events: every page of followers and of a timeline a crawl stores is told
-once on the `graph` channel, in this process embedded and in Redis Streams with the Redis
-queue (on PostgreSQL); a crawl run again stores nothing and tells nothing."""
+once on the `graph` channel, in the SQLite queue's file embedded and in Redis Streams with the
+Redis queue (on PostgreSQL); a crawl run again stores nothing and tells nothing."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sleuth.apps.graph.cli import crawl_graph
 from sleuth.apps.graph.jobs import F, Plan, T
 from sleuth.apps.graph.models import graph_cursors
 from sleuth.emulator.artworld import ArtWorld
-from sleuth.observe.events import START, Event, MemoryEvents, live_events
+from sleuth.observe.events import START, Event, live_events
 from sleuth.services import Services
 from tests.apps.graph.test_crawl import _seed, _seeds
 from tests.apps.graph.test_monitor import deployed, limited_url  # noqa: F401  (fixtures)
@@ -68,11 +68,3 @@ def test_each_stored_page_is_told_once(
     last = _last(services)
     assert crawl_graph(services, seeds, Plan((T, F), depth=1))[1].finished
     assert _everything(services, last) == []
-
-
-def test_the_memory_channel_keeps_the_newest() -> None:
-    events = MemoryEvents(max_events=3)
-    ids = [events.publish("c", {"n": n}) for n in range(5)]
-    assert [e.data["n"] for e in events.read("c")] == [2, 3, 4]
-    assert [e.data for e in events.read("c", ids[3])] == [{"n": 4}]
-    assert events.read("other") == [] and events.read("c", ids[4]) == []
