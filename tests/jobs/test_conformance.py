@@ -218,6 +218,8 @@ def test_stats_per_queue_and_priority(backend: QueueBackend) -> None:
     assert a5.oldest_ready_age is None
     assert (a0.ready, a0.delayed, a0.in_flight, a0.dead) == (2, 1, 0, 0)
     assert a0.oldest_ready_age is not None and 0.05 <= a0.oldest_ready_age < 60
+    assert a0.next_due_in is not None and 50 < a0.next_due_in <= 60  # the late one
+    assert a5.next_due_in is None and b0.next_due_in is None
     assert (b0.ready, b0.delayed, b0.in_flight, b0.dead) == (0, 0, 0, 1)  # had jobs: listed
     assert set(by_key) == {("a", 0), ("a", 5), ("b", 0)}
 

@@ -59,6 +59,9 @@ class QueueStats:
     dead: int
     oldest_ready_age: float | None
     in_flight_by_consumer: Mapping[str, int] = field(default_factory=dict)
+    # Seconds until the soonest delayed job is due (None: none is delayed): a queue whose
+    # every job waits far ahead (a rate limit's reset, a usage cap) has nothing to do now.
+    next_due_in: float | None = None
 
 
 @dataclass(frozen=True)

@@ -370,8 +370,8 @@ class RedisQueue(QueueBackend):
         reply = self._run("stats")
         now = int(reply[0])
         result = []
-        for queue, priority, ready, delayed, in_flight, dead, oldest, consumers in reply[1:]:
-            oldest_us = int(oldest)
+        for queue, priority, ready, delayed, in_flight, dead, oldest, consumers, due in reply[1:]:
+            oldest_us, due_us = int(oldest), int(due)
             result.append(
                 QueueStats(
                     queue=queue,
@@ -384,6 +384,7 @@ class RedisQueue(QueueBackend):
                     in_flight_by_consumer={
                         consumers[i]: int(consumers[i + 1]) for i in range(0, len(consumers), 2)
                     },
+                    next_due_in=None if due_us < 0 else max(0, due_us - now) / 1e6,
                 )
             )
         result.sort(key=lambda s: (s.queue, -s.priority))

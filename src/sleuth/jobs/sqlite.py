@@ -414,7 +414,8 @@ class SqliteQueue(QueueBackend):
                 " SUM(state != 'reserved' AND available_at <= ?1),"
                 " SUM(state != 'reserved' AND available_at > ?1),"
                 " SUM(state = 'reserved'),"
-                " MIN(CASE WHEN state != 'reserved' AND available_at <= ?1 THEN available_at END)"
+                " MIN(CASE WHEN state != 'reserved' AND available_at <= ?1 THEN available_at END),"
+                " MIN(CASE WHEN state != 'reserved' AND available_at > ?1 THEN available_at END)"
                 " FROM jobs GROUP BY queue, priority",
                 (now,),
             ).fetchall()
@@ -426,9 +427,15 @@ class SqliteQueue(QueueBackend):
                 "SELECT queue, priority, COUNT(*) FROM dead GROUP BY queue, priority"
             ).fetchall()
         Pair = tuple[str, int]
-        counted: dict[Pair, tuple[int, int, int, float | None]] = {
-            (q, p): (ready, delayed, in_flight, None if oldest is None else now - oldest)
-            for q, p, ready, delayed, in_flight, oldest in counts
+        counted: dict[Pair, tuple[int, int, int, float | None, float | None]] = {
+            (q, p): (
+                ready,
+                delayed,
+                in_flight,
+                None if oldest is None else now - oldest,
+                None if soonest is None else soonest - now,
+            )
+            for q, p, ready, delayed, in_flight, oldest, soonest in counts
         }
         consumers: dict[Pair, dict[str, int]] = {}
         for q, p, consumer, count in held:
@@ -437,7 +444,9 @@ class SqliteQueue(QueueBackend):
         every = {*(tuple(pair) for pair in pairs), *counted, *dead_counts}
         result = []
         for q, p in sorted(every, key=lambda pair: (pair[0], -pair[1])):
-            ready, delayed, in_flight, oldest_age = counted.get((q, p), (0, 0, 0, None))
+            ready, delayed, in_flight, oldest_age, due_in = counted.get(
+                (q, p), (0, 0, 0, None, None)
+            )
             result.append(
                 QueueStats(
                     queue=q,
@@ -448,6 +457,7 @@ class SqliteQueue(QueueBackend):
                     dead=dead_counts.get((q, p), 0),
                     oldest_ready_age=oldest_age,
                     in_flight_by_consumer=consumers.get((q, p), {}),
+                    next_due_in=due_in,
                 )
             )
         return result

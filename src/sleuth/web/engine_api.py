@@ -58,6 +58,10 @@ QUEUE_STATS = schema(
                             "type": ["number", "null"],
                             "description": "seconds the oldest ready job has waited",
                         },
+                        "next_due_in": {
+                            "type": ["number", "null"],
+                            "description": "seconds until the soonest delayed job is due",
+                        },
                         "in_flight_by_consumer": {
                             "type": "object",
                             "additionalProperties": _COUNT,

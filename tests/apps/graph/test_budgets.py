@@ -9,6 +9,7 @@ import dataclasses
 import math
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
 
@@ -155,3 +156,27 @@ async def test_a_job_over_xs_usage_cap_waits_for_the_next_month_without_failing(
     assert month_end - 60 <= time.time() + first.value.after <= month_end + 1
     assert again.value.after > 0
     assert sum(emulator.limiter.served().values()) == asked
+
+
+def test_a_crawl_whose_jobs_wait_for_the_cap_ends_and_says_until_when(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = ArtWorld(0)
+    seed = next(a for a in world.accounts if a.network == "x" and not a.private)
+    seeds = tmp_path / "seeds.txt"
+    seeds.write_text(f"{seed.id}\n")
+    app = Flask(__name__)
+    app.register_blueprint(x_blueprint(XEmulator(world, post_cap=0)))
+    with EmulatorServer(app) as url:
+        services = Services(graph_settings(tmp_path / "data", url))
+        try:
+            _run, final = crawl_graph(services, seeds, Plan((T,), depth=0))
+            assert not final.finished and final.count("crawled") == 1  # the seed, not its T
+            month_end = datetime.fromtimestamp(cap_period_end("Monthly", time.time()), UTC)
+            said = capsys.readouterr().err
+            assert f"1 job(s) wait until {month_end:%Y-%m-%dT%H:%M:%S}" in said
+            (waiting,) = [s for s in services.queue.stats() if s.delayed]
+            assert waiting.next_due_in is not None and waiting.next_due_in > 0
+            assert waiting.queue == "graph.timeline"
+        finally:
+            services.close()

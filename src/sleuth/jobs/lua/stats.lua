@@ -1,5 +1,5 @@
 -- ARGV: P. Returns {now µs, then per level: {queue, priority, ready, delayed, in flight, dead,
--- oldest ready µs or -1, {consumer, count, ...}}}.
+-- oldest ready µs or -1, {consumer, count, ...}, soonest delayed µs or -1}}.
 local now = now_us()
 local out = {itoa(now)}
 for _, q in ipairs(redis.call('SMEMBERS', P .. ':queues')) do
@@ -25,13 +25,16 @@ for _, q in ipairs(redis.call('SMEMBERS', P .. ':queues')) do
     if soonest[2] and (oldest < 0 or tonumber(soonest[2]) < oldest) then
       oldest = tonumber(soonest[2])
     end
+    local later = redis.call('ZRANGEBYSCORE', d, '(' .. itoa(now), '+inf', 'LIMIT', 0, 1,
+                             'WITHSCORES')
+    local next_due = later[2] and tonumber(later[2]) or -1
     local consumers = {}
     for _, c in ipairs(summary[4] or {}) do
       consumers[#consumers + 1] = c[1]
       consumers[#consumers + 1] = tonumber(c[2])
     end
     out[#out + 1] = {q, p, ready, delayed, in_flight, redis.call('ZCARD', lkey('x', q, p)),
-                     itoa(oldest), consumers}
+                     itoa(oldest), consumers, itoa(next_due)}
   end
 end
 return out
