@@ -13,7 +13,8 @@ page is queried in process, as `sleuth finder query` would, until END. Then:
   `max_distance` are checked to be that threshold's prediction;
 - time from query to END: the big artist's first scan (its post images rendered by the
   emulators beforehand: rendering them on request took more CPU than the scan on the same
-  cores), and warm queries (the artist's accounts already indexed) as p50;
+  cores), and warm queries (the artist's accounts already indexed; the artwork's picture
+  downloaded once before, for the same reason) as p50;
 - scan throughput: images indexed per second during the big artist's first scan.
 `--write-results` replaces the `## finder` section of bench/RESULTS.md (appended if missing).
 """
@@ -21,6 +22,7 @@ page is queried in process, as `sleuth finder query` would, until END. Then:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import statistics
 import sys
@@ -35,6 +37,8 @@ import sqlalchemy as sa
 from bench.index import machine, write_section
 from sleuth.apps.finder import requests as reqs
 from sleuth.apps.finder.cli import run_query
+from sleuth.apps.finder.firstimage import fetch_first_image
+from sleuth.apps.finder.linkfinder import LinkFinder
 from sleuth.apps.finder.matching import distances
 from sleuth.apps.finder.models import images, posts
 from sleuth.apps.finder.settings import NAME, FinderSettings
@@ -44,7 +48,9 @@ from sleuth.emulator.artworld import ArtWorld
 from sleuth.emulator.cli import emulator_sources
 from sleuth.emulator.imagehost import SOCIAL
 from sleuth.imaging.phash import phash_from_db
+from sleuth.net.fetcher import Fetcher
 from sleuth.services import Services
+from sleuth.sources.profiles import AccountRef
 
 SEED = 11
 THRESHOLDS = range(4, 15)
@@ -91,6 +97,24 @@ def prerender(app: Any, world: ArtWorld, artist: int) -> int:
         )
         for account in world.artists[artist].accounts
     )
+
+
+async def _render_picture(services: Services, url: str) -> None:
+    fetcher = Fetcher(services.settings.net)
+
+    async def nobody(ref: AccountRef) -> bool:
+        return False
+
+    async with fetcher:
+        page = await LinkFinder(fetcher, services.settings.sources, nobody).page(url)
+        await fetch_first_image(fetcher, page.image_urls, headers=page.image_headers)
+
+
+def render_picture(services: Services, url: str) -> None:
+    """Download the artwork's picture once before its timed query, so that the art sites'
+    emulator has rendered it (a real site serves it from its storage): the warm query's time
+    is then sleuth's (rendering took about 200 ms of a 340 ms warm query when timed)."""
+    asyncio.run(_render_picture(services, url))
 
 
 def timed_query(services: Services, url: str) -> tuple[reqs.FinderRequest, float]:
@@ -162,6 +186,7 @@ def measure(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
             for number, artwork_id in enumerate(sorted(world.artworks)):
                 artwork = world.artworks[artwork_id]
                 page = world.page_url(artwork, sorted(artwork.pages)[0])
+                render_picture(services, page)
                 done, seconds = timed_query(services, page)
                 if done.error is not None:
                     raise RuntimeError(f"{page}: {done.error}")
@@ -252,8 +277,9 @@ def report(f: dict[str, Any], args: argparse.Namespace) -> str:
         )
     if f["warm_p50"] is not None:
         lines.append(
-            f"Warm query to END: p50 {f['warm_p50'] * 1000:.0f} ms over {f['warm_n']} (the art "
-            "sites' emulator renders each artwork's picture on request within it)."
+            f"Warm query to END: p50 {f['warm_p50'] * 1000:.0f} ms over {f['warm_n']} (each "
+            "artwork's picture downloaded once before its query, so that the art sites' "
+            "emulator had rendered it)."
         )
     return "\n".join(lines)
 
