@@ -12,10 +12,9 @@ from sleuth.crawl.runs import run_exists
 from sleuth.web.context import current_services
 from sleuth.web.errors import ApiError
 from sleuth.web.openapi import Param, json_response, operation, schema
-from sleuth.web.params import int_arg
+from sleuth.web.params import PageLimit
 
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
+LIMIT = PageLimit(100, 1000, "most items in the page")
 MAX_CRAWL = 40
 MAX_REASON = 64
 _CURSOR = re.compile(r"^[0-9]{1,18}$")
@@ -94,12 +93,7 @@ def errors_blueprint(app: str) -> Blueprint:
         params=(
             Param("crawl", "query", _text(MAX_CRAWL), "only this crawl (its id)"),
             Param("reason", "query", _text(MAX_REASON), "only this reason"),
-            Param(
-                "limit",
-                "query",
-                {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
-                "most items in the page",
-            ),
+            LIMIT.param,
             Param(
                 "cursor",
                 "query",
@@ -113,7 +107,7 @@ def errors_blueprint(app: str) -> Blueprint:
     def errors() -> Response:
         run = _text_arg("crawl", MAX_CRAWL)
         reason = _text_arg("reason", MAX_REASON)
-        limit = int_arg("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        limit = LIMIT.read()
         after = _cursor_arg()
         with current_services().engine.connect() as conn:
             if run is not None and not run_exists(conn, app, run):

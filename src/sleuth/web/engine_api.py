@@ -25,14 +25,14 @@ from sleuth.timefmt import iso_utc
 from sleuth.web.context import current_services
 from sleuth.web.errors import ApiError
 from sleuth.web.openapi import Param, json_response, object_schema, operation, schema
-from sleuth.web.params import BOOLEAN_SCHEMA, bool_arg, int_arg
+from sleuth.web.params import BOOLEAN_SCHEMA, PageLimit, bool_arg
 
 # The Flask name stays "engine": it prefixes endpoint and OpenAPI operation ids
 # (`engine_queues`) that clients generated from the document rely on.
 engine_api = Blueprint("engine", __name__, url_prefix="/api/engine")
 
-MAX_DEAD = 1000
-MAX_EVENT_PAGE = 1000
+DEAD_LIMIT = PageLimit(100, 1000, "how many of the newest")
+EVENT_LIMIT = PageLimit(100, 1000)
 CHANNEL = re.compile(r"^[a-z][a-z0-9_]{0,63}$")  # an app's name
 _TIME = dict(TIME.schema)
 _SECONDS = {"type": ["number", "null"], "description": "seconds; null when nothing was timed"}
@@ -245,18 +245,13 @@ def metrics() -> Response:
     tags=("engine",),
     params=(
         QUEUE_PARAM,
-        Param(
-            "limit",
-            "query",
-            {"type": "integer", "minimum": 1, "maximum": MAX_DEAD, "default": 100},
-            "how many of the newest",
-        ),
+        DEAD_LIMIT.param,
     ),
     responses={200: json_response("newest first", DEAD_LETTERS_ANSWER)},
     errors=(400,),
 )
 def dead_letters() -> Response:
-    limit = int_arg("limit", 100, 1, MAX_DEAD)
+    limit = DEAD_LIMIT.read()
     found = current_services().queue.dead_letters(_queue_arg(), limit)
     return _answer("dead_letters", [dead_job_dict(d) for d in found])
 
@@ -296,12 +291,7 @@ EVENTS_ANSWER = schema(
             {"type": "string", "pattern": r"^[0-9]{1,20}(-[0-9]{1,20})?$", "default": START},
             "only the events after this id",
         ),
-        Param(
-            "limit",
-            "query",
-            {"type": "integer", "minimum": 1, "maximum": MAX_EVENT_PAGE, "default": 100},
-            "how many at most",
-        ),
+        EVENT_LIMIT.param,
     ),
     responses={200: json_response("the events after `after`", EVENTS_ANSWER)},
     errors=(400,),
@@ -310,7 +300,7 @@ def events(channel: str) -> Response:
     if not CHANNEL.fullmatch(channel):
         raise ApiError(400, "invalid_parameter", f"no channel is named {channel!r}")
     after = request.args.get("after", START)
-    limit = int_arg("limit", 100, 1, MAX_EVENT_PAGE)
+    limit = EVENT_LIMIT.read()
     try:
         found = live_events(current_services().queue).read(channel, after, limit)
     except EventIdError as exc:

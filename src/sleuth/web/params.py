@@ -8,12 +8,14 @@ texts its schema describes, so the OpenAPI document promises what the server doe
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from flask import request
 
 from sleuth.web.errors import ApiError
+from sleuth.web.openapi import Param
 
 EPOCH_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,9})?$"
 # RFC 3339 date-time, the JSON Schema `date-time` format: a time zone is required.
@@ -71,6 +73,24 @@ def int_arg(name: str, default: int, low: int, high: int) -> int:
             400, "invalid_parameter", f"{name} must be between {low} and {high}, not {value}"
         )
     return value
+
+
+@dataclass(frozen=True)
+class PageLimit:
+    """A route's `limit` query parameter (1 to `maximum`, else `default`): its declaration
+    and its reader come from the same numbers, so they cannot disagree."""
+
+    default: int
+    maximum: int
+    description: str = "how many at most"
+
+    @property
+    def param(self) -> Param:
+        bounds = {"type": "integer", "minimum": 1, "maximum": self.maximum}
+        return Param("limit", "query", {**bounds, "default": self.default}, self.description)
+
+    def read(self) -> int:
+        return int_arg("limit", self.default, 1, self.maximum)
 
 
 def bool_arg(name: str) -> bool:

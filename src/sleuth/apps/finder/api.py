@@ -22,7 +22,7 @@ from sleuth.timefmt import iso_utc
 from sleuth.web.context import current_services
 from sleuth.web.errors import ApiError
 from sleuth.web.openapi import Param, json_response, operation
-from sleuth.web.params import int_arg
+from sleuth.web.params import PageLimit
 
 blueprint = Blueprint("finder_api", __name__, url_prefix="/api/finder")
 
@@ -134,12 +134,7 @@ POST_PAGE: dict[str, Any] = {
         "next": {"type": ["string", "null"]},
     },
 }
-LIMIT_PARAM = Param(
-    "limit",
-    "query",
-    {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE},
-    "page size",
-)
+PAGE_LIMIT = PageLimit(DEFAULT_PAGE, MAX_PAGE, "page size")
 
 
 def _native(found: reqs.FinderRequest) -> dict[str, Any]:
@@ -223,7 +218,7 @@ def _account_json(row: Any) -> dict[str, Any]:
     "The accounts the finder knows, by network and id",
     tags=("finder",),
     params=(
-        LIMIT_PARAM,
+        PAGE_LIMIT.param,
         Param(
             "after",
             "query",
@@ -235,7 +230,7 @@ def _account_json(row: Any) -> dict[str, Any]:
     errors=(400,),
 )
 def account_list() -> Response:
-    limit = int_arg("limit", DEFAULT_PAGE, 1, MAX_PAGE)
+    limit = PAGE_LIMIT.read()
     after = _cursor()
     key = sa.tuple_(accounts.c.network, accounts.c.account_id)
     stmt = sa.select(accounts).order_by(accounts.c.network, accounts.c.account_id).limit(limit + 1)
@@ -263,7 +258,7 @@ def account_list() -> Response:
             required=True,
         ),
         Param("account_id", "path", {"type": "string"}, "the network's id", required=True),
-        LIMIT_PARAM,
+        PAGE_LIMIT.param,
         Param("before", "query", {"type": "string"}, "the `next` of the page before"),
     ),
     responses={200: json_response("one page", POST_PAGE)},
@@ -272,7 +267,7 @@ def account_list() -> Response:
 def account_posts(network: str, account_id: str) -> Response:
     if network not in NETWORKS:
         raise ApiError(404, "not_found", f"no network {network!r}")
-    limit = int_arg("limit", DEFAULT_PAGE, 1, MAX_PAGE)
+    limit = PAGE_LIMIT.read()
     before = request.args.get("before")
     engine = current_services().engine
     with engine.connect() as conn:

@@ -15,7 +15,7 @@ from sleuth.apps.graph.search import MAX_WORDS, search_posts, words_of
 from sleuth.web.context import current_services
 from sleuth.web.errors import ApiError
 from sleuth.web.openapi import Param, json_response, operation, schema
-from sleuth.web.params import int_arg
+from sleuth.web.params import PageLimit
 
 MAX_TEXT = 255
 _OPTIONAL_INT = {"type": ["integer", "null"]}
@@ -107,7 +107,7 @@ POSTS = schema(
         },
     },
 )
-MAX_POSTS = 200
+POSTS_LIMIT = PageLimit(50, 200, "at most this many posts")
 
 
 def _count(conn: Connection, where: sa.ColumnElement[bool]) -> int:
@@ -184,12 +184,7 @@ def lookup_blueprint() -> Blueprint:
         tags=("graph",),
         params=(
             Param("q", "query", {**path, "minLength": 1}, "words to find", required=True),
-            Param(
-                "limit",
-                "query",
-                {"type": "integer", "minimum": 1, "maximum": MAX_POSTS, "default": 50},
-                "at most this many posts",
-            ),
+            POSTS_LIMIT.param,
         ),
         responses={200: json_response("the posts found", POSTS)},
         errors=(400,),
@@ -199,7 +194,7 @@ def lookup_blueprint() -> Blueprint:
         if not query:
             raise ApiError(400, "invalid_parameter", "q is required: words to find")
         query = _text(query)
-        limit = int_arg("limit", 50, 1, MAX_POSTS)
+        limit = POSTS_LIMIT.read()
         with current_services().engine.connect() as conn:
             found = search_posts(conn, query, limit)
         return jsonify(

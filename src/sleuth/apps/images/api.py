@@ -58,7 +58,7 @@ from sleuth.web.openapi import (
     operation,
     schema,
 )
-from sleuth.web.params import TIME_SCHEMA, int_arg, parse_time
+from sleuth.web.params import TIME_SCHEMA, PageLimit, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 THUMB_SIZES = (96, 160, 320)
 DEFAULT_THUMB = 160
 PAGE_SIZE = 48
-MAX_PAGE = 500
+PAGE_LIMIT = PageLimit(PAGE_SIZE, 500, "page size")
 _MD5 = re.compile(MD5_PATTERN)
 CURSOR_PATTERN = r"^([0-9]+(\.[0-9]+)?(e[+-]?[0-9]+)?)~([0-9a-f]{32})$"
 _CURSOR = re.compile(CURSOR_PATTERN)
@@ -311,19 +311,14 @@ _BEFORE_PARAM = Param(
     "Images, newest first",
     tags=("images",),
     params=(
-        Param(
-            "limit",
-            "query",
-            {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": PAGE_SIZE},
-            "page size",
-        ),
+        PAGE_LIMIT.param,
         _BEFORE_PARAM,
     ),
     responses={200: json_response("one page", IMAGE_PAGE)},
     errors=(400,),
 )
 def image_list() -> Response:
-    limit = int_arg("limit", PAGE_SIZE, 1, MAX_PAGE)
+    limit = PAGE_LIMIT.read()
     with current_services().engine.connect() as conn:
         records, cursor = newest(conn, limit, request.args.get("before"))
     summaries = tuple(ImageSummary(r, Links.of(r.md5)) for r in records)
