@@ -1,11 +1,15 @@
-"""Analytics of crawled emulated forums equal the generator's ground truth, on SQLite,
-PostgreSQL and MariaDB; after a forum moves on, a pass recomputes only the days that changed."""
+"""Analytics of crawled emulated forums equal the generator's ground truth (thread times: a
+computation from the stored topics), on SQLite, PostgreSQL and MariaDB; after a forum moves on,
+a pass recomputes only the days and topics that changed, to what a rebuild makes."""
 
 from __future__ import annotations
 
 import asyncio
+import statistics
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -13,10 +17,19 @@ from sqlalchemy import Engine
 
 from sleuth.app import migration_dirs
 from sleuth.apps.forum import stats
-from sleuth.apps.forum.analytics import analyze, rebuild, week_of
+from sleuth.apps.forum.analytics import THREADS, analyze, rebuild
 from sleuth.apps.forum.crawl import crawl_bb_board, crawl_discourse
-from sleuth.apps.forum.models import forum_activity, forum_dirty, forum_sites, forum_stale
-from sleuth.apps.forum.totals import ROLLUPS, refresh_site
+from sleuth.apps.forum.models import (
+    forum_activity,
+    forum_dirty,
+    forum_dirty_topics,
+    forum_posts,
+    forum_sites,
+    forum_stale,
+    forum_stale_threads,
+    forum_topics,
+)
+from sleuth.apps.forum.totals import ROLLUPS, refresh_site, week_of
 from sleuth.emulator import EmulatorServer, create_imagehost_app
 from sleuth.emulator.forums import Forum, Forums, GroundTruth
 from sleuth.net.fetcher import Fetcher
@@ -119,6 +132,39 @@ def _check(engine: Engine, truth: GroundTruth, kind: str) -> None:
         for (uid, domain, _), n in truth.user_links.items():
             expected_users[(uid, LOOPBACK if domain == host else domain)] += n
         assert {(r["user"]["uid"], r["domain"]): r["count"] for r in users} == dict(expected_users)
+        _check_threads(conn, site)
+
+
+def _check_threads(conn: sa.Connection, site: int) -> None:
+    """Every scope's thread times equal what the topics and their second posts say."""
+    t, p = forum_topics.c, forum_posts.c
+    second = dict(conn.execute(sa.select(p.topic_id, p.created_at).where(p.number == 2)).all())
+    topics = [
+        (int(r.board_id), datetime.fromtimestamp(r.created_at, UTC).year, r)
+        for r in conn.execute(sa.select(forum_topics).where(t.created_at.is_not(None)))
+    ]
+    boards = sorted({b for b, _, _ in topics})
+    years = sorted({y for _, y, _ in topics})
+    scopes = [(None, None), *((b, None) for b in boards), *((None, y) for y in years)]
+    scopes += [(boards[0], years[-1]), (boards[-1], years[0]), (boards[0], 1999)]
+    for board, year in scopes:
+        mine = [r for b, y, r in topics if board in (None, b) and year in (None, y)]
+        responses = [second[r.topic_id] - r.created_at for r in mine if second.get(r.topic_id)]
+        lifetimes = [r.last_posted_at - r.created_at for r in mine if r.last_posted_at]
+        answer = stats.thread_stats(conn, stats.Scope(site, year, board))
+        assert answer == {
+            "threads": len(mine),
+            "first_response": _summary(responses),
+            "lifetime": _summary(lifetimes),
+        }, (board, year)
+    assert len(topics) > 30 and len(years) > 1 and len(boards) > 1
+
+
+def _summary(values: list[float]) -> dict[str, Any]:
+    if not values:
+        return {"count": 0, "median_seconds": None, "mean_seconds": None}
+    mean = pytest.approx(statistics.fmean(values), rel=1e-12)
+    return {"count": len(values), "median_seconds": statistics.median(values), "mean_seconds": mean}
 
 
 @pytest.mark.parametrize("kind", ["discourse", "bbxml"])
@@ -130,12 +176,14 @@ def test_statistics_equal_the_ground_truth_then_follow_the_forum(
     first = analyze(engine)
     assert first.posts == forum.ground_truth().posts
     _check(engine, forum.ground_truth(), kind)
-    assert analyze(engine).keys == 0  # nothing changed: nothing recomputed
+    again = analyze(engine)
+    assert (again.keys, again.topics) == (0, 0)  # nothing changed: nothing recomputed
 
     forum.advance(forum.topic_gap * 3)  # replies, new topics, edits, renames
     _crawl(engine, url, kind, forum)
     later = analyze(engine)
     assert 0 < later.days < first.days / 5  # the days of new and edited posts only
+    assert 0 < later.topics < first.topics / 3  # the topics crawled again only
     _check(engine, forum.ground_truth(), kind)
     kept = _totals(engine)
     with engine.begin() as conn:  # the same totals made whole, in set-based statements
@@ -153,15 +201,15 @@ def test_statistics_equal_the_ground_truth_then_follow_the_forum(
         )
         refresh_site(conn, _site(engine), full_after=0)
     assert _totals(engine) == kept
+    rebuild(engine, _site(engine))  # and every topic's times and thread totals from scratch
+    assert _totals(engine) == kept
 
 
 def _totals(engine: Engine) -> dict[str, list[object]]:
     with engine.connect() as conn:
         return {
-            r.target.name: conn.execute(
-                sa.select(r.target).order_by(*r.target.primary_key.columns)
-            ).all()
-            for r in ROLLUPS
+            table.name: conn.execute(sa.select(table).order_by(*table.primary_key.columns)).all()
+            for table in (*(r.target for r in ROLLUPS), *THREADS)
         }
 
 
@@ -179,7 +227,8 @@ def test_rebuild_recomputes_everything_to_the_same_rows(
     with engine.connect() as conn:
         assert conn.execute(query).all() == before
         assert conn.execute(sa.select(sa.func.count()).select_from(forum_dirty)).scalar() == 0
-        assert conn.execute(sa.select(sa.func.count()).select_from(forum_stale)).scalar() == 0
+        for table in (forum_stale, forum_dirty_topics, forum_stale_threads):
+            assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar() == 0
     assert _totals(engine) == totals
     assert report.posts == forum.ground_truth().posts
 

@@ -14,6 +14,7 @@ import pytest
 from flask.testing import FlaskClient
 from openapi_schema_validator import OAS31Validator
 
+from sleuth.apps.forum import stats
 from sleuth.apps.forum.analytics import analyze
 from sleuth.config import load_settings
 from sleuth.emulator import EmulatorServer, create_imagehost_app
@@ -180,8 +181,10 @@ def test_answers_are_cached_with_etags_and_go_stale_only_where_changed(
     first_year = min(forum.ground_truth().posts_by_year)
     old = f"/api/forum/weekday-stats?year={first_year}"
     every = "/api/forum/weekday-stats"
+    years = sorted(forum.ground_truth().posts_by_year)
+    threads = [f"/api/forum/thread-stats?year={y}" for y in years]
     tags = {}
-    for path in (old, every):
+    for path in (old, every, *threads):
         response = client.get(path)
         assert response.headers["X-Cache"] == "miss"
         tags[path] = response.headers["ETag"]
@@ -194,6 +197,14 @@ def test_answers_are_cached_with_etags_and_go_stale_only_where_changed(
     report = analyze(services.engine)
     assert first_year not in report.years[1]
     assert client.get(old).headers["X-Cache"] == "hit"  # its year did not change
+    # a reply to an older topic changes the thread times of the year it started in, only those
+    changed = report.thread_years[1]
+    assert set(years) & changed and set(years) - changed
+    with services.engine.connect() as conn:
+        for year, path in zip(years, threads, strict=True):
+            answer = client.get(path)
+            assert answer.get_json() == stats.thread_stats(conn, stats.Scope(1, year))
+            assert answer.headers["X-Cache"] == ("miss" if year in changed else "hit")
     fresh = client.get(every, headers={"If-None-Match": tags[every]})
     assert fresh.status_code == 200 and fresh.headers["X-Cache"] == "miss"
     assert fresh.headers["ETag"] != tags[every]

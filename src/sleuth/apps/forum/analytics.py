@@ -5,10 +5,12 @@ takes the dirty keys a day at a time, reads that day's posts with their quotes a
 replaces the keys' rows in `forum_activity`, `forum_pair_days` and `forum_link_days`; it moves
 the keys to `forum_stale` and clears each dirty key whose mark is still the one it read, so a
 key a crawl marked again meanwhile stays for the next pass (at-least-once: a pass killed
-halfway leaves its keys dirty, and doing a key twice writes the same rows). Then
-`totals.refresh` recomputes the totals the API reads from the stale keys. The cost follows the
-days that changed, not the forum's size. `rebuild` marks every key of a site and analyzes them
-all (`sleuth forum analytics --full`).
+halfway leaves its keys dirty, and doing a key twice writes the same rows). The topics a crawl
+saved get their times recomputed the same way (`threads.py`). Then `totals.refresh` recomputes
+the totals the API reads from the stale keys, and `threads.refresh` those of the stale thread
+scopes. The cost follows the days and topics that changed, not the forum's size (but for the
+exact medians of thread times: see `threads.py`). `rebuild` marks every key and topic of a site
+and analyzes them all (`sleuth forum analytics --full`).
 
 Everything counted is what a post itself says (quotes inside quotes do not count), with no
 cut-off: every user and every pair is kept, however few their posts (potstats2's later cut-offs
@@ -27,6 +29,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
+from sleuth.apps.forum import threads
 from sleuth.apps.forum.models import (
     forum_activity,
     forum_dirty,
@@ -37,32 +40,33 @@ from sleuth.apps.forum.models import (
     forum_quotes,
     forum_stale,
     forum_stats_versions,
+    forum_thread_totals,
+    forum_thread_versions,
+    forum_topic_times,
     forum_topics,
 )
 from sleuth.apps.forum.records import DAY, day_of, mark_dirty
-from sleuth.apps.forum.totals import ROLLUPS, refresh
+from sleuth.apps.forum.totals import ROLLUPS, calendar, refresh
 from sleuth.store.upsert import insert_ignore_many, insert_or_update
 
 TOTALS = tuple(r.target for r in ROLLUPS)
+THREADS = (forum_topic_times, forum_thread_totals)
 
 Key = tuple[int, int, int]  # (day, board, user)
 
 
 @dataclass
 class AnalyticsReport:
-    """What one pass did: keys and days recomputed, posts read, the years they fall in."""
+    """What one pass did: keys, days and topics recomputed, posts read, the years they fall in."""
 
     keys: int = 0
     days: int = 0
     posts: int = 0
+    topics: int = 0
     years: dict[int, set[int]] = field(default_factory=dict)  # site -> years whose totals changed
+    thread_years: dict[int, set[int]] = field(default_factory=dict)  # ... thread totals changed
     seconds: float = 0.0
     token: int = field(default_factory=lambda: secrets.randbits(62))  # this pass's stale mark
-
-
-def week_of(moment: datetime) -> int:
-    """The week of the year, week 1 being January 1st to 7th (PostgreSQL's `WW`, potstats2's)."""
-    return (moment.timetuple().tm_yday - 1) // 7 + 1
 
 
 WINDOW_DAYS = 31
@@ -72,8 +76,9 @@ an incremental pass reads no day that is not dirty but for its neighbours within
 
 
 def analyze(engine: Engine) -> AnalyticsReport:
-    """Recompute every dirty key, a window of days per transaction; then the totals those
-    keys feed (`totals.refresh`), and move the versions of what changed."""
+    """Recompute every dirty key, a window of days per transaction, and every dirty topic's
+    times (`threads.py`); then the totals those feed (`totals.refresh`), and move the versions
+    of what changed."""
     report = AnalyticsReport()
     started = time.monotonic()
     while True:
@@ -87,28 +92,44 @@ def analyze(engine: Engine) -> AnalyticsReport:
             break
         with engine.begin() as conn:
             _analyze_days(conn, int(first.site_id), int(first.day), report)
+    while True:
+        with engine.begin() as conn:
+            done = threads.analyze_topics(conn, report.token)
+        if not done:
+            break
+        report.topics += done
     report.years = refresh(engine)
+    report.thread_years = threads.refresh(engine)
     with engine.begin() as conn:
         for site, years in report.years.items():
             bump_versions(conn, site, years)
+        for site, years in report.thread_years.items():
+            bump_versions(conn, site, years, forum_thread_versions)
     report.seconds = time.monotonic() - started
     return report
 
 
-def bump_versions(conn: Connection, site: int, years: Iterable[int]) -> None:
-    """Make cached answers that read these years of `site` (and every all-years one) stale."""
+def bump_versions(
+    conn: Connection, site: int, years: Iterable[int], table: sa.Table = forum_stats_versions
+) -> None:
+    """Make cached answers that read these years of `site` (and every all-years one) stale:
+    of the statistics (`forum_stats_versions`) or of the thread times (`forum_thread_versions`)."""
     for year in sorted({0, *years}):
         row = {"site_id": site, "year": year, "version": 1}
-        insert_or_update(
-            conn, forum_stats_versions, row, {"version": forum_stats_versions.c.version + 1}
-        )
+        insert_or_update(conn, table, row, {"version": table.c.version + 1})
 
 
 def rebuild(engine: Engine, site: int) -> AnalyticsReport:
-    """Mark every key of `site` dirty and recompute them all."""
+    """Mark every key and topic of `site` dirty and recompute them all."""
     with engine.begin() as conn:
-        for table in (forum_activity, forum_pair_days, forum_link_days, *TOTALS):
+        for table in (forum_activity, forum_pair_days, forum_link_days, *TOTALS, *THREADS):
             conn.execute(table.delete().where(table.c.site_id == site))
+        topics = conn.execute(
+            sa.select(forum_topics.c.topic_id).where(forum_topics.c.site_id == site)
+        ).scalars()
+        mark = secrets.randbits(62)
+        for topic in topics.all():
+            threads.mark_topic(conn, site, int(topic), mark)
         rows = conn.execute(
             sa.select(forum_topics.c.board_id, forum_posts.c.created_at, forum_posts.c.user_id)
             .select_from(forum_posts)
@@ -235,10 +256,9 @@ def _analyze_days(conn: Connection, site: int, first: int, report: AnalyticsRepo
 
 
 def _day_columns(site: int, day: int, *, week: bool = True) -> dict[str, int]:
-    moment = datetime.fromtimestamp(day * DAY, UTC)
-    columns = {"site_id": site, "day": day, "year": moment.year}
-    if week:
-        columns |= {"week": week_of(moment), "weekday": moment.isoweekday()}
+    columns = {"site_id": site, "day": day} | calendar(day)
+    if not week:
+        del columns["week"], columns["weekday"]
     return columns
 
 

@@ -27,7 +27,7 @@ from sleuth.apps.forum import stats
 from sleuth.apps.forum.app import NAME
 from sleuth.apps.forum.cache import AnswerCache, LocalCache, RedisCache, cache_key, encode, etag
 from sleuth.apps.forum.markup import KINDS
-from sleuth.apps.forum.models import forum_sites, forum_stats_versions
+from sleuth.apps.forum.models import forum_sites, forum_stats_versions, forum_thread_versions
 from sleuth.jobs.redis import RedisQueue
 from sleuth.web.context import current_services
 from sleuth.web.openapi import Param, ResponseSpec, json_response, operation, schema
@@ -136,21 +136,27 @@ def _cache() -> AnswerCache:
     return cache
 
 
-def _version(conn: Connection, site: int, year: int | None) -> int:
+def _version(conn: Connection, site: int, year: int | None, table: sa.Table) -> int:
     version = conn.execute(
-        sa.select(forum_stats_versions.c.version).where(
-            (forum_stats_versions.c.site_id == site) & (forum_stats_versions.c.year == (year or 0))
-        )
+        sa.select(table.c.version).where((table.c.site_id == site) & (table.c.year == (year or 0)))
     ).scalar()
     return int(version or 0)
 
 
-def _answer(compute: Callable[[Connection, stats.Scope], Any], *, csv_of: Any = None) -> Response:
-    """The view's answer from the cache, or computed and cached; 304 when the client has it."""
+def _answer(
+    compute: Callable[[Connection, stats.Scope], Any],
+    *,
+    csv_of: Any = None,
+    versions: sa.Table = forum_stats_versions,
+) -> Response:
+    """The view's answer from the cache, or computed and cached (keyed by the `versions` of
+    what it read); 304 when the client has it."""
     with current_services().engine.connect() as conn:
         scope = _scope(conn)
         arguments = list(request.args.items(multi=True))
-        key = cache_key(request.path, arguments, scope.site, _version(conn, scope.site, scope.year))
+        key = cache_key(
+            request.path, arguments, scope.site, _version(conn, scope.site, scope.year, versions)
+        )
         cache = _cache()
         body = cache.get(key)
         hit = body is not None
@@ -565,7 +571,7 @@ _SUMMARY = {
     },
 )
 def thread_stats() -> Response:
-    return _answer(stats.thread_stats)
+    return _answer(stats.thread_stats, versions=forum_thread_versions)
 
 
 VIEWS: dict[str, Callable[[], Response]] = {

