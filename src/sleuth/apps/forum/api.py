@@ -146,7 +146,6 @@ def _version(conn: Connection, site: int, year: int | None, table: sa.Table) -> 
 def _answer(
     compute: Callable[[Connection, stats.Scope], Any],
     *,
-    csv_of: Any = None,
     versions: sa.Table = forum_stats_versions,
 ) -> Response:
     """The view's answer from the cache, or computed and cached (keyed by the `versions` of
