@@ -15,7 +15,8 @@ page is queried in process, as `sleuth finder query` would, until END. Then:
   emulators beforehand: rendering them on request took more CPU than the scan on the same
   cores), and warm queries (the artist's accounts already indexed; the artwork's picture
   downloaded once before, for the same reason) as p50;
-- scan throughput: images indexed per second during the big artist's first scan.
+- scan throughput: images indexed per second during the big artist's first scan, beside
+  `sleuth images crawl` of the same image URLs in the same run, with the same worker settings.
 `--write-results` replaces the `## finder` section of bench/RESULTS.md (appended if missing).
 """
 
@@ -42,6 +43,7 @@ from sleuth.apps.finder.linkfinder import LinkFinder
 from sleuth.apps.finder.matching import distances
 from sleuth.apps.finder.models import images, posts
 from sleuth.apps.finder.settings import NAME, FinderSettings
+from sleuth.apps.images.cli import crawl_list
 from sleuth.config import Settings, SourcesSettings, WorkerSettings
 from sleuth.emulator import EmulatorServer, create_imagehost_app
 from sleuth.emulator.artworld import ArtWorld
@@ -72,6 +74,7 @@ class Outcome:
     seconds: float
     first_scan: bool
     artist: int
+    request: reqs.FinderRequest
 
 
 def services_for(data_dir: Path, url: str) -> Services:
@@ -152,6 +155,33 @@ def candidates(services: Services, request: reqs.FinderRequest) -> tuple[list[Ke
     return keys, np.array([r.phash for r in rows], dtype=np.int64)
 
 
+def media_urls(services: Services, request: reqs.FinderRequest) -> list[str]:
+    """The URLs of the request's accounts' indexed images."""
+    accounts = [(a["network"], a["account_id"]) for a in request.accounts]
+    stmt = sa.select(images.c.media_url).where(
+        images.c.state == "indexed", sa.tuple_(images.c.network, images.c.account_id).in_(accounts)
+    )
+    with services.engine.connect() as conn:
+        return list(conn.execute(stmt).scalars())
+
+
+def images_rate(data_dir: Path, url: str, urls: list[str]) -> tuple[int, float]:
+    """`sleuth images crawl` of `urls` (in process, the finder's worker settings): (images
+    stored, seconds)."""
+    data_dir.mkdir(parents=True)
+    listing = data_dir / "urls.txt"
+    listing.write_text("".join(u + "\n" for u in urls))
+    services = services_for(data_dir / "data", url)
+    try:
+        started = time.perf_counter()
+        with listing.open(encoding="utf-8") as stream:
+            final = crawl_list(services, "bench", stream)
+        seconds = time.perf_counter() - started
+    finally:
+        services.close()
+    return final.count("success") + final.count("duplicate"), seconds
+
+
 def score(outcomes: list[Outcome], predicted: Any) -> tuple[float, float, int, int]:
     """(recall, precision, true positives, false positives) of `predicted(outcome) -> mask`."""
     tp = fp = wanted = 0
@@ -210,12 +240,16 @@ def measure(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
                         seconds=seconds,
                         first_scan=done.has_first_time_scan,
                         artist=artwork.artist,
+                        request=done,
                     )
                 )
                 print(f"\r{number + 1}/{len(world.artworks)} queries", end="", file=sys.stderr)
             print(file=sys.stderr)
+            first = next(o for o in outcomes if o.artist == 0 and o.first_scan)
+            big_urls = media_urls(services, first.request)
         finally:
             services.close()
+        stored, images_seconds = images_rate(Path(tmp) / "images", url, big_urls)
 
     # The finder's own answer is the default threshold's prediction on the same hashes.
     for o in outcomes:
@@ -236,6 +270,9 @@ def measure(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         "default": default,
         "first_scan": big[0].seconds if big else None,
         "rendered_mb": rendered / 2**20,
+        "images_stored": stored,
+        "images_urls": len(big_urls),
+        "images_seconds": images_seconds,
         "render_seconds": render_seconds,
         "big_images": big_images,
         "warm_p50": statistics.median(warm) if warm else None,
@@ -274,6 +311,15 @@ def report(f: dict[str, Any], args: argparse.Namespace) -> str:
             f"{f['first_scan']:.1f} s, {f['big_images'] / f['first_scan']:.0f} images/s; the "
             f"emulators rendered its {f['rendered_mb']:.0f} MB of post images beforehand "
             f"({f['render_seconds']:.0f} s), as a real network's media servers would have them."
+        )
+    if f["first_scan"] is not None:
+        scan_rate = f["big_images"] / f["first_scan"]
+        pipeline_rate = f["images_urls"] / f["images_seconds"]
+        lines.append(
+            f"The same {f['images_urls']} image URLs through `sleuth images crawl` in the same run "
+            f"(same worker settings: 1 CPU process, concurrency 16; {f['images_stored']} stored): "
+            f"{f['images_seconds']:.1f} s, {pipeline_rate:.0f} images/s. The scan's rate, listing "
+            f"included, is {scan_rate / pipeline_rate:.0%} of it (goal >= 90%)."
         )
     if f["warm_p50"] is not None:
         lines.append(
