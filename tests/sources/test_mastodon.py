@@ -170,6 +170,10 @@ async def test_closed_instance_and_rate_limit(fetcher: Fetcher, world: ArtWorld)
             await mastodon.lookup(fetcher, settings, "artist000@mastodon.example")
         assert limited.value.reason == "rate_limited"
         assert limited.value.retry_after is not None and limited.value.retry_after > 0
+        # The spent budget is the API's: a media file on the same host is not held back.
+        host = url.split("/")[2]
+        assert {b.host for b in fetcher.budgets.listing()} == {f"{host} api"}
+        assert fetcher.wait_time(url + "/mastodon/mastodon.example/system/a.png") == 0.0
 
 
 # -- the recorded real answers --------------------------------------------------------------

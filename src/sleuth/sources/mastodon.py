@@ -4,7 +4,9 @@ A handle `user@server` is always read on its home server (`SourcesSettings.masto
 `{server}`): another server knows a remote account only partly. Lists page by the `Link`
 header (`net.paging`); the cursor handed back is the next link's `max_id`, which for
 followers is Mastodon's internal follow id, so it is only ever taken from that header.
-`X-RateLimit-*` headers (ISO-8601 reset) feed the shared budgets through the fetcher.
+`X-RateLimit-*` headers (ISO-8601 reset) feed the shared budgets through the fetcher. Mastodon
+counts its `/api/` paths, not the media files it may serve from the same host: its API calls
+draw on the host's `api` budget, so a download of a post's image is not held back by them.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from sleuth.sources.social import (
 
 NETWORK = "mastodon"
 PROFILE = SourceProfile("mastodon")
+API_BUDGET = "api"
 STATUSES_LIMIT = 40  # the API's maximum per page
 FOLLOWS_LIMIT = 80
 ANONYMOUS_REFUSED = "This API requires an authenticated user"
@@ -171,6 +174,7 @@ async def lookup(fetcher: Fetcher, settings: SourcesSettings, handle: str) -> Ac
         params={"acct": username},
         profile=PROFILE,
         classify=classify_error,
+        budget=API_BUDGET,
     )
     return parse_account(result.data, server)
 
@@ -187,6 +191,7 @@ async def account(
         f"Mastodon account {account_id} on {server}",
         profile=PROFILE,
         classify=classify_error,
+        budget=API_BUDGET,
     )
     return parse_account(result.data, server)
 
@@ -224,6 +229,7 @@ async def statuses(
         params=params,
         profile=PROFILE,
         classify=classify_error,
+        budget=API_BUDGET,
     )
     items = need(result.data, list, "Mastodon statuses")
     posts = [parse_status(item) for item in items]
@@ -251,6 +257,7 @@ async def _follows(
         params=params,
         profile=PROFILE,
         classify=classify_error,
+        budget=API_BUDGET,
     )
     items = need(result.data, list, f"Mastodon {kind}")
     seen: dict[str, Account] = {}
