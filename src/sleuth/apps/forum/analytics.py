@@ -6,11 +6,11 @@ replaces the keys' rows in `forum_activity`, `forum_pair_days` and `forum_link_d
 the keys to `forum_stale` and clears each dirty key whose mark is still the one it read, so a
 key a crawl marked again meanwhile stays for the next pass (at-least-once: a pass killed
 halfway leaves its keys dirty, and doing a key twice writes the same rows). The topics a crawl
-saved get their times recomputed the same way (`threads.py`). Then `totals.refresh` recomputes
-the totals the API reads from the stale keys, and `threads.refresh` those of the stale thread
-scopes. The cost follows the days and topics that changed, not the forum's size (but for the
-exact medians of thread times: see `threads.py`). `rebuild` marks every key and topic of a site
-and analyzes them all (`sleuth forum analytics --full`).
+saved get their times recomputed the same way (`threads.py`). Then `totals.refresh_site`
+recomputes the totals the API reads from the stale keys, and `threads.refresh_site` those of
+the stale thread scopes. The cost follows the days and topics that changed, not the forum's
+size (but for the exact medians of thread times: see `threads.py`). `rebuild` marks every key
+and topic of a site and analyzes them all (`sleuth forum analytics --full`).
 
 Everything counted is what a post itself says (quotes inside quotes do not count), with no
 cut-off: every user and every pair is kept, however few their posts (potstats2's later cut-offs
@@ -22,14 +22,14 @@ from __future__ import annotations
 import secrets
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
-from sleuth.apps.forum import threads
+from sleuth.apps.forum import threads, totals
 from sleuth.apps.forum.models import (
     forum_activity,
     forum_dirty,
@@ -39,6 +39,7 @@ from sleuth.apps.forum.models import (
     forum_posts,
     forum_quotes,
     forum_stale,
+    forum_stale_threads,
     forum_stats_versions,
     forum_thread_totals,
     forum_thread_versions,
@@ -46,7 +47,7 @@ from sleuth.apps.forum.models import (
     forum_topics,
 )
 from sleuth.apps.forum.records import DAY, day_of, mark_dirty
-from sleuth.apps.forum.totals import ROLLUPS, calendar, refresh
+from sleuth.apps.forum.totals import ROLLUPS, calendar
 from sleuth.store.upsert import insert_ignore_many, insert_or_update
 
 TOTALS = tuple(r.target for r in ROLLUPS)
@@ -75,9 +76,23 @@ dirty days in it are recomputed together, so a rebuild costs a few hundred trans
 an incremental pass reads no day that is not dirty but for its neighbours within the span."""
 
 
+def each_stale_site(
+    engine: Engine, stale: sa.Table, refresh_site: Callable[[Connection, int], set[int]]
+) -> dict[int, set[int]]:
+    """`refresh_site` for every site with rows in `stale`, a transaction per site; the years
+    each site's refresh changed."""
+    with engine.connect() as conn:
+        sites = list(conn.execute(sa.select(stale.c.site_id).distinct()).scalars())
+    changed: dict[int, set[int]] = {}
+    for site in sites:
+        with engine.begin() as conn:
+            changed[int(site)] = refresh_site(conn, int(site))
+    return changed
+
+
 def analyze(engine: Engine) -> AnalyticsReport:
     """Recompute every dirty key, a window of days per transaction, and every dirty topic's
-    times (`threads.py`); then the totals those feed (`totals.refresh`), and move the versions
+    times (`threads.py`); then the totals those feed (`each_stale_site`), and move the versions
     of what changed."""
     report = AnalyticsReport()
     started = time.monotonic()
@@ -98,8 +113,8 @@ def analyze(engine: Engine) -> AnalyticsReport:
         if not done:
             break
         report.topics += done
-    report.years = refresh(engine)
-    report.thread_years = threads.refresh(engine)
+    report.years = each_stale_site(engine, forum_stale, totals.refresh_site)
+    report.thread_years = each_stale_site(engine, forum_stale_threads, threads.refresh_site)
     with engine.begin() as conn:
         for site, years in report.years.items():
             bump_versions(conn, site, years)

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 
 from sleuth.apps.forum.models import (
     ALL_BOARDS,
@@ -123,17 +123,6 @@ def _computed(conn: Connection, site: int, ids: list[int]) -> dict[int, dict[str
             "lifetime": float(r.last_posted_at) - created if r.last_posted_at else None,
         }
     return out
-
-
-def refresh(engine: Engine) -> dict[int, set[int]]:
-    """Bring every site's thread totals up to its topic times; the years each site's changed."""
-    with engine.connect() as conn:
-        sites = list(conn.execute(sa.select(forum_stale_threads.c.site_id).distinct()).scalars())
-    changed: dict[int, set[int]] = {}
-    for site in sites:
-        with engine.begin() as conn:
-            changed[int(site)] = refresh_site(conn, int(site))
-    return changed
 
 
 def refresh_site(conn: Connection, site: int) -> set[int]:

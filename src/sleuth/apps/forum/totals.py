@@ -23,7 +23,7 @@ from itertools import combinations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 
 from sleuth.apps.forum.models import (
     ALL_BOARDS,
@@ -135,17 +135,6 @@ def calendar(day: int) -> dict[str, int]:
     """The year, week (`week_of`) and ISO weekday of a UTC day."""
     moment = datetime.fromtimestamp(day * DAY, UTC)
     return {"year": moment.year, "week": week_of(moment), "weekday": moment.isoweekday()}
-
-
-def refresh(engine: Engine) -> dict[int, set[int]]:
-    """Bring every site's totals up to its per-day rows; the years each site's totals changed."""
-    with engine.connect() as conn:
-        sites = list(conn.execute(sa.select(forum_stale.c.site_id).distinct()).scalars())
-    changed: dict[int, set[int]] = {}
-    for site in sites:
-        with engine.begin() as conn:
-            changed[int(site)] = refresh_site(conn, int(site))
-    return changed
 
 
 def refresh_site(conn: Connection, site: int, *, full_after: int = FULL_AFTER) -> set[int]:
