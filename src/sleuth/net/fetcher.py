@@ -323,8 +323,9 @@ class Fetcher:
         ("image", "json", "xml") asks for that type and checks the body: an image by its first
         bytes (not the Content-Type, else `not_image`), a document parsed into `data` (else
         `bad_json`/`bad_xml`); `max_bytes` overrides the size cap of the settings; `budget`
-        names the rate-limit budget the request draws on, for a host that counts each endpoint
-        apart (X): requests to the target's host share `budget_key(host, budget)`'s."""
+        names the rate-limit budget the request draws on, for a host that counts some requests
+        apart (X each endpoint, Mastodon its API): requests to the target's host share
+        `budget_key(host, budget)`'s."""
         if self._closed:
             raise RuntimeError("this Fetcher is closed")
         method = method.upper()
