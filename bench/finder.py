@@ -52,7 +52,7 @@ from sleuth.emulator.artworld import MASTODON_SERVERS, ArtWorld
 from sleuth.emulator.cli import SOURCE_PREFIXES, emulator_sources
 from sleuth.emulator.imagehost import SOCIAL
 from sleuth.emulator.ratelimits import Limit
-from sleuth.imaging.phash import phash_from_db
+from sleuth.imaging.hashes import phash_from_db
 from sleuth.net.fetcher import Fetcher
 from sleuth.services import Services
 from sleuth.sources.profiles import AccountRef

@@ -27,8 +27,9 @@ from bench.corpus import build_corpus
 from sleuth.imaging.decode import decode_image
 from sleuth.imaging.encode import pack_gray
 from sleuth.imaging.gray import gray_image
+from sleuth.imaging.hashes import md5_hex
 from sleuth.imaging.phash import luma, phash_of_luma
-from sleuth.imaging.process import GRAY_IS_LUMA, md5_hex, process_image
+from sleuth.imaging.process import GRAY_IS_LUMA, process_image
 
 MAX_PIXELS = 64_000_000
 Item = Path | str | bytes

@@ -32,7 +32,8 @@ from pathlib import Path
 from threadpoolctl import threadpool_limits
 
 from bench.corpus import build_corpus
-from sleuth.imaging.process import md5_hex, process_image
+from sleuth.imaging.hashes import md5_hex
+from sleuth.imaging.process import process_image
 
 MAX_PIXELS = 64_000_000
 ROOT = Path(__file__).resolve().parent.parent

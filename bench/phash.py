@@ -23,7 +23,8 @@ from PIL import Image
 from threadpoolctl import threadpool_limits
 
 from bench.corpus import PHOTOS, _source_path, cover, load_corpus
-from sleuth.imaging.phash import hash_from_pixels, phash_bytes, phash_from_image, phash_hex
+from sleuth.imaging.hashes import phash_hex
+from sleuth.imaging.phash import hash_from_pixels, phash_bytes, phash_from_image
 
 MAX_PIXELS = 64_000_000
 

@@ -38,8 +38,8 @@ from sleuth.apps.images.records import url_key
 from sleuth.config import ImagingSettings
 from sleuth.crawl.models import FAILED, QUEUED, crawl_failures, crawl_run_items
 from sleuth.emulator.imagehost import ImageHost, InvalidImageRequest, parse_image_path
-from sleuth.imaging.phash import phash_to_db
-from sleuth.imaging.process import md5_hex, process_image
+from sleuth.imaging.hashes import md5_hex, phash_to_db
+from sleuth.imaging.process import process_image
 from sleuth.jobs import open_queue
 from sleuth.jobs.base import QueueStats
 from sleuth.jobs.worker import Worker

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sleuth.imaging.decode import ImageError, decode_image, single_channel, to_rgb
+from sleuth.imaging.decode import decode_image, single_channel, to_rgb
+from sleuth.imaging.errors import ImageError
 from sleuth.imaging.gray import gray_image
 from tests.imaging import samples
 

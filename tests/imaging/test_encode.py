@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image
 
-from sleuth.imaging.decode import ImageError
 from sleuth.imaging.encode import (
     HEADER,
     gray_png,
@@ -23,6 +22,7 @@ from sleuth.imaging.encode import (
     thumbnail_png,
     unpack_gray,
 )
+from sleuth.imaging.errors import ImageError
 from tests.imaging import samples
 
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sleuth.imaging.decode import ImageError, decode_image
+from sleuth.imaging.decode import decode_image
+from sleuth.imaging.errors import ImageError
 from sleuth.imaging.process import process_image
 from sleuth.imaging.sniff import SNIFF_BYTES, decodable_types, sniff_image_type
 from tests.imaging import samples

@@ -12,14 +12,9 @@ import scipy.fftpack
 from PIL import Image
 
 from sleuth.imaging import lanczos
-from sleuth.imaging.decode import ImageError
-from sleuth.imaging.phash import (
-    hash_from_pixels,
-    phash_bytes,
-    phash_from_hex,
-    phash_from_image,
-    phash_hex,
-)
+from sleuth.imaging.errors import ImageError
+from sleuth.imaging.hashes import phash_from_hex, phash_hex
+from sleuth.imaging.phash import hash_from_pixels, phash_bytes, phash_from_image
 from tests.imaging import samples
 
 MAX = 64_000_000

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sleuth.imaging.decode import ImageError
 from sleuth.imaging.encode import unpack_gray
-from sleuth.imaging.phash import phash_hex
-from sleuth.imaging.process import ProcessedImage, md5_hex, process_image
+from sleuth.imaging.errors import ImageError
+from sleuth.imaging.hashes import md5_hex, phash_hex
+from sleuth.imaging.process import ProcessedImage, process_image
 from tests.imaging import samples
 from tests.patience import PATIENCE
 

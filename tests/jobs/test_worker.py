@@ -166,6 +166,15 @@ def test_run_cpu_runs_in_the_process_pool(backend: QueueBackend) -> None:
     assert all(pid != os.getpid() for pid, _ in results)
 
 
+def test_the_fork_server_preloads_the_modules_a_kind_names(backend: QueueBackend) -> None:
+    async def crunch(payload: Num, ctx: JobContext) -> None:
+        await ctx.run_cpu(cpu_work, payload.i)
+
+    kinds = [JobKind(Task("cpu", Num), crunch, cpu_modules=("colorsys",))]
+    preload = make_worker(backend, kinds, processes=1)._preload(cpu_work)
+    assert {"colorsys", "tests.jobs.helpers", __name__, "sleuth.jobs.worker"} <= set(preload)
+
+
 def test_a_pool_started_ahead_runs_the_later_calls(backend: QueueBackend) -> None:
     results: list[tuple[int, int]] = []
 

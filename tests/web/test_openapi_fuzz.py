@@ -42,7 +42,7 @@ from sleuth.config import Settings
 from sleuth.emulator.forums import Forum, Forums
 from sleuth.emulator.imagehost import create_imagehost_app
 from sleuth.emulator.server import EmulatorServer
-from sleuth.imaging.decode import REASONS
+from sleuth.imaging.errors import REASONS
 from sleuth.net.fetcher import Fetcher
 from sleuth.services import Services
 from sleuth.sources.discourse import DiscourseClient, forum_base, profile

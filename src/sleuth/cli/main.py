@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import sys
@@ -10,43 +11,74 @@ from pathlib import Path
 import click
 
 from sleuth import __version__
-from sleuth.app import AppError, installed_apps
+from sleuth.app import App, AppError, installed_apps
 from sleuth.cli.context import Context, pass_context
 from sleuth.cli.malloc import limit_malloc_arenas
 from sleuth.config import ConfigError, as_dict, load_settings
 from sleuth.store.db import MissingDriver
 
+# The engine's commands other than `config`: imported only when named (or listed), so that a
+# command loads what it needs and no more (`sleuth images crawl` neither Flask nor the emulator).
+ENGINE_COMMANDS = {
+    "console": "sleuth.cli.console:console",
+    "dead-letter": "sleuth.cli.introspect:dead_letter",
+    "demo": "sleuth.cli.demo:demo",
+    "emulator": "sleuth.emulator.cli:emulator",
+    "metrics": "sleuth.cli.introspect:metrics",
+    "queues": "sleuth.cli.ops:queues",
+    "serve": "sleuth.cli.serve:serve",
+    "stacks": "sleuth.cli.introspect:stacks",
+    "status": "sleuth.cli.ops:status",
+    "worker": "sleuth.cli.serve:worker",
+    "workers": "sleuth.cli.introspect:workers",
+}
+
+
+def _engine_command(name: str) -> click.Command | None:
+    target = ENGINE_COMMANDS.get(name)
+    if target is None:
+        return None
+    module, attr = target.split(":")
+    command = getattr(importlib.import_module(module), attr)
+    assert isinstance(command, click.Command) and command.name == name, target
+    return command
+
 
 class SleuthGroup(click.Group):
-    """The engine's commands, and one group per installed app under the app's name, looked
-    up when asked for so that an app installed later (or a broken one) is seen then."""
+    """The engine's commands, and one group per installed app under the app's name, both
+    looked up when asked for: a command imports only its own modules, and an app installed
+    later (or a broken one) is seen then."""
 
-    def _app_groups(self) -> dict[str, click.Command]:
+    def _apps(self) -> dict[str, App]:
         try:
             apps = installed_apps()
         except AppError as exc:
             raise click.ClickException(str(exc)) from None
-        groups: dict[str, click.Command] = {}
+        out: dict[str, App] = {}
         for app in apps:
             if app.cli is None:
                 continue
-            if app.name in self.commands:
+            if app.name in self.commands or app.name in ENGINE_COMMANDS:
                 raise click.ClickException(
                     f"app {app.name!r} is named like the engine command `sleuth {app.name}`"
                 )
-            group = app.cli()
-            if group.name != app.name:
-                raise click.ClickException(
-                    f"app {app.name!r}: its click group is named {group.name!r}; name it"
-                    f" {app.name!r} so that `sleuth {app.name}` runs it"
-                )
-            if app.crawl_jobs is not None:
-                from sleuth.crawl.cli import error_commands
+            out[app.name] = app
+        return out
 
-                for command in error_commands(app.name, app.crawl_jobs()):
-                    group.add_command(command)
-            groups[app.name] = group
-        return groups
+    def _app_group(self, app: App) -> click.Command:
+        assert app.cli is not None
+        group = app.cli()
+        if group.name != app.name:
+            raise click.ClickException(
+                f"app {app.name!r}: its click group is named {group.name!r}; name it"
+                f" {app.name!r} so that `sleuth {app.name}` runs it"
+            )
+        if app.crawl_jobs is not None:
+            from sleuth.crawl.cli import error_commands
+
+            for command in error_commands(app.name, app.crawl_jobs()):
+                group.add_command(command)
+        return group
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -55,10 +87,14 @@ class SleuthGroup(click.Group):
             raise click.ClickException(str(exc)) from None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted([*self.commands, *self._app_groups()])
+        return sorted([*self.commands, *ENGINE_COMMANDS, *self._apps()])
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        return self.commands.get(cmd_name) or self._app_groups().get(cmd_name)
+        found = self.commands.get(cmd_name) or _engine_command(cmd_name)
+        if found is not None:
+            return found
+        app = self._apps().get(cmd_name)
+        return None if app is None else self._app_group(app)
 
 
 @click.group(
@@ -95,22 +131,6 @@ def cli(ctx: click.Context, config_file: Path | None, verbose: int) -> None:
 def config_cmd(ctx: Context) -> None:
     """Print the effective configuration (defaults < sleuth.toml < SLEUTH_* environment)."""
     click.echo(json.dumps(as_dict(ctx.settings), indent=2))
-
-
-def _register() -> None:
-    from sleuth.cli.console import console
-    from sleuth.cli.demo import demo
-    from sleuth.cli.introspect import dead_letter, metrics, stacks, workers
-    from sleuth.cli.ops import queues, status
-    from sleuth.cli.serve import serve, worker
-    from sleuth.emulator.cli import emulator
-
-    introspection = (workers, stacks, metrics, dead_letter)
-    for command in (emulator, demo, serve, worker, status, queues, console, *introspection):
-        cli.add_command(command)
-
-
-_register()
 
 
 def main() -> None:

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageCms, UnidentifiedImageError
 
+from sleuth.imaging.errors import ImageError
 from sleuth.imaging.sniff import decodable_types, sniff_image_type
 
 # Pillow format names tried by `open_image`: the raster formats with a magic number that Pillow
@@ -52,31 +53,11 @@ _WANTED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "ICO", "QOI", "P
 Image.init()
 ALLOWED_FORMATS: tuple[str, ...] = tuple(f for f in _WANTED_FORMATS if f in Image.OPEN)
 
-REASONS = frozenset(
-    {"not_image", "unsupported", "truncated", "corrupt", "too_many_pixels", "bad_blob"}
-)
-
 # Modes whose gray value is a single channel (see `single_channel`).
 SINGLE_CHANNEL_MODES = frozenset(
     {"L", "LA", "La", "1", "I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
 )
 _PILLOW_RGB_MODES = frozenset({"RGBA", "RGBX", "P", "PA", "CMYK", "YCbCr", "HSV"})
-
-
-class ImageError(Exception):
-    """Bytes that cannot become pixels. `reason` is a stable machine word (one of `REASONS`):
-    not_image, unsupported, truncated, corrupt, too_many_pixels, bad_blob (a stored gray blob
-    that fails validation); `detail` is for humans."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        if reason not in REASONS:
-            raise ValueError(f"unknown image error reason {reason!r}")
-        super().__init__(reason, detail)
-        self.reason = reason
-        self.detail = detail
-
-    def __str__(self) -> str:
-        return f"{self.reason}: {self.detail}"
 
 
 @dataclass(frozen=True)

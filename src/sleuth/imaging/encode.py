@@ -28,7 +28,7 @@ import numpy as np
 import zstandard
 from PIL import Image
 
-from sleuth.imaging.decode import ImageError
+from sleuth.imaging.errors import ImageError
 
 MAGIC = b"SLGR"
 VERSION = 1

@@ -25,7 +25,6 @@ What is faster than imagehash, and why the bits cannot change:
 from __future__ import annotations
 
 import numpy as np
-import scipy.fftpack
 from PIL import Image
 
 from sleuth.imaging.decode import decode_image, to_rgb
@@ -56,6 +55,8 @@ def hash_from_pixels(pixels: np.ndarray) -> int:
     med = np.median(low)
     if np.min(np.abs(low - med)) > _GUARD:
         return _bits_to_int(low > med)
+    import scipy.fftpack  # only here: 45 MB of imports, for a rare case
+
     dct = scipy.fftpack.dct(scipy.fftpack.dct(pixels, axis=0), axis=1)
     exact = dct[:HASH_SIZE, :HASH_SIZE]
     return _bits_to_int(exact > np.median(exact))
@@ -101,27 +102,3 @@ def phash_and_mirror(data: bytes, max_pixels: int) -> tuple[int, int]:
     if small is None:
         small = np.asarray(gray.resize((IMG_SIZE, IMG_SIZE), Image.Resampling.LANCZOS))
     return hash_from_pixels(small), hash_from_pixels(np.ascontiguousarray(small[:, ::-1]))
-
-
-def phash_to_db(value: int) -> int:
-    """64 unsigned bits → the signed BIGINT every database stores."""
-    return value - (1 << 64) if value >= 1 << 63 else value
-
-
-def phash_from_db(value: int) -> int:
-    """A stored signed BIGINT → the unsigned 64-bit hash."""
-    return value + (1 << 64) if value < 0 else value
-
-
-def phash_hex(value: int) -> str:
-    """16 lowercase hex digits, as `str(imagehash.phash(...))` prints them."""
-    if not 0 <= value < 1 << 64:
-        raise ValueError(f"not an unsigned 64-bit hash: {value}")
-    return f"{value:016x}"
-
-
-def phash_from_hex(text: str) -> int:
-    """The inverse of `phash_hex` (also reads imagehash's strings)."""
-    if len(text) != 16:
-        raise ValueError(f"a 64-bit pHash has 16 hex digits, got {text!r}")
-    return int(text, 16)

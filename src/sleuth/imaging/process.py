@@ -44,11 +44,6 @@ class ProcessedImage:
     gray_digest: str
 
 
-def md5_hex(data: bytes) -> str:
-    """MD5 of the bytes as downloaded (not of decoded pixels, which the seed hashed)."""
-    return hashlib.md5(data, usedforsecurity=False).hexdigest()
-
-
 def process_image(data: bytes, max_pixels: int) -> ProcessedImage:
     """Decode `data` once at full resolution (first frame, pixels as stored) and derive the
     exact (R+G+B)/3 gray copy and the imagehash-identical pHash from that one decode.

@@ -70,6 +70,7 @@ class _Kind(Generic[P]):
     """What every kind has: its task, and the task's settings a worker schedules by."""
 
     task: Task[P]
+    cpu_modules: tuple[str, ...]
 
     @property
     def queue(self) -> str:
@@ -98,6 +99,10 @@ class JobKind(_Kind[P]):
 
     task: Task[P]
     handler: Handler[P]
+    # Modules the CPU pool needs for this kind's `ctx.run_cpu` calls that its own module does
+    # not import (a kernel kept out of the worker's process to keep it small): the fork server
+    # imports them once, and every pool process forked from it shares them.
+    cpu_modules: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self._check(self.handler)
@@ -115,6 +120,8 @@ class BatchKind(_Kind[P]):
 
     task: Task[P]
     handler: BatchHandler[P]
+    # As `JobKind.cpu_modules`.
+    cpu_modules: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self._check(self.handler)
@@ -424,9 +431,11 @@ class Worker:
         return self._cpu
 
     def _preload(self, fn: Callable[..., Any] | None) -> list[str]:
-        """The modules a pool process needs: this one, `fn`'s and the handlers'."""
+        """The modules a pool process needs: this one, `fn`'s, the handlers' and the ones the
+        kinds name."""
         handlers = [getattr(k.handler, "__module__", None) for k in self.kinds.values()]
-        names = [__name__, getattr(fn, "__module__", None), *handlers]
+        named = [m for k in self.kinds.values() for m in k.cpu_modules]
+        names = [__name__, getattr(fn, "__module__", None), *handlers, *named]
         return sorted({n for n in names if n and n != "__main__"})
 
     def _emit(self, kind: str, job: Job, error: str | None = None) -> None:

@@ -19,7 +19,8 @@ from sleuth.apps.images.pipeline import GRAY_EXT
 from sleuth.apps.images.records import Item, store_image
 from sleuth.crawl.models import QUEUED, crawl_run_items
 from sleuth.emulator.world import photo
-from sleuth.imaging.process import md5_hex, process_image
+from sleuth.imaging.hashes import md5_hex
+from sleuth.imaging.process import process_image
 from sleuth.services import Services
 
 MAX_PIXELS = 64_000_000

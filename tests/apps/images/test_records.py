@@ -20,7 +20,7 @@ from sleuth.apps.images.models import (
 from sleuth.apps.images.records import Item, is_resolved, record_error, store_image
 from sleuth.crawl.models import crawl_failures, crawl_run_items
 from sleuth.crawl.runs import open_run
-from sleuth.imaging.phash import phash_from_db, phash_to_db
+from sleuth.imaging.hashes import phash_from_db, phash_to_db
 from sleuth.observe.counters import outcome_counts
 from sleuth.store.db import make_engine, migrate
 from tests.patience import PATIENCE

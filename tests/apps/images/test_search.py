@@ -20,8 +20,7 @@ from sleuth.config import Settings
 from sleuth.crawl.models import crawl_run_items
 from sleuth.emulator.imagehost import create_imagehost_app
 from sleuth.emulator.server import EmulatorServer
-from sleuth.imaging.phash import phash_from_db
-from sleuth.imaging.process import md5_hex
+from sleuth.imaging.hashes import md5_hex, phash_from_db
 from sleuth.services import Services
 from tests.apps.images.shelf import MAX_PIXELS, Shelf, copy_of, jpeg, picture
 from tests.apps.images.test_crawl_e2e import loopback_services

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sleuth.imaging.decode import ImageError, open_image
+from sleuth.imaging.decode import open_image
+from sleuth.imaging.errors import ImageError
 from sleuth.net.errors import FetchError
 from sleuth.net.fetcher import Fetcher
 

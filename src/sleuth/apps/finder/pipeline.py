@@ -44,8 +44,9 @@ from sleuth.apps.finder.tasks import (
     RequestJob,
     ScanJob,
 )
-from sleuth.imaging.decode import ImageError
-from sleuth.imaging.phash import phash_and_mirror, phash_from_db, phash_to_db
+from sleuth.imaging.errors import ImageError
+from sleuth.imaging.hashes import phash_from_db, phash_to_db
+from sleuth.imaging.phash import phash_and_mirror
 from sleuth.jobs.worker import BatchKind, JobContext, JobKind, Kind, Outcome, Retry
 from sleuth.net.errors import FetchError
 from sleuth.net.fetcher import Fetcher

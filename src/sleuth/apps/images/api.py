@@ -22,15 +22,12 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
 from sqlalchemy import Connection
 
+from sleuth.apps.images.limits import DEFAULT_LIMIT, DEFAULT_MAX_DISTANCE, MAX_DISTANCE, MAX_LIMIT
 from sleuth.apps.images.models import MD5_PATTERN, ImageRecord, image_sources, images
 from sleuth.apps.images.pipeline import GRAY_EXT
 from sleuth.apps.images.records import APP
 from sleuth.apps.images.search import (
-    DEFAULT_LIMIT,
-    DEFAULT_MAX_DISTANCE,
     HOST_PATTERN,
-    MAX_DISTANCE,
-    MAX_LIMIT,
     MAX_SOURCES,
     Found,
     ImageSearch,
@@ -43,8 +40,8 @@ from sleuth.apps.images.search import (
     query_from_bytes,
     sources_of,
 )
-from sleuth.imaging.decode import ImageError
 from sleuth.imaging.encode import gray_png, thumbnail_jpeg
+from sleuth.imaging.errors import ImageError
 from sleuth.record import from_row, json_schema, record_field, to_json
 from sleuth.web.app import body_limit
 from sleuth.web.context import current_services

@@ -7,7 +7,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import click
 
@@ -20,29 +20,20 @@ from sleuth.apps.images.crawl import (
     error_reasons,
     open_crawl,
 )
-from sleuth.apps.images.search import (
-    DEFAULT_LIMIT,
-    DEFAULT_MAX_DISTANCE,
-    MAX_DISTANCE,
-    MAX_LIMIT,
-    Found,
-    ImageSearch,
-    Query,
-    QueryError,
-    Result,
-    fetch_query_image,
-    query_from_bytes,
-)
+from sleuth.apps.images.limits import DEFAULT_LIMIT, DEFAULT_MAX_DISTANCE, MAX_DISTANCE, MAX_LIMIT
 from sleuth.cli.context import Context, pass_context
 from sleuth.config import mask_url
 from sleuth.crawl.follow import ListingError, follow_run
 from sleuth.crawl.progress import format_duration
 from sleuth.crawl.runs import RunError
-from sleuth.imaging.phash import phash_hex
+from sleuth.imaging.hashes import phash_hex
 from sleuth.record import to_json
 from sleuth.runner import app_queues, run_worker
 from sleuth.services import Services
 from sleuth.timefmt import iso_utc
+
+if TYPE_CHECKING:
+    from sleuth.apps.images.search import Found, Query
 
 
 @click.group()
@@ -128,6 +119,8 @@ def crawl(ctx: Context, file: IO[str], workers: int | None, fresh: bool) -> None
 
 def _query_bytes(target: str, ctx: Context) -> bytes:
     """The bytes of FILE, or of URL fetched (anything with `://` is taken for a URL)."""
+    from sleuth.apps.images.search import fetch_query_image
+
     net = ctx.settings.net
     if "://" in target:
         return fetch_query_image(target, net)
@@ -197,6 +190,9 @@ def search(
     running elsewhere stores right now): resized or re-encoded copies of a picture lie a few
     bits apart, unrelated pictures about 32.
     """
+    # Here, not at the top: every `sleuth images` command would import numpy and the index.
+    from sleuth.apps.images.search import ImageSearch, QueryError, Result, query_from_bytes
+
     try:
         query = query_from_bytes(_query_bytes(target, ctx), ctx.settings.imaging.max_pixels)
         found = ImageSearch.for_services(ctx.services).search(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from sleuth.imaging.phash import phash_from_db, phash_hex, phash_to_db
+from sleuth.imaging.hashes import phash_from_db, phash_hex, phash_to_db
 from sleuth.record import TIME, Codec, columns, record_field
 from sleuth.store.schema import metadata
 

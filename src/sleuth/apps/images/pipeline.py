@@ -28,8 +28,8 @@ from sleuth.apps.images.records import (
     resolved_items,
     store_images,
 )
-from sleuth.imaging.decode import ImageError
-from sleuth.imaging.process import md5_hex, process_image
+from sleuth.imaging.errors import ImageError
+from sleuth.imaging.hashes import md5_hex
 from sleuth.jobs.tasks import Task
 from sleuth.jobs.worker import BatchKind, JobContext, JobKind, Kind, Outcome, Retry
 from sleuth.net.errors import FetchError
@@ -103,6 +103,7 @@ PARTS = ("md5", "gray")
 # Images per CPU-pool call: few enough that a batch spreads over every process of the pool,
 # enough that the call's own cost (a pickle round trip of paths and results) is shared.
 CPU_CHUNK = 4
+KERNEL = "sleuth.imaging.process"
 
 
 def grayscale_task(
@@ -110,7 +111,11 @@ def grayscale_task(
 ) -> list[Pixels | ImageRejected]:
     """Runs in the CPU pool: decode each in-flight original, store its lossless gray copy.
 
-    Paths go in and small records come out, so megabytes never cross the process pipe."""
+    Paths go in and small records come out, so megabytes never cross the process pipe. The
+    kernel is imported here, not by the module, which the worker's own process imports too:
+    numpy and Pillow stay in the pool (whose fork server preloads `KERNEL`)."""
+    from sleuth.imaging.process import process_image
+
     blobs = BlobStore(blob_root)
     out: list[Pixels | ImageRejected] = []
     for key in keys:
@@ -154,7 +159,7 @@ class ImagesPipeline:
         return [
             JobKind(configured(FETCH), self.fetch),
             BatchKind(configured(MD5), self.md5),
-            BatchKind(configured(GRAYSCALE), self.grayscale),
+            BatchKind(configured(GRAYSCALE), self.grayscale, cpu_modules=(KERNEL,)),
             BatchKind(configured(STORE), self.store),
         ]
 

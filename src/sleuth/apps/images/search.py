@@ -48,6 +48,7 @@ from PIL import Image
 from sqlalchemy import Connection, Engine
 
 from sleuth.apps.images.app import NAME as APP
+from sleuth.apps.images.limits import DEFAULT_LIMIT, DEFAULT_MAX_DISTANCE, MAX_DISTANCE, MAX_LIMIT
 from sleuth.apps.images.models import (
     PHASH,
     ImageRecord,
@@ -57,10 +58,12 @@ from sleuth.apps.images.models import (
 from sleuth.config import NetSettings
 from sleuth.crawl.models import DONE, crawl_run_items
 from sleuth.crawl.runs import run_exists
-from sleuth.imaging.decode import ImageError, decode_image
+from sleuth.imaging.decode import decode_image
 from sleuth.imaging.encode import thumbnail_png
+from sleuth.imaging.errors import ImageError
 from sleuth.imaging.gray import gray_image
-from sleuth.imaging.phash import phash_from_db, phash_from_image
+from sleuth.imaging.hashes import phash_from_db
+from sleuth.imaging.phash import phash_from_image
 from sleuth.index import HammingIndex, IndexFileError
 from sleuth.net.errors import FetchError
 from sleuth.net.fetcher import Fetcher
@@ -69,13 +72,6 @@ from sleuth.services import Services
 
 log = logging.getLogger(__name__)
 
-# From bench/search_quality.py (bench/RESULTS.md): recall of transformed copies 89.9% at 6
-# (AOTF's value), 92.9% at 8, 95.3% at 10; the closest pair of unrelated photos is at 12. pHashes
-# always have 32 ones, so distances are even and 10 behaves like 11.
-DEFAULT_MAX_DISTANCE = 10
-MAX_DISTANCE = 32  # half the bits: beyond it pHashes say nothing about likeness
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 500
 MAX_MATCH_SOURCES = 20  # source URLs listed per match (their total is given too)
 MAX_SOURCES = 100  # source URLs listed for one image
 LATE_COMMIT_WINDOW = 60.0  # seconds; over SQLite's 30 s busy timeout, with room to spare
