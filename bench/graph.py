@@ -82,8 +82,8 @@ CEILINGS = {
     "bluesky": (BLUESKY_LIMIT, ("appview",)),
     "mastodon": (MASTODON_LIMIT, MASTODON_SERVERS),
 }
-"""Per network: the real whole-API limit per address, and the emulator's buckets of it (both
-emulated Mastodon instances are one host to the client, so their windows are summed)."""
+"""Per network: the real whole-API limit per address, and the emulator's buckets of it (each
+emulated Mastodon instance has its own, and the client a budget for each: `api:<server>`)."""
 
 
 def emulator_env(url: str) -> dict[str, str]:
@@ -135,7 +135,8 @@ class CeilingRun:
     addresses: int
     limit: Limit
     windows: int
-    served: list[int]  # per (address, whole window)
+    buckets: int  # the emulator's ceilings per address: one per Mastodon instance
+    served: list[int]  # per (address, bucket, whole window)
     refused: list[int]
     seconds: float  # the whole windows' span
 
@@ -151,16 +152,17 @@ class CeilingRun:
 def whole_windows(
     limiter: Limiter, buckets: tuple[str, ...], limit: Limit, ended: float
 ) -> tuple[dict[float, Counter[str]], dict[float, Counter[str]]]:
-    """Served and refused per window start and client, for the windows that ended before
-    `ended` but the first with any request (the crawl's start-up: budgets not known yet)."""
+    """Served and refused per window start and (client, bucket), for the windows that ended
+    before `ended` but the first with any request (the crawl's start-up: budgets not known
+    yet). Each bucket is a ceiling of its own: one per emulated Mastodon instance."""
     starts = [start for (name, _c, start) in limiter.served() if name in buckets]
     first = min(starts, default=ended)
-    served: dict[float, Counter[str]] = {}
-    refused: dict[float, Counter[str]] = {}
+    served: dict[float, Counter[tuple[str, str]]] = {}
+    refused: dict[float, Counter[tuple[str, str]]] = {}
     for counts, into in ((limiter.served(), served), (limiter.refused(), refused)):
         for (name, client, start), n in counts.items():
             if name in buckets and first < start and start + limit.window <= ended:
-                into.setdefault(start, Counter())[client] += n
+                into.setdefault(start, Counter())[client, name] += n
     return served, refused
 
 
@@ -199,10 +201,11 @@ def ceiling_run(
             print(f"  warning: the crawl ended before {args.seconds} s: give a larger world")
         limiter = app.extensions[SOCIAL][args.network].limiter
         served, refused = whole_windows(limiter, buckets, limit, ended)
-    per_address = [served[w][s] for w in sorted(served) for s in sources]
-    refusals = [refused.get(w, Counter())[s] for w in sorted(served) for s in sources]
+    cells = [(w, s, b) for w in sorted(served) for s in sources for b in buckets]
+    per_cell = [served[w][s, b] for w, s, b in cells]
+    refusals = [refused.get(w, Counter())[s, b] for w, s, b in cells]
     return CeilingRun(
-        addresses, limit, len(served), per_address, refusals, len(served) * limit.window
+        addresses, limit, len(served), len(buckets), per_cell, refusals, len(served) * limit.window
     )
 
 
@@ -211,7 +214,12 @@ def ceiling(args: argparse.Namespace, root: Path) -> list[str]:
     real, _buckets = CEILINGS[args.network]
     limit = real.scaled(args.window_scale, args.quota_scale)
     seed = most_followed(world, args.network)  # slow on Mastodon: once for the three runs
-    where = "Bluesky AppView" if args.network == "bluesky" else "Mastodon, both instances"
+    where = (
+        "Bluesky AppView"
+        if args.network == "bluesky"
+        else "Mastodon, both instances (each its own ceiling: the figures are per address and"
+        " instance)"
+    )
     lines = [
         f"Ceiling: SocialWorld({SEED}, accounts={args.ceiling_accounts}) {where}; "
         f"its {real.requests} requests / {real.window:g} s per address scaled "
@@ -233,7 +241,7 @@ def ceiling(args: argparse.Namespace, root: Path) -> list[str]:
         run = ceiling_run(world, seed, root, n, args)
         runs.append(run)
         base = base or run.rate
-        per_hour = run.rate / n * 3600
+        per_hour = run.rate / (n * run.buckets) * 3600
         low = min(run.served) / limit.requests if run.served else 0.0
         row = (
             f"| {n} | {run.windows} | {per_hour:.0f} | {run.fraction:.1%} | {low:.0%} | "

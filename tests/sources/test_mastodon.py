@@ -170,9 +170,14 @@ async def test_closed_instance_and_rate_limit(fetcher: Fetcher, world: ArtWorld)
             await mastodon.lookup(fetcher, settings, "artist000@mastodon.example")
         assert limited.value.reason == "rate_limited"
         assert limited.value.retry_after is not None and limited.value.retry_after > 0
-        # The spent budget is the API's: a media file on the same host is not held back.
+        # The spent budget is this instance's API's: a media file on the same host is not held
+        # back, nor is the other instance that the emulator serves from the same host and port.
         host = url.split("/")[2]
-        assert {b.host for b in fetcher.budgets.listing()} == {f"{host} api"}
+        assert {b.host for b in fetcher.budgets.listing()} == {f"{host} api:mastodon.example"}
+        api = url + "/mastodon/{}/api/v1/accounts/lookup"
+        spent = mastodon.api_budget("mastodon.example")
+        assert fetcher.wait_time(api.format("mastodon.example"), spent) > 0
+        assert fetcher.wait_time(api.format("art.example"), mastodon.api_budget("art.example")) == 0
         assert fetcher.wait_time(url + "/mastodon/mastodon.example/system/a.png") == 0.0
 
 

@@ -41,7 +41,6 @@ from sleuth.sources.social import (
 
 NETWORK = "mastodon"
 PROFILE = SourceProfile("mastodon")
-API_BUDGET = "api"
 STATUSES_LIMIT = 40  # the API's maximum per page
 FOLLOWS_LIMIT = 80
 ANONYMOUS_REFUSED = "This API requires an authenticated user"
@@ -61,6 +60,14 @@ def parse_handle(text: str) -> tuple[str, str]:
     if not match:
         raise SourceError("bad_input", f"not a Mastodon handle or profile URL: {text!r}")
     return match.group(1), match.group(2).lower()
+
+
+def api_budget(server: str) -> str:
+    """The rate-limit budget of `server`'s API. Each instance counts its own, so the budget is
+    named after the instance and not only after the host it is reached at: instances that
+    share one host (a proxy in front of several, or the offline web) keep one budget each,
+    and media files, on the same host or not, are not held back by the API's."""
+    return f"api:{server}"[:120]
 
 
 def base_url(settings: SourcesSettings, server: str) -> str:
@@ -174,7 +181,7 @@ async def lookup(fetcher: Fetcher, settings: SourcesSettings, handle: str) -> Ac
         params={"acct": username},
         profile=PROFILE,
         classify=classify_error,
-        budget=API_BUDGET,
+        budget=api_budget(server),
     )
     return parse_account(result.data, server)
 
@@ -191,7 +198,7 @@ async def account(
         f"Mastodon account {account_id} on {server}",
         profile=PROFILE,
         classify=classify_error,
-        budget=API_BUDGET,
+        budget=api_budget(server),
     )
     return parse_account(result.data, server)
 
@@ -229,7 +236,7 @@ async def statuses(
         params=params,
         profile=PROFILE,
         classify=classify_error,
-        budget=API_BUDGET,
+        budget=api_budget(account.server),
     )
     items = need(result.data, list, "Mastodon statuses")
     posts = [parse_status(item) for item in items]
@@ -257,7 +264,7 @@ async def _follows(
         params=params,
         profile=PROFILE,
         classify=classify_error,
-        budget=API_BUDGET,
+        budget=api_budget(account.server),
     )
     items = need(result.data, list, f"Mastodon {kind}")
     seen: dict[str, Account] = {}
