@@ -479,6 +479,7 @@ def kill(args: argparse.Namespace, root: Path) -> list[str]:
         hurt = kill_run(counter, url, root / "killed", seeds, args, list(events))
     pages = sum(calm.pages.values())
     twice = sum(n - 1 for n in hurt.pages.values() if n > 1)
+    most = max(hurt.pages.values(), default=0)
     kills = hurt.worker_kills + hurt.stack_kills
     same = hurt.counts[:2] == calm.counts[:2]
     truth = calm.counts[:2] == (len(truth_nodes), len(truth_edges))
@@ -502,7 +503,9 @@ def kill(args: argparse.Namespace, root: Path) -> list[str]:
         f"Ground truth: {len(truth_nodes)} nodes, {len(truth_edges)} edges; the undisturbed run "
         f"{'matches' if truth else 'DIFFERS'}; the killed run has "
         f"{'the same' if same else 'DIFFERENT'} counts. Pages answered again per kill: "
-        f"{twice / kills if kills else 0:.1f} (target <= 1). The same command again: "
+        f"{twice / kills if kills else 0:.1f} (target <= 1); the most answers of any one page: "
+        f"{most} (each job a kill interrupted asks again for at most the one page it had in "
+        "flight; a worker runs up to 64 jobs at once). The same command again: "
         f"{hurt.rerun_edges} edges added, {hurt.rerun_pages} follower pages asked.",
     ]
     nodes, edges = calm.counts[:2]
