@@ -24,7 +24,6 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
@@ -33,6 +32,7 @@ from sleuth.apps.forum import threads, totals
 from sleuth.apps.forum.models import (
     forum_activity,
     forum_dirty,
+    forum_dirty_topics,
     forum_link_days,
     forum_links,
     forum_pair_days,
@@ -46,7 +46,7 @@ from sleuth.apps.forum.models import (
     forum_topic_times,
     forum_topics,
 )
-from sleuth.apps.forum.records import DAY, day_of, mark_dirty
+from sleuth.apps.forum.records import DAY, day_of
 from sleuth.apps.forum.totals import ROLLUPS, calendar
 from sleuth.store.upsert import insert_ignore_many, insert_or_update
 
@@ -135,24 +135,41 @@ def bump_versions(
 
 
 def rebuild(engine: Engine, site: int) -> AnalyticsReport:
-    """Mark every key and topic of `site` dirty and recompute them all."""
+    """Mark every key and topic of `site` dirty and recompute them all. The marks are two
+    set-based statements (one upsert a key was 10M round trips on a forum of 10M posts); the
+    site's earlier marks go, as its per-day rows do: every key with a post is marked anew."""
     with engine.begin() as conn:
         for table in (forum_activity, forum_pair_days, forum_link_days, *TOTALS, *THREADS):
             conn.execute(table.delete().where(table.c.site_id == site))
-        topics = conn.execute(
-            sa.select(forum_topics.c.topic_id).where(forum_topics.c.site_id == site)
-        ).scalars()
-        mark = secrets.randbits(62)
-        for topic in topics.all():
-            threads.mark_topic(conn, site, int(topic), mark)
-        rows = conn.execute(
-            sa.select(forum_topics.c.board_id, forum_posts.c.created_at, forum_posts.c.user_id)
-            .select_from(forum_posts)
-            .join(forum_topics, _topic_of_post())
-            .where(forum_posts.c.site_id == site)
+        mark = sa.literal(secrets.randbits(62), sa.BigInteger)
+        for table in (forum_dirty, forum_dirty_topics):
+            conn.execute(table.delete().where(table.c.site_id == site))
+        t, p = forum_topics.c, forum_posts.c
+        conn.execute(
+            forum_dirty_topics.insert().from_select(
+                ["site_id", "topic_id", "mark"],
+                sa.select(t.site_id, t.topic_id, mark).where(t.site_id == site),
+            )
         )
-        mark_dirty(conn, site, {(int(b), day_of(c), int(u)) for b, c, u in rows})
+        conn.execute(
+            forum_dirty.insert().from_select(
+                ["site_id", "board_id", "day", "user_id", "mark"],
+                sa.select(p.site_id, t.board_id, _day(conn, p.created_at), p.user_id, mark)
+                .select_from(forum_posts)
+                .join(forum_topics, _topic_of_post())
+                .where(p.site_id == site)
+                .distinct(),
+            )
+        )
     return analyze(engine)
+
+
+def _day(conn: Connection, moment: sa.ColumnElement[float]) -> sa.ColumnElement[int]:
+    """`records.day_of` in SQL: the UTC day of an epoch time (SQLite's CAST truncates, which
+    is the floor of a time after 1970; PostgreSQL's and MariaDB's round)."""
+    if conn.dialect.name == "sqlite":
+        return sa.cast(moment / DAY, sa.BigInteger)
+    return sa.cast(sa.func.floor(moment / DAY), sa.BigInteger)
 
 
 def _topic_of_post() -> sa.ColumnElement[bool]:
@@ -205,8 +222,7 @@ def _analyze_days(conn: Connection, site: int, first: int, report: AnalyticsRepo
         if key not in marks:
             continue
         mine[int(p.post_id)] = key
-        hour = datetime.fromtimestamp(float(p.created_at), UTC).hour
-        counts = activity[(*key, hour)]
+        counts = activity[(*key, int(float(p.created_at) // 3600) % 24)]  # UTC: 24 h a day
         counts[0] += 1
         counts[1] += int(p.edit_count)
         counts[2] += int(p.length or 0)
@@ -215,8 +231,10 @@ def _analyze_days(conn: Connection, site: int, first: int, report: AnalyticsRepo
     links = _links(conn, site, mine)
 
     keys = sorted(marks)
+    boards = sorted({b for _, b, _ in keys})
     for table in (forum_activity, forum_pair_days, forum_link_days, forum_stale):
-        _delete_keys(conn, table, site, keys)
+        if _any_in(conn, table, site, boards, first, last):  # none in a first pass or rebuild
+            _delete_keys(conn, table, site, keys)
     insert_ignore_many(
         conn,
         forum_activity,
@@ -254,17 +272,18 @@ def _analyze_days(conn: Connection, site: int, first: int, report: AnalyticsRepo
             for day, b, u in keys
         ],
     )
-    for board, dated in sorted(_by_board(keys).items()):
-        for start in range(0, len(dated), CHUNK):
-            read = [(day, u, marks[(day, board, u)]) for day, u in dated[start : start + CHUNK]]
-            conn.execute(
-                forum_dirty.delete().where(
-                    (d.site_id == site)
-                    & (d.board_id == board)
-                    & d.day.between(min(r[0] for r in read), max(r[0] for r in read))
-                    & sa.tuple_(d.day, d.user_id, d.mark).in_(read)
-                )
+    # The keys read are every key of the window whose mark is one read: a mark is new with
+    # each transaction that marks keys, and that transaction's keys were all read or none
+    # were (it committed before the read or after). A key marked again since keeps its new mark.
+    read_marks = sorted(set(marks.values()))
+    for start in range(0, len(read_marks), CHUNK):
+        conn.execute(
+            forum_dirty.delete().where(
+                (d.site_id == site)
+                & d.day.between(first, last)
+                & d.mark.in_(read_marks[start : start + CHUNK])
             )
+        )
     report.keys += len(keys)
     report.days += len({day for day, _, _ in keys})
     report.posts += len(mine)
@@ -284,6 +303,20 @@ def _by_board(keys: Iterable[tuple[int, int, int]]) -> dict[int, list[tuple[int,
     for day, board, user in keys:
         groups[board].append((day, user))
     return groups
+
+
+def _any_in(
+    conn: Connection, table: sa.Table, site: int, boards: list[int], first: int, last: int
+) -> bool:
+    """Whether `table` has rows of `site` on these boards on the days `first`..`last` (a range
+    of its primary key, which leads with (site, board, day), per board)."""
+    t = table.c
+    found = conn.execute(
+        sa.select(t.day)
+        .where((t.site_id == site) & t.board_id.in_(boards) & t.day.between(first, last))
+        .limit(1)
+    ).first()
+    return found is not None
 
 
 def _delete_keys(

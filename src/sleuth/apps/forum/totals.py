@@ -139,25 +139,36 @@ def calendar(day: int) -> dict[str, int]:
 
 def refresh_site(conn: Connection, site: int, *, full_after: int = FULL_AFTER) -> set[int]:
     s = forum_stale.c
-    rows = conn.execute(
-        sa.select(s.board_id, s.day, s.user_id, s.mark).where(s.site_id == site)
-    ).all()
-    keys = [
-        {"board_id": int(r.board_id), "day": int(r.day), "user_id": int(r.user_id)}
-        | calendar(int(r.day))
-        for r in rows
-    ]
+    stale = conn.execute(sa.select(sa.func.count()).where(s.site_id == site)).scalar_one()
+    if stale > full_after:  # rebuilt whole: the keys themselves are not needed (10M at 10M posts)
+        keys: list[dict[str, int]] | None = None
+        days = conn.execute(sa.select(s.day).where(s.site_id == site).distinct()).scalars()
+        years = {calendar(int(day))["year"] for day in days}
+        marks = sorted(
+            int(m)
+            for m in conn.execute(sa.select(s.mark).where(s.site_id == site).distinct()).scalars()
+        )
+    else:
+        rows = conn.execute(
+            sa.select(s.board_id, s.day, s.user_id, s.mark).where(s.site_id == site)
+        ).all()
+        keys = [
+            {"board_id": int(r.board_id), "day": int(r.day), "user_id": int(r.user_id)}
+            | calendar(int(r.day))
+            for r in rows
+        ]
+        years = {k["year"] for k in keys}
+        marks = sorted({int(r.mark) for r in rows})
     for rollup in ROLLUPS:
         for rolled in _variants(rollup):
-            _refresh(conn, rollup, site, rolled, None if len(keys) > full_after else keys)
-    marks = sorted({int(r.mark) for r in rows})
+            _refresh(conn, rollup, site, rolled, keys)
     for start in range(0, len(marks), CHUNK):
         conn.execute(
             forum_stale.delete().where(
                 (s.site_id == site) & s.mark.in_(marks[start : start + CHUNK])
             )
         )
-    return {k["year"] for k in keys}
+    return years
 
 
 def _variants(rollup: Rollup) -> list[tuple[str, ...]]:
