@@ -68,6 +68,7 @@ class AnalyticsReport:
     years: dict[int, set[int]] = field(default_factory=dict)  # site -> years whose totals changed
     thread_years: dict[int, set[int]] = field(default_factory=dict)  # ... thread totals changed
     seconds: float = 0.0
+    stages: dict[str, float] = field(default_factory=dict)  # seconds of each part of the pass
     token: int = field(default_factory=lambda: secrets.randbits(62))  # this pass's stale mark
 
 
@@ -108,14 +109,18 @@ def analyze(engine: Engine) -> AnalyticsReport:
             break
         with engine.begin() as conn:
             _analyze_days(conn, int(first.site_id), int(first.day), report)
+    report.stages["days"] = time.monotonic() - started
     while True:
         with engine.begin() as conn:
             done = threads.analyze_topics(conn, report.token)
         if not done:
             break
         report.topics += done
+    report.stages["topics"] = time.monotonic() - started - sum(report.stages.values())
     report.years = each_stale_site(engine, forum_stale, totals.refresh_site)
+    report.stages["totals"] = time.monotonic() - started - sum(report.stages.values())
     report.thread_years = each_stale_site(engine, forum_stale_threads, threads.refresh_site)
+    report.stages["thread_totals"] = time.monotonic() - started - sum(report.stages.values())
     with engine.begin() as conn:
         for site, years in report.years.items():
             bump_versions(conn, site, years)
@@ -220,10 +225,9 @@ def _analyze_days(conn: Connection, site: int, first: int, report: AnalyticsRepo
             for r in read
         ]
         insert_ignore_many(conn, forum_stale, rows)
-        report.keys += len(rows)
     else:
         for chunk in chunks:
-            copied = conn.execute(
+            conn.execute(
                 forum_stale.insert().from_select(
                     ["site_id", "board_id", "day", "user_id", "mark"],
                     sa.select(
@@ -231,7 +235,6 @@ def _analyze_days(conn: Connection, site: int, first: int, report: AnalyticsRepo
                     ).where(window & d.mark.in_(chunk)),
                 )
             )
-            report.keys += max(0, copied.rowcount)
     for table in (forum_activity, forum_pair_days, forum_link_days):
         if _any_in(conn, table, keys):  # none in a first pass or a rebuild
             conn.execute(table.delete().where(keys.own(table)))
@@ -248,6 +251,7 @@ def _analyze_days(conn: Connection, site: int, first: int, report: AnalyticsRepo
             )
         ).scalar_one()
     )
+    report.keys += len(read)
     report.days += len(days)
 
 
