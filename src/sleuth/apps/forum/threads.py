@@ -40,8 +40,8 @@ from sleuth.apps.forum.models import (
 from sleuth.store.upsert import insert_ignore_many, insert_or_update
 
 CHUNK = 5000
-"""Topics recomputed in one transaction (500 a transaction took 15 minutes of round trips
-for the 830k topics of a 10M-post forum)."""
+"""Topics recomputed in one transaction (at 500 the 89k topics of a bulk-loaded 1M-post forum
+took 101 s, mostly round trips; at 5000, 32 s)."""
 MARKS = 2000
 Scope = tuple[int, int]  # (board, year); ALL_BOARDS / ALL_YEARS for every one
 

@@ -183,8 +183,9 @@ def refresh_site(conn: Connection, site: int, *, full_after: int = FULL_AFTER) -
 
 def _analyze(conn: Connection, *tables: sa.Table) -> None:
     """Have PostgreSQL's planner count these tables' rows anew: a full refresh follows a pass
-    that filled them, and planned on the counts from before (an empty table, at 1M posts),
-    one GROUP BY over the per-day rows took over a minute."""
+    that filled them, and where autovacuum has not run since (or is off) it planned on the
+    counts from before, an empty table: at 1M posts one of its statements ran over a minute,
+    and keyed deletes read a whole year's rows through the wrong index."""
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text("ANALYZE " + ", ".join(t.name for t in tables)))
 
@@ -220,7 +221,7 @@ def _real(column: sa.Column[Any], dim: str, reals: dict[str, list[Any]]) -> Any:
     """`column` holds a real value, not "every": a list of them where there is one, so an index
     that leads with the dim is read per value; `!=` is no index range, and a rolled row's
     source read that way was a scan of the whole totals table per chunk of keys (250 ms at 1M
-    posts, a few seconds at 10M)."""
+    posts, growing with the table)."""
     if dim in reals:
         return column.in_(reals[dim])
     return column != ALL[dim]
