@@ -15,6 +15,10 @@ crawl costs, analytics' incremental cost against a rebuild, and the API's latenc
   p50/p99 over `--rounds` rounds, a deep keyset page beside the first; and the invariants
   sum(daily) = COUNT(posts) = sum(weekday) = sum(year).
 `--write-results` replaces the `## forum` section of bench/RESULTS.md.
+
+At the issue's size (10M posts, 100k users, PostgreSQL) a crawl is too slow (about 170 posts/s):
+`--bulk-posts N --users U` loads a generated forum in bulk instead and measures analytics and
+the API over real HTTP (`bench/forum_big.py`, `bench/forum_bulk.py`); it prints its figures.
 """
 
 from __future__ import annotations
@@ -310,7 +314,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database", choices=("postgresql", "sqlite"), default="postgresql")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--write-results", action="store_true")
+    parser.add_argument("--bulk-posts", type=int, help="a bulk-loaded forum of this many posts")
+    parser.add_argument("--users", type=int, default=100_000, help="with --bulk-posts")
+    parser.add_argument("--database-url", help="with --bulk-posts: this (empty) database")
+    parser.add_argument("--rebuild", action="store_true", help="with --bulk-posts: time rebuild")
     args = parser.parse_args(argv)
+    if args.bulk_posts:
+        from bench import forum_big
+
+        result = forum_big.run(
+            args.bulk_posts, args.users, args.rounds, args.database_url, args.rebuild
+        )
+        command = " ".join(["python -m bench.forum", *(argv if argv is not None else sys.argv[1:])])
+        print(forum_big.report(result, command, machine(("sqlalchemy", "psycopg", "flask"))))
+        return 0 if result["invariants"]["holds"] else 1
     ceil = ceiling(args.ceiling_seconds) if args.ceiling_seconds > 0 else None
     result = big(args.posts, args.database, args.rounds)
     text = report(ceil, result, args)

@@ -30,7 +30,7 @@ from sleuth.jobs.processes import forget_inherited_workers
 from sleuth.services import Services
 from sleuth.web.app import create_app
 from sleuth.web.proxies import TrustedProxies, parse_proxies
-from sleuth.web.serving import GRACE, JobWorkers, check_web_settings, shown_url
+from sleuth.web.serving import GRACE, JobWorkers, check_web_settings, freeze_heap, shown_url
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,9 @@ class WebServer(BaseApplication):  # type: ignore[misc]
     def load(self) -> Any:
         """The WSGI app, built in each web worker after the fork."""
         app = create_app(Services(self.settings))
-        return TrustedProxies(app.wsgi_app, parse_proxies(self.settings.web.trusted_proxies))
+        wsgi = TrustedProxies(app.wsgi_app, parse_proxies(self.settings.web.trusted_proxies))
+        freeze_heap()  # the worker's started heap, out of the collector's full collections
+        return wsgi
 
     def reload(self) -> None:
         try:

@@ -25,7 +25,7 @@ from sleuth.config import ConfigError, Settings
 from sleuth.services import Services
 from sleuth.web.app import create_app
 from sleuth.web.proxies import TrustedProxies, WSGIApp, parse_proxies
-from sleuth.web.serving import GRACE, JobWorkers, check_web_settings, shown_url
+from sleuth.web.serving import GRACE, JobWorkers, check_web_settings, freeze_heap, shown_url
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +148,7 @@ class ThreadedServer:
             elif self.access_log is not None:
                 self._log = cleanup.enter_context(open(self.access_log, "a", encoding="utf-8"))
             current = _Swappable(self._app(self.settings, cleanup))
+            freeze_heap()  # the started heap, out of the collector's full collections
             web = self.settings.web
             try:
                 server = listen(current, web.host, web.port, web.threads)

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
@@ -33,6 +33,7 @@ from sleuth.apps.forum import threads, totals
 from sleuth.apps.forum.models import (
     forum_activity,
     forum_dirty,
+    forum_dirty_topics,
     forum_link_days,
     forum_links,
     forum_pair_days,
@@ -46,7 +47,7 @@ from sleuth.apps.forum.models import (
     forum_topic_times,
     forum_topics,
 )
-from sleuth.apps.forum.records import DAY, day_of, mark_dirty
+from sleuth.apps.forum.records import DAY
 from sleuth.apps.forum.totals import ROLLUPS, calendar
 from sleuth.store.upsert import insert_ignore_many, insert_or_update
 
@@ -67,6 +68,7 @@ class AnalyticsReport:
     years: dict[int, set[int]] = field(default_factory=dict)  # site -> years whose totals changed
     thread_years: dict[int, set[int]] = field(default_factory=dict)  # ... thread totals changed
     seconds: float = 0.0
+    stages: dict[str, float] = field(default_factory=dict)  # seconds of each part of the pass
     token: int = field(default_factory=lambda: secrets.randbits(62))  # this pass's stale mark
 
 
@@ -107,14 +109,18 @@ def analyze(engine: Engine) -> AnalyticsReport:
             break
         with engine.begin() as conn:
             _analyze_days(conn, int(first.site_id), int(first.day), report)
+    report.stages["days"] = time.monotonic() - started
     while True:
         with engine.begin() as conn:
             done = threads.analyze_topics(conn, report.token)
         if not done:
             break
         report.topics += done
+    report.stages["topics"] = time.monotonic() - started - sum(report.stages.values())
     report.years = each_stale_site(engine, forum_stale, totals.refresh_site)
+    report.stages["totals"] = time.monotonic() - started - sum(report.stages.values())
     report.thread_years = each_stale_site(engine, forum_stale_threads, threads.refresh_site)
+    report.stages["thread_totals"] = time.monotonic() - started - sum(report.stages.values())
     with engine.begin() as conn:
         for site, years in report.years.items():
             bump_versions(conn, site, years)
@@ -135,24 +141,46 @@ def bump_versions(
 
 
 def rebuild(engine: Engine, site: int) -> AnalyticsReport:
-    """Mark every key and topic of `site` dirty and recompute them all."""
+    """Mark every key and topic of `site` dirty and recompute them all. The marks are two
+    set-based statements (one upsert a key was 10M round trips on a forum of 10M posts); the
+    site's earlier marks go, as its per-day rows do: every key with a post is marked anew."""
     with engine.begin() as conn:
         for table in (forum_activity, forum_pair_days, forum_link_days, *TOTALS, *THREADS):
             conn.execute(table.delete().where(table.c.site_id == site))
-        topics = conn.execute(
-            sa.select(forum_topics.c.topic_id).where(forum_topics.c.site_id == site)
-        ).scalars()
-        mark = secrets.randbits(62)
-        for topic in topics.all():
-            threads.mark_topic(conn, site, int(topic), mark)
-        rows = conn.execute(
-            sa.select(forum_topics.c.board_id, forum_posts.c.created_at, forum_posts.c.user_id)
-            .select_from(forum_posts)
-            .join(forum_topics, _topic_of_post())
-            .where(forum_posts.c.site_id == site)
+        mark = sa.literal(secrets.randbits(62), sa.BigInteger)
+        for table in (forum_dirty, forum_dirty_topics):
+            conn.execute(table.delete().where(table.c.site_id == site))
+        t, p = forum_topics.c, forum_posts.c
+        conn.execute(
+            forum_dirty_topics.insert().from_select(
+                ["site_id", "topic_id", "mark"],
+                sa.select(t.site_id, t.topic_id, mark).where(t.site_id == site),
+            )
         )
-        mark_dirty(conn, site, {(int(b), day_of(c), int(u)) for b, c, u in rows})
+        conn.execute(
+            forum_dirty.insert().from_select(
+                ["site_id", "board_id", "day", "user_id", "mark"],
+                sa.select(p.site_id, t.board_id, _day(conn, p.created_at), p.user_id, mark)
+                .select_from(forum_posts)
+                .join(forum_topics, _topic_of_post())
+                .where(p.site_id == site)
+                .distinct(),
+            )
+        )
     return analyze(engine)
+
+
+def _day(conn: Connection, moment: sa.ColumnElement[float]) -> sa.ColumnElement[int]:
+    """`records.day_of` in SQL: the UTC day of an epoch time."""
+    return _floor(conn, moment, DAY)
+
+
+def _floor(conn: Connection, moment: sa.ColumnElement[float], unit: int) -> sa.ColumnElement[int]:
+    """The whole `unit`s of seconds in an epoch time (SQLite's CAST truncates, which is the
+    floor of a time after 1970; PostgreSQL's and MariaDB's round)."""
+    if conn.dialect.name == "sqlite":
+        return sa.cast(moment / _constant(unit), sa.BigInteger)
+    return sa.cast(sa.func.floor(moment / _constant(unit)), sa.BigInteger)
 
 
 def _topic_of_post() -> sa.ColumnElement[bool]:
@@ -169,112 +197,144 @@ def _length(conn: Connection) -> sa.Function[int]:
 
 
 def _analyze_days(conn: Connection, site: int, first: int, report: AnalyticsReport) -> None:
-    """Recompute the dirty keys of `site` in the window of days starting at `first`."""
+    """Recompute the dirty keys of `site` in the window of days starting at `first`, in
+    set-based statements: the keys are copied to `forum_stale` under this pass's token, and
+    each per-day table's rows of those keys are replaced by one INSERT ... SELECT grouping
+    the keys' posts, quotes or links (a row at a time in Python cost about 0.4 ms a post: an
+    hour for a first pass over 10M posts)."""
     last = first + WINDOW_DAYS - 1
     d = forum_dirty.c
-    marks = {
-        (int(r.day), int(r.board_id), int(r.user_id)): int(r.mark)
-        for r in conn.execute(
-            sa.select(d.day, d.board_id, d.user_id, d.mark).where(
-                (d.site_id == site) & (d.day >= first) & (d.day <= last)
-            )
-        )
-    }
-    posts = conn.execute(
-        sa.select(
-            forum_posts.c.post_id,
-            forum_topics.c.board_id,
-            forum_posts.c.user_id,
-            forum_posts.c.created_at,
-            forum_posts.c.number,
-            forum_posts.c.edit_count,
-            _length(conn).label("length"),
-        )
-        .select_from(forum_posts)
-        .join(forum_topics, _topic_of_post())
-        .where(
-            (forum_posts.c.site_id == site)
-            & (forum_posts.c.created_at >= first * DAY)
-            & (forum_posts.c.created_at < (last + 1) * DAY)
-        )
-    ).all()
-    mine: dict[int, tuple[int, int, int]] = {}  # post -> its (day, board, user) key
-    activity: dict[tuple[int, int, int, int], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    for p in posts:
-        key = (day_of(float(p.created_at)), int(p.board_id), int(p.user_id))
-        if key not in marks:
-            continue
-        mine[int(p.post_id)] = key
-        hour = datetime.fromtimestamp(float(p.created_at), UTC).hour
-        counts = activity[(*key, hour)]
-        counts[0] += 1
-        counts[1] += int(p.edit_count)
-        counts[2] += int(p.length or 0)
-        counts[3] += int(p.number) == 1
-    pairs = _pairs(conn, site, mine)
-    links = _links(conn, site, mine)
-
-    keys = sorted(marks)
-    for table in (forum_activity, forum_pair_days, forum_link_days, forum_stale):
-        _delete_keys(conn, table, site, keys)
-    insert_ignore_many(
-        conn,
-        forum_activity,
-        [
-            _day_columns(site, day)
-            | {"board_id": b, "user_id": u, "hour": h}
-            | {"post_count": c[0], "edit_count": c[1], "length_sum": c[2]}
-            | {"threads_created": c[3]}
-            for (day, b, u, h), c in activity.items()
-        ],
-    )
-    insert_ignore_many(
-        conn,
-        forum_pair_days,
-        [
-            _day_columns(site, day, week=False)
-            | {"board_id": b, "user_id": u, "kind": k, "target_user_id": t, "count": n}
-            for (day, b, u, k, t), n in pairs.items()
-        ],
-    )
-    insert_ignore_many(
-        conn,
-        forum_link_days,
-        [
-            _day_columns(site, day, week=False)
-            | {"board_id": b, "user_id": u, "kind": k, "domain": dom, "count": n}
-            for (day, b, u, k, dom), n in links.items()
-        ],
-    )
-    insert_ignore_many(
-        conn,
-        forum_stale,
-        [
-            {"site_id": site, "day": day, "board_id": b, "user_id": u, "mark": report.token}
-            for day, b, u in keys
-        ],
-    )
-    for board, dated in sorted(_by_board(keys).items()):
-        for start in range(0, len(dated), CHUNK):
-            read = [(day, u, marks[(day, board, u)]) for day, u in dated[start : start + CHUNK]]
+    window = (d.site_id == site) & d.day.between(first, last)
+    read = conn.execute(sa.select(d.board_id, d.day, d.user_id, d.mark).where(window)).all()
+    # The keys read are every key of the window whose mark is one read: a mark is new with
+    # each transaction that marks keys, and that transaction's keys were all read or none
+    # were (it committed before the read or after). A key marked again since keeps its new
+    # mark, its rows and its place in `forum_dirty` for the next pass.
+    marks = sorted({int(r.mark) for r in read})
+    boards = sorted({int(r.board_id) for r in read})
+    days = sorted({int(r.day) for r in read})
+    chunks = [marks[i : i + MARKS] for i in range(0, len(marks), MARKS)]
+    keys = Window(site, first, last, boards, report.token, _calendar(days))
+    if _any_in(conn, forum_stale, keys):  # keys whose totals an earlier pass left stale
+        _delete_keys(conn, forum_stale, site, [(r.day, r.board_id, r.user_id) for r in read])
+    if conn.dialect.name == "mysql":  # its INSERT ... SELECT locks the rows it reads: a
+        # crawl marking a key would wait for the pass to commit
+        rows = [
+            {"site_id": site, "board_id": r.board_id, "day": r.day, "user_id": r.user_id}
+            | {"mark": report.token}
+            for r in read
+        ]
+        insert_ignore_many(conn, forum_stale, rows)
+    else:
+        for chunk in chunks:
             conn.execute(
-                forum_dirty.delete().where(
-                    (d.site_id == site)
-                    & (d.board_id == board)
-                    & d.day.between(min(r[0] for r in read), max(r[0] for r in read))
-                    & sa.tuple_(d.day, d.user_id, d.mark).in_(read)
+                forum_stale.insert().from_select(
+                    ["site_id", "board_id", "day", "user_id", "mark"],
+                    sa.select(
+                        d.site_id, d.board_id, d.day, d.user_id, _constant(report.token)
+                    ).where(window & d.mark.in_(chunk)),
                 )
             )
-    report.keys += len(keys)
-    report.days += len({day for day, _, _ in keys})
-    report.posts += len(mine)
+    for table in (forum_activity, forum_pair_days, forum_link_days):
+        if _any_in(conn, table, keys):  # none in a first pass or a rebuild
+            conn.execute(table.delete().where(keys.own(table)))
+    _activity(conn, keys)
+    _pairs(conn, site, keys)
+    _links(conn, keys)
+    for chunk in chunks:
+        conn.execute(forum_dirty.delete().where(window & d.mark.in_(chunk)))
+    a = forum_activity.c
+    report.posts += int(
+        conn.execute(
+            sa.select(sa.func.coalesce(sa.func.sum(a.post_count), 0)).where(
+                keys.own(forum_activity)
+            )
+        ).scalar_one()
+    )
+    report.keys += len(read)
+    report.days += len(days)
 
 
-def _day_columns(site: int, day: int, *, week: bool = True) -> dict[str, int]:
-    columns = {"site_id": site, "day": day} | calendar(day)
-    if not week:
-        del columns["week"], columns["weekday"]
-    return columns
+MARKS = 2000
+"""Marks in one statement's IN list (a first crawl's window holds a mark per topic saved)."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """The keys a window's pass recomputes: its rows of `forum_stale` with this pass's token."""
+
+    site: int
+    first: int
+    last: int
+    boards: list[int]
+    token: int
+    calendar: dict[str, sa.ColumnElement[int]]  # year, week, weekday of the key's day
+
+    def own(self, table: sa.Table) -> sa.ColumnElement[bool]:
+        """The rows of a per-day table (primary key (site, board, day, ..., user, ...)) whose
+        key is one of the window's."""
+        t, s = table.c, forum_stale.c
+        return (
+            (t.site_id == self.site)
+            & t.board_id.in_(self.boards)
+            & t.day.between(self.first, self.last)
+            & sa.exists().where(
+                (s.site_id == t.site_id)
+                & (s.board_id == t.board_id)
+                & (s.day == t.day)
+                & (s.user_id == t.user_id)
+                & (s.mark == self.token)
+            )
+        )
+
+    def posts(self, conn: Connection) -> tuple[sa.Select[Any], sa.ColumnElement[int]]:
+        """The window's posts of its keys, each with its topic's board and its key's day."""
+        p, t, s = forum_posts.c, forum_topics.c, forum_stale.c
+        query = (
+            sa.select()
+            .select_from(forum_posts)
+            .join(forum_topics, _topic_of_post())
+            .join(
+                forum_stale,
+                (s.site_id == p.site_id)
+                & (s.board_id == t.board_id)
+                & (s.user_id == p.user_id)
+                & (s.day == _day(conn, p.created_at))
+                & (s.mark == self.token)
+                # the key's day as a range of the post's time, for an index to find them by
+                & (p.created_at >= s.day * _constant(DAY))
+                & (p.created_at < (s.day + 1) * _constant(DAY)),
+            )
+            .where(
+                (p.site_id == self.site)
+                & (p.created_at >= self.first * DAY)
+                & (p.created_at < (self.last + 1) * DAY)
+                & s.day.between(self.first, self.last)
+            )
+        )
+        return query, s.day
+
+
+def _constant(value: int) -> sa.ColumnElement[int]:
+    """An integer written into the statement: the same expression in SELECT and GROUP BY (a
+    bound parameter in each is two expressions to PostgreSQL)."""
+    return sa.literal_column(str(int(value)), sa.BigInteger)
+
+
+def _any_in(conn: Connection, table: sa.Table, keys: Window) -> bool:
+    """Whether `table` has rows of the window's site, boards and days (a range of its primary
+    key, which leads with (site, board, day), per board)."""
+    t = table.c
+    found = conn.execute(
+        sa.select(t.day)
+        .where(
+            (t.site_id == keys.site)
+            & t.board_id.in_(keys.boards)
+            & t.day.between(keys.first, keys.last)
+        )
+        .limit(1)
+    ).first()
+    return found is not None
 
 
 def _by_board(keys: Iterable[tuple[int, int, int]]) -> dict[int, list[tuple[int, int]]]:
@@ -307,59 +367,124 @@ def _delete_keys(
 CHUNK = 300
 
 
-def _chunks(ids: Iterable[int], size: int = 500) -> Iterable[list[int]]:
-    ordered = sorted(ids)
-    for start in range(0, len(ordered), size):
-        yield ordered[start : start + size]
+def _calendar(days: list[int]) -> dict[str, sa.ColumnElement[int]]:
+    """The year, week and weekday of these days, as expressions of the stale key's day."""
+    day = forum_stale.c.day
+    if not days:
+        return {name: _constant(0) for name in ("year", "week", "weekday")}
+    values = {day_: calendar(day_) for day_ in days}
+    return {
+        name: sa.case(
+            *((day == _constant(d), _constant(v[name])) for d, v in values.items()),
+            else_=_constant(0),
+        )
+        for name in ("year", "week", "weekday")
+    }
 
 
-def _pairs(
-    conn: Connection, site: int, posts: dict[int, Key]
-) -> Counter[tuple[int, int, int, str, int]]:
-    """(day, board, quoter, kind, quoted user) counts of these posts' quotes and replies whose
-    target post is stored (one not crawled yet counts once it is: the crawl marks its quoters)."""
-    q = forum_quotes
+def _activity(conn: Connection, keys: Window) -> None:
+    p, t = forum_posts.c, forum_topics.c
+    query, day = keys.posts(conn)
+    hour = _floor(conn, p.created_at, 3600) - _floor(conn, p.created_at, DAY) * _constant(24)
+    query = query.with_only_columns(
+        _constant(keys.site),
+        t.board_id,
+        day,
+        hour,
+        p.user_id,
+        keys.calendar["year"],
+        keys.calendar["week"],
+        keys.calendar["weekday"],
+        sa.func.count(),
+        sa.func.coalesce(sa.func.sum(p.edit_count), 0),
+        sa.func.coalesce(sa.func.sum(_length(conn)), 0),
+        sa.func.sum(sa.case((p.number == 1, _constant(1)), else_=_constant(0))),
+    ).group_by(t.board_id, day, hour, p.user_id)
+    conn.execute(
+        forum_activity.insert().from_select(
+            [
+                "site_id",
+                "board_id",
+                "day",
+                "hour",
+                "user_id",
+                "year",
+                "week",
+                "weekday",
+                "post_count",
+                "edit_count",
+                "length_sum",
+                "threads_created",
+            ],
+            query,
+        )
+    )
+
+
+def _pairs(conn: Connection, site: int, keys: Window) -> None:
+    """The (board, day, quoter, kind, quoted user) counts of the keys' posts' quotes and
+    replies whose target post is stored (one not crawled yet counts once it is: the crawl
+    marks its quoters)."""
+    q, p, t = forum_quotes.c, forum_posts.c, forum_topics.c
     by_id, by_number = forum_posts.alias("by_id"), forum_posts.alias("by_number")
-    counts: Counter[tuple[int, int, int, str, int]] = Counter()
-    for chunk in _chunks(posts):
-        rows = conn.execute(
-            sa.select(q.c.post_id, q.c.kind, q.c.count, by_id.c.user_id, by_number.c.user_id)
-            .select_from(q)
-            .outerjoin(
-                by_id,
-                (by_id.c.site_id == q.c.site_id)
-                & (q.c.target_post_id != 0)
-                & (by_id.c.post_id == q.c.target_post_id),
-            )
-            .outerjoin(
-                by_number,
-                (by_number.c.site_id == q.c.site_id)
-                & (q.c.target_post_id == 0)
-                & (by_number.c.topic_id == q.c.target_topic_id)
-                & (by_number.c.number == q.c.target_number),
-            )
-            .where((q.c.site_id == site) & q.c.post_id.in_(chunk))
+    query, day = keys.posts(conn)
+    target = sa.func.coalesce(by_id.c.user_id, by_number.c.user_id)
+    query = (
+        query.join(forum_quotes, (q.site_id == p.site_id) & (q.post_id == p.post_id))
+        .outerjoin(
+            by_id,
+            (by_id.c.site_id == q.site_id)
+            & (q.target_post_id != 0)
+            & (by_id.c.post_id == q.target_post_id),
         )
-        for post_id, kind, count, user_a, user_b in rows:
-            target = user_a if user_a is not None else user_b
-            if target is not None:
-                day, board, user = posts[int(post_id)]
-                counts[(day, board, user, str(kind), int(target))] += int(count)
-    return counts
+        .outerjoin(
+            by_number,
+            (by_number.c.site_id == q.site_id)
+            & (q.target_post_id == 0)
+            & (by_number.c.topic_id == q.target_topic_id)
+            & (by_number.c.number == q.target_number),
+        )
+        .where(target.is_not(None))
+        .with_only_columns(
+            _constant(site),
+            t.board_id,
+            day,
+            p.user_id,
+            q.kind,
+            target,
+            keys.calendar["year"],
+            sa.func.sum(q["count"]),
+        )
+        .group_by(t.board_id, day, p.user_id, q.kind, target)
+    )
+    conn.execute(
+        forum_pair_days.insert().from_select(
+            ["site_id", "board_id", "day", "user_id", "kind", "target_user_id", "year", "count"],
+            query,
+        )
+    )
 
 
-def _links(
-    conn: Connection, site: int, posts: dict[int, Key]
-) -> Counter[tuple[int, int, int, str, str]]:
-    """(day, board, user, kind, domain) counts of these posts' links, images and videos."""
-    counts: Counter[tuple[int, int, int, str, str]] = Counter()
-    for chunk in _chunks(posts):
-        rows = conn.execute(
-            sa.select(
-                forum_links.c.post_id, forum_links.c.kind, forum_links.c.domain, forum_links.c.count
-            ).where((forum_links.c.site_id == site) & forum_links.c.post_id.in_(chunk))
+def _links(conn: Connection, keys: Window) -> None:
+    """The (board, day, user, kind, domain) counts of the keys' posts' links, images, videos."""
+    link, p, t = forum_links.c, forum_posts.c, forum_topics.c
+    query, day = keys.posts(conn)
+    query = (
+        query.join(forum_links, (link.site_id == p.site_id) & (link.post_id == p.post_id))
+        .with_only_columns(
+            _constant(keys.site),
+            t.board_id,
+            day,
+            p.user_id,
+            link.kind,
+            link.domain,
+            keys.calendar["year"],
+            sa.func.sum(link["count"]),
         )
-        for post_id, kind, domain, count in rows:
-            day, board, user = posts[int(post_id)]
-            counts[(day, board, user, str(kind), str(domain))] += int(count)
-    return counts
+        .group_by(t.board_id, day, p.user_id, link.kind, link.domain)
+    )
+    conn.execute(
+        forum_link_days.insert().from_select(
+            ["site_id", "board_id", "day", "user_id", "kind", "domain", "year", "count"], query
+        )
+    )

@@ -181,6 +181,7 @@ forum_dirty = sa.Table(
     sa.Column("user_id", sa.BigInteger, primary_key=True, autoincrement=False),
     # set anew by every crawl that marks the key: analytics clears a key only if it is unchanged
     sa.Column("mark", sa.BigInteger, nullable=False),
+    sa.Index("ix_forum_dirty_site_id_day", "site_id", "day"),  # a window of days: one range
 )
 
 forum_activity = sa.Table(

@@ -39,7 +39,10 @@ from sleuth.apps.forum.models import (
 )
 from sleuth.store.upsert import insert_ignore_many, insert_or_update
 
-CHUNK = 500
+CHUNK = 5000
+"""Topics recomputed in one transaction (at 500 the 89k topics of a bulk-loaded 1M-post forum
+took 101 s, mostly round trips; at 5000, 32 s)."""
+MARKS = 2000
 Scope = tuple[int, int]  # (board, year); ALL_BOARDS / ALL_YEARS for every one
 
 
@@ -79,12 +82,17 @@ def analyze_topics(conn: Connection, token: int) -> int:
     for board, year in sorted(stale):
         row = {"site_id": site, "board_id": board, "year": year, "mark": token}
         insert_or_update(conn, forum_stale_threads, row, {"mark": token})
-    read = [(int(r.topic_id), int(r.mark)) for r in marks]
-    conn.execute(
-        forum_dirty_topics.delete().where(
-            (d.site_id == site) & sa.tuple_(d.topic_id, d.mark).in_(read)
+    # the marks read are those of every marked topic up to the last one read (one statement
+    # read them, in topic order): a topic marked again since has a new mark and stays marked
+    read = sorted({int(r.mark) for r in marks})
+    for start in range(0, len(read), MARKS):
+        conn.execute(
+            forum_dirty_topics.delete().where(
+                (d.site_id == site)
+                & d.topic_id.between(ids[0], ids[-1])
+                & d.mark.in_(read[start : start + MARKS])
+            )
         )
-    )
     return len(ids)
 
 

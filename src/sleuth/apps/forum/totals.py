@@ -25,11 +25,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
+from sleuth.apps.forum.markup import KINDS as LINK_KINDS
 from sleuth.apps.forum.models import (
     ALL_BOARDS,
     ALL_KINDS,
     ALL_YEARS,
     forum_activity,
+    forum_boards,
     forum_day_totals,
     forum_domain_totals,
     forum_hour_totals,
@@ -38,9 +40,12 @@ from sleuth.apps.forum.models import (
     forum_pair_totals,
     forum_poster_totals,
     forum_stale,
+    forum_topics,
     forum_user_domain_totals,
 )
 from sleuth.apps.forum.records import DAY
+
+PAIR_KINDS = ("quote", "reply")
 
 ALL_HOURS = -1
 ALL: dict[str, Any] = {
@@ -139,25 +144,50 @@ def calendar(day: int) -> dict[str, int]:
 
 def refresh_site(conn: Connection, site: int, *, full_after: int = FULL_AFTER) -> set[int]:
     s = forum_stale.c
-    rows = conn.execute(
-        sa.select(s.board_id, s.day, s.user_id, s.mark).where(s.site_id == site)
-    ).all()
-    keys = [
-        {"board_id": int(r.board_id), "day": int(r.day), "user_id": int(r.user_id)}
-        | calendar(int(r.day))
-        for r in rows
-    ]
+    stale = conn.execute(sa.select(sa.func.count()).where(s.site_id == site)).scalar_one()
+    if stale > full_after:  # rebuilt whole: the keys themselves are not needed (10M at 10M posts)
+        keys: list[dict[str, int]] | None = None
+        days = conn.execute(sa.select(s.day).where(s.site_id == site).distinct()).scalars()
+        years = {calendar(int(day))["year"] for day in days}
+        marks = sorted(
+            int(m)
+            for m in conn.execute(sa.select(s.mark).where(s.site_id == site).distinct()).scalars()
+        )
+    else:
+        rows = conn.execute(
+            sa.select(s.board_id, s.day, s.user_id, s.mark).where(s.site_id == site)
+        ).all()
+        keys = [
+            {"board_id": int(r.board_id), "day": int(r.day), "user_id": int(r.user_id)}
+            | calendar(int(r.day))
+            for r in rows
+        ]
+        years = {k["year"] for k in keys}
+        marks = sorted({int(r.mark) for r in rows})
+    if keys is None:
+        _analyze(conn, forum_activity, forum_pair_days, forum_link_days)
+    reals = _reals(conn, site)
     for rollup in ROLLUPS:
-        for rolled in _variants(rollup):
-            _refresh(conn, rollup, site, rolled, None if len(keys) > full_after else keys)
-    marks = sorted({int(r.mark) for r in rows})
+        for n, rolled in enumerate(_variants(rollup)):
+            _refresh(conn, rollup, site, rolled, keys, reals)
+            if keys is None and n == 0:  # the rolled rows are summed from these
+                _analyze(conn, rollup.target)
     for start in range(0, len(marks), CHUNK):
         conn.execute(
             forum_stale.delete().where(
                 (s.site_id == site) & s.mark.in_(marks[start : start + CHUNK])
             )
         )
-    return {k["year"] for k in keys}
+    return years
+
+
+def _analyze(conn: Connection, *tables: sa.Table) -> None:
+    """Have PostgreSQL's planner count these tables' rows anew: a full refresh follows a pass
+    that filled them, and where autovacuum has not run since (or is off) it planned on the
+    counts from before, an empty table: at 1M posts one of its statements ran over a minute,
+    and keyed deletes read a whole year's rows through the wrong index."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("ANALYZE " + ", ".join(t.name for t in tables)))
 
 
 def _variants(rollup: Rollup) -> list[tuple[str, ...]]:
@@ -166,12 +196,44 @@ def _variants(rollup: Rollup) -> list[tuple[str, ...]]:
     return [c for n in range(len(rollup.rolled) + 1) for c in combinations(rollup.rolled, n)]
 
 
+def _reals(conn: Connection, site: int) -> dict[str, list[Any]]:
+    """The real values of the dims whose "every" rows are summed from them: the site's boards
+    (those listed and those its topics are on), the kinds, the hours."""
+    boards = set(
+        conn.execute(sa.select(forum_boards.c.board_id).where(forum_boards.c.site_id == site))
+        .scalars()
+        .all()
+    )
+    topics = forum_topics.c
+    boards |= set(
+        conn.execute(sa.select(topics.board_id).where(topics.site_id == site).distinct())
+        .scalars()
+        .all()
+    )
+    return {
+        "board_id": sorted(int(b) for b in boards if b != ALL_BOARDS),
+        "kind": sorted({*PAIR_KINDS, *LINK_KINDS}),
+        "hour": list(range(24)),
+    }
+
+
+def _real(column: sa.Column[Any], dim: str, reals: dict[str, list[Any]]) -> Any:
+    """`column` holds a real value, not "every": a list of them where there is one, so an index
+    that leads with the dim is read per value; `!=` is no index range, and a rolled row's
+    source read that way was a scan of the whole totals table per chunk of keys (250 ms at 1M
+    posts, growing with the table)."""
+    if dim in reals:
+        return column.in_(reals[dim])
+    return column != ALL[dim]
+
+
 def _refresh(
     conn: Connection,
     rollup: Rollup,
     site: int,
     rolled: tuple[str, ...],
     keys: Sequence[dict[str, int]] | None,
+    reals: dict[str, list[Any]],
 ) -> None:
     target = rollup.target
     filters = [f for f in rollup.filters if f not in rolled]
@@ -181,18 +243,18 @@ def _refresh(
     real = [d for d in rollup.rolled if d not in rolled and (keys is None or d not in filters)]
     # the rows of this kind: "every" in the rolled dims, a real value in the others
     mine = [target.c.site_id == site]
-    mine += [target.c[d] == ALL[d] for d in rolled] + [target.c[d] != ALL[d] for d in real]
+    mine += [target.c[d] == ALL[d] for d in rolled] + [_real(target.c[d], d, reals) for d in real]
     if rolled:  # summed from the rows that roll one dim fewer
         source = target
         unrolled = rolled[-1]
         where = [source.c.site_id == site]
         where += [source.c[d] == ALL[d] for d in rolled if d != unrolled]
-        where += [source.c[d] != ALL[d] for d in (*real, unrolled)]
+        where += [_real(source.c[d], d, reals) for d in (*real, unrolled)]
     else:
         source = rollup.source
         where = [source.c.site_id == site]
         where += [
-            source.c[d] != ALL[d]
+            _real(source.c[d], d, reals)
             for d in rollup.every_in_source
             if keys is None or d not in filters  # as `real`: keys pick real values
         ]
