@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -134,6 +135,10 @@ def config_cmd(ctx: Context) -> None:
 
 
 def main() -> None:
+    # SIGINT stops every command, also one started as a non-interactive shell's background job
+    # (a CI script's, a supervisor's): such a job inherits SIGINT as ignored, and Python then
+    # installs no KeyboardInterrupt handler of its own, so `kill -INT` would do nothing.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     limit_malloc_arenas()
     try:
         cli(prog_name="sleuth")
