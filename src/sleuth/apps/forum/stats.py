@@ -18,6 +18,7 @@ from sqlalchemy import Connection
 from sleuth.apps.forum.models import (
     ALL_BOARDS,
     ALL_KINDS,
+    ALL_WEEKDAYS,
     ALL_YEARS,
     forum_activity,
     forum_boards,
@@ -30,6 +31,7 @@ from sleuth.apps.forum.models import (
     forum_topics,
     forum_user_domain_totals,
     forum_users,
+    forum_weekday_totals,
 )
 from sleuth.apps.forum.totals import ALL_HOURS, MEASURES
 
@@ -74,14 +76,9 @@ class Scope:
         return clause & (table.c.year == (ALL_YEARS if self.year is None else self.year))
 
 
-def _sums(table: sa.Table = forum_activity) -> list[sa.Label[Any]]:
-    a = table.c
-    return [
-        sa.func.sum(a.post_count).label("post_count"),
-        sa.func.sum(a.edit_count).label("edit_count"),
-        sa.func.sum(a.length_sum).label("length_sum"),
-        sa.func.sum(a.threads_created).label("threads_created"),
-    ]
+def _sums() -> list[sa.Label[Any]]:
+    """The per-day measures summed, named as the API names them."""
+    return [sa.func.sum(forum_activity.c[m]).label(m) for m in MEASURES]
 
 
 def _numbers(row: Any) -> dict[str, Any]:
@@ -126,12 +123,15 @@ def boards(conn: Connection, site: int) -> dict[str, dict[str, Any]]:
             sa.select(t.board_id, sa.func.count()).where(t.site_id == site).group_by(t.board_id)
         ).all()
     )
-    d = forum_day_totals.c
+    w = forum_weekday_totals.c
     posts = dict(
         conn.execute(
-            sa.select(d.board_id, sa.func.sum(d.post_count))
-            .where((d.site_id == site) & (d.board_id != ALL_BOARDS) & (d.hour == ALL_HOURS))
-            .group_by(d.board_id)
+            sa.select(w.board_id, w.post_count).where(
+                (w.site_id == site)
+                & (w.board_id != ALL_BOARDS)
+                & (w.year == ALL_YEARS)
+                & (w.weekday == ALL_WEEKDAYS)
+            )
         ).all()
     )
     rows = conn.execute(
@@ -205,22 +205,21 @@ def poster_stats(
     return out, following
 
 
-def _by(conn: Connection, scope: Scope, *columns: sa.Column[Any]) -> Iterator[tuple[Any, dict]]:
-    """The scope's day totals (whole days) grouped by `columns`."""
-    d = forum_day_totals.c
-    query = (
-        sa.select(*columns, *_sums(forum_day_totals))
-        .where(scope.totals(forum_day_totals) & (d.hour == ALL_HOURS))
-        .group_by(*columns)
-        .order_by(*columns)
-    )
-    for row in conn.execute(query):
-        yield tuple(row[: len(columns)]), _numbers(row)
-
-
 def weekday_stats(conn: Connection, scope: Scope) -> dict[str, dict[str, Any]]:
     """By ISO weekday, "1" (Monday) to "7"."""
-    return {str(k[0]): v for k, v in _by(conn, scope, forum_day_totals.c.weekday)}
+    w = forum_weekday_totals.c
+    where = scope.totals(forum_weekday_totals) & (w.weekday != ALL_WEEKDAYS)
+    return {str(weekday): numbers for weekday, numbers in _weekday_rows(conn, w.weekday, where)}
+
+
+def _weekday_rows(
+    conn: Connection, column: sa.Column[Any], where: sa.ColumnElement[bool]
+) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """The weekday totals' rows picked by `where`, by `column`, with their numbers."""
+    w = forum_weekday_totals.c
+    query = sa.select(column, *(w[m] for m in MEASURES)).where(where).order_by(column)
+    for value, posts, edits, length, threads in conn.execute(query):
+        yield value, _measures(posts, edits, length, threads)
 
 
 def hourly_stats(conn: Connection, scope: Scope) -> dict[str, dict[str, Any]]:
@@ -257,15 +256,26 @@ def _merge(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
 
 def year_stats(conn: Connection, scope: Scope) -> dict[str, dict[str, Any]]:
     """By year."""
-    return {str(k[0]): v for k, v in _by(conn, scope, forum_day_totals.c.year)}
+    w = forum_weekday_totals.c
+    where = (w.site_id == scope.site) & (w.weekday == ALL_WEEKDAYS)
+    where &= w.board_id == (ALL_BOARDS if scope.board is None else scope.board)
+    where &= w.year != ALL_YEARS if scope.year is None else w.year == scope.year
+    return {str(year): numbers for year, numbers in _weekday_rows(conn, w.year, where)}
 
 
 def daily_stats(conn: Connection, scope: Scope) -> dict[str, dict[str, Any]]:
-    """By UTC day, "YYYY-MM-DD"."""
+    """By UTC day, "YYYY-MM-DD": each day one ready row of the day totals (its whole day)."""
+    d = forum_day_totals.c
+    query = (
+        sa.select(d.day, *(d[m] for m in MEASURES))
+        .where(scope.totals(forum_day_totals) & (d.hour == ALL_HOURS))
+        .order_by(d.day)
+    )
     epoch = date(1970, 1, 1)
     return {
-        (epoch + timedelta(days=int(k[0]))).isoformat(): v
-        for k, v in _by(conn, scope, forum_day_totals.c.day)
+        (epoch + timedelta(days=day)).isoformat(): _measures(posts, edits, length, threads)
+        for part in conn.execute(query).partitions(PART)
+        for day, posts, edits, length, threads in part
     }
 
 
@@ -289,13 +299,14 @@ def poster_development(conn: Connection, scope: Scope, uid: int) -> dict[str, di
 def social_graph(
     conn: Connection, scope: Scope, *, limit: int = 1000, kind: str | None = None
 ) -> list[dict[str, Any]]:
-    """Who quotes (or answers, `kind` one of PAIR_KINDS; both if None) whom, most first;
+    """Who quotes (or answers, `kind` one of PAIR_KINDS; both if None) whom, most first, ties
+    by the higher ids first (as in poster_stats: the order of an index read backwards);
     intensity is a pair's count over the largest."""
     p = forum_pair_totals.c
     rows = conn.execute(
         sa.select(p.user_id, p.target_user_id, p.count.label("n"))
         .where(scope.totals(forum_pair_totals) & (p.kind == (kind or ALL_KINDS)))
-        .order_by(p.count.desc(), p.user_id, p.target_user_id)
+        .order_by(p.count.desc(), p.user_id.desc(), p.target_user_id.desc())
         .limit(limit)
     ).all()
     names = names_of(conn, scope.site, [int(u) for r in rows for u in r[:2]])

@@ -29,6 +29,7 @@ from sleuth.apps.forum.markup import KINDS as LINK_KINDS
 from sleuth.apps.forum.models import (
     ALL_BOARDS,
     ALL_KINDS,
+    ALL_WEEKDAYS,
     ALL_YEARS,
     forum_activity,
     forum_boards,
@@ -42,6 +43,7 @@ from sleuth.apps.forum.models import (
     forum_stale,
     forum_topics,
     forum_user_domain_totals,
+    forum_weekday_totals,
 )
 from sleuth.apps.forum.records import DAY
 
@@ -53,6 +55,7 @@ ALL: dict[str, Any] = {
     "year": ALL_YEARS,
     "kind": ALL_KINDS,
     "hour": ALL_HOURS,
+    "weekday": ALL_WEEKDAYS,
 }
 FULL_AFTER = 20_000
 """More stale keys than this in a site: rebuild its totals whole (a first crawl, `--full`)."""
@@ -74,6 +77,7 @@ class Rollup:
     filters: tuple[str, ...]
     carried: tuple[str, ...] = ()
     every_in_source: tuple[str, ...] = ()  # a totals source: its "every" rows left out
+    source_every: tuple[str, ...] = ()  # a totals source: only its "every" rows of these dims
 
 
 MEASURES = ("post_count", "edit_count", "length_sum", "threads_created")
@@ -103,6 +107,16 @@ ROLLUPS = (
         rolled=("board_id",),
         filters=("board_id", "week", "weekday"),
         every_in_source=("board_id", "hour"),
+    ),
+    Rollup(  # after the day totals too: their whole-day rows by (board, year, weekday)
+        forum_weekday_totals,
+        forum_day_totals,
+        ("board_id", "year", "weekday"),
+        MEASURES,
+        rolled=("board_id", "year", "weekday"),
+        filters=("board_id", "year", "weekday"),
+        every_in_source=("board_id",),
+        source_every=("hour",),
     ),
     Rollup(
         forum_pair_totals,
@@ -214,6 +228,7 @@ def _reals(conn: Connection, site: int) -> dict[str, list[Any]]:
         "board_id": sorted(int(b) for b in boards if b != ALL_BOARDS),
         "kind": sorted({*PAIR_KINDS, *LINK_KINDS}),
         "hour": list(range(24)),
+        "weekday": list(range(1, 8)),
     }
 
 
@@ -258,6 +273,7 @@ def _refresh(
             for d in rollup.every_in_source
             if keys is None or d not in filters  # as `real`: keys pick real values
         ]
+        where += [source.c[d] == ALL[d] for d in rollup.source_every]
     group = [source.c[d] for d in rollup.dims if d not in rolled]
     # the selected values are named apart from the columns they read (so no database takes a
     # name in GROUP BY for the other); `names` places them by position
